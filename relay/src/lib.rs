@@ -1,0 +1,9 @@
+//! walcast-relay: the server that holds one pgoutput replication slot, keeps the raw pgoutput
+//! bytes in a durable log, and streams them, still raw, to many clients over HTTP and QUIC.
+//! It also holds the native Rust client.
+//!
+//! The data path, in module order:
+//! - [`source`]: the replication connection to PostgreSQL and the slot it holds (IO at the edge).
+//! - [`feedback`]: the pure rule for which LSN may be confirmed to PostgreSQL.
+//! - [`log`]: the append-only, segmented, checksummed log on disk.
+//! - [`prelude`]: the pure schema-prelude state (latest Relation/Type per relation).

@@ -1,0 +1,1 @@
+//! Harness for walcast's end-to-end tests: throwaway PostgreSQL clusters on their own ports.
