@@ -7,3 +7,8 @@
 //! - [`feedback`]: the pure rule for which LSN may be confirmed to PostgreSQL.
 //! - [`log`]: the append-only, segmented, checksummed log on disk.
 //! - [`prelude`]: the pure schema-prelude state (latest Relation/Type per relation).
+//! - [`serve`]: HTTP and QUIC serving, fan-out and per-client table filtering.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod metrics;
+pub mod serve;
