@@ -10,5 +10,6 @@
 //! - [`serve`]: HTTP and QUIC serving, fan-out and per-client table filtering.
 //! - [`metrics`]: Prometheus metrics.
 
+pub mod client;
 pub mod metrics;
 pub mod serve;
