@@ -13,3 +13,5 @@
 pub mod client;
 pub mod metrics;
 pub mod serve;
+pub mod feedback;
+pub mod source;
