@@ -6,7 +6,7 @@
 //! Layouts follow PostgreSQL's "Logical Replication Message Formats" and
 //! `src/backend/replication/logical/proto.c`.
 
-mod primitives;
+pub(crate) mod primitives;
 mod tuple;
 
 pub use tuple::{
