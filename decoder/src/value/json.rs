@@ -60,7 +60,7 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             offset_secs,
         } => quoted(out, |o| {
             push_hms(o, (*micros).max(0) as u64);
-            push_tz(o, *offset_secs, true);
+            push_tz(o, *offset_secs, false);
         }),
         Value::Timestamp(t) => quoted(out, |o| push_timestamp(o, *t, false)),
         Value::TimestampTz(t) => quoted(out, |o| push_timestamp(o, *t, true)),

@@ -27,8 +27,9 @@ fn utf8<'a>(raw: &'a [u8], ctx: &'static str) -> Result<&'a str> {
 pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
     Ok(match type_oid {
         oid::BOOL => match raw {
-            b"t" => Value::Bool(true),
-            b"f" => Value::Bool(false),
+            // boolout prints t/f; the long forms cost nothing to accept.
+            b"t" | b"true" => Value::Bool(true),
+            b"f" | b"false" => Value::Bool(false),
             _ => return Err(invalid("bool", "expected t or f")),
         },
         oid::INT2 => Value::Int2(
