@@ -481,9 +481,46 @@ fn cases() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
         (
             "int4[]",
             "array_send",
-            vec!["{{{{{{1}}}}}}", "{{1,2,3},{4,5,6}}"],
+            vec!["{{{{{{1}}}}}}", "{{1,2,3},{4,5,6}}", "[1:1][-5:-4]={{7,8}}"],
         ),
+        (
+            "text[]",
+            "array_send",
+            vec![
+                "{}",
+                "[1:1]={x}",
+                "{{\"a\\\"b\",\"c\"},{\"d,e\",\"f}\"}}",
+                "{{NULL,\"\"},{\" \",\"\\\\\"}}",
+                "{\"\u{1}\u{1f}\"}",
+                "{\"tab\\\there\"}",
+            ],
+        ),
+        (
+            "numeric",
+            "numeric_send",
+            vec!["1e1000", "-1e-300", "0.000000000000000000000000000001"],
+        ),
+        ("text", "textsend", vec![control_chars()]),
+        ("bytea", "byteasend", vec![all_bytes_hex()]),
     ]
+}
+
+/// Every C0 control character, which escape_json prints as \b \f \n \r \t or \u00XX.
+fn control_chars() -> &'static str {
+    let s: String = (1u8..0x20)
+        .map(char::from)
+        .chain("x\u{7f}\u{80}\u{ff}\u{2028}".chars())
+        .collect();
+    Box::leak(s.into_boxed_str())
+}
+
+/// A bytea holding every byte value.
+fn all_bytes_hex() -> &'static str {
+    let s = format!(
+        "\\x{}",
+        (0u8..=255).map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    Box::leak(s.into_boxed_str())
 }
 
 /// Types the decoder does not know: text mode keeps PostgreSQL's text, and to_json of these
@@ -515,10 +552,14 @@ struct Row {
 }
 
 /// One query for all literals; every column comes back hex-encoded so no separator can clash.
-fn fetch(pg: &walcast_testkit::PgCluster, cases: &[(String, String, String)]) -> Vec<Row> {
-    let mut sql = String::from(
-        "SET timezone = 'UTC'; SET extra_float_digits = 3; SET DateStyle = 'ISO'; \
-         SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; ",
+fn fetch(
+    pg: &walcast_testkit::PgCluster,
+    cases: &[(String, String, String)],
+    timezone: &str,
+) -> Vec<Row> {
+    let mut sql = format!(
+        "SET timezone = '{timezone}'; SET extra_float_digits = 3; SET DateStyle = 'ISO'; \
+         SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; "
     );
     for (i, (ty, send, lit)) in cases.iter().enumerate() {
         sql.push_str(if i == 0 {
@@ -564,7 +605,7 @@ fn text_and_binary_decode_to_postgres_to_json() {
             flat.push((ty.to_string(), send.to_string(), quote(lit)));
         }
     }
-    let rows = fetch(&pg, &flat);
+    let rows = fetch(&pg, &flat, "UTC");
     let mut failures = Vec::new();
     let mut types = std::collections::BTreeSet::new();
     for r in &rows {
@@ -651,6 +692,58 @@ fn unknown_types_keep_their_text() {
             let mut j = String::new();
             write_json(&v, &mut j);
             assert_eq!(j, json, "{ty} {lit}");
+        }
+    }
+}
+
+/// The relay pins TimeZone=UTC, but a timestamptz text printed under any other zone (odd offsets
+/// like +05:30, -03:30, +13:45, and local mean time with seconds for old dates) must still parse
+/// to the same instant as the binary form.
+#[test]
+fn timestamptz_text_with_any_offset_parses_to_the_same_instant() {
+    let pg = walcast_testkit::PgCluster::start(15).expect("start PostgreSQL 15");
+    let lits = [
+        "2024-01-01 12:00:00+00",
+        "2024-07-01 12:00:00.25+00",
+        "1850-06-01 00:00:00+00",
+        "1890-01-01 12:34:56+00",
+        "0044-03-15 12:00:00+00 BC",
+        "2000-01-01 00:00:00+00",
+        "infinity",
+    ];
+    for tz in [
+        "Asia/Kolkata",
+        "America/St_Johns",
+        "Pacific/Chatham",
+        "Europe/Amsterdam",
+        "Asia/Kathmandu",
+        "America/Los_Angeles",
+    ] {
+        let mut flat = Vec::new();
+        for lit in lits {
+            flat.push((
+                "timestamptz".to_string(),
+                "timestamptz_send".to_string(),
+                quote(lit),
+            ));
+            flat.push((
+                "timetz".to_string(),
+                "timetz_send".to_string(),
+                format!("({}::timestamptz)::timetz", quote(lit)),
+            ));
+        }
+        flat.retain(|(ty, _, l)| !(ty == "timetz" && l.contains("infinity")));
+        for r in fetch(&pg, &flat, tz) {
+            let text =
+                decode_text(r.oid, &r.text).unwrap_or_else(|e| panic!("{tz} {}: {e}", r.label));
+            let bin = decode_binary(r.oid, &r.send).unwrap();
+            assert_eq!(
+                text,
+                bin,
+                "{tz} {}: {}",
+                r.label,
+                String::from_utf8_lossy(&r.text)
+            );
         }
     }
 }
