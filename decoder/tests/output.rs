@@ -372,7 +372,7 @@ impl<'de> Deserialize<'de> for Mv {
 fn records(bytes: &[u8]) -> Vec<Mv> {
     let mut de = rmp_serde::Deserializer::new(bytes);
     let mut out = Vec::new();
-    while (de.get_ref().len()) > 0 {
+    while !de.get_ref().is_empty() {
         out.push(Mv::deserialize(&mut de).expect("valid msgpack record"));
     }
     out
