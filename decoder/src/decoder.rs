@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::pgoutput::{
-    self, Begin, Column, Commit, CommitPrepared, LogicalMessage, Message, OldTuple, Origin,
-    Prepare, RollbackPrepared, StreamCommit, StreamStart, TupleData, Type,
+    self, Begin, Column, CommitPrepared, LogicalMessage, Message, OldTuple, Origin, Prepare,
+    RollbackPrepared, StreamCommit, StreamStart, TupleData, Type,
 };
 use crate::relation::{ColumnInfo, RelationInfo, ReplicaIdentity};
 use crate::value::{self, Value};
@@ -24,7 +24,8 @@ use crate::{DecodeError, ErrorKind, Lsn, Result};
 #[non_exhaustive]
 pub enum Event<'a> {
     Begin(Begin),
-    Commit(Commit),
+    /// A Commit, with the xid of the Begin it closes (when this decoder saw that Begin).
+    Commit(CommitEvent),
     Origin(Origin<'a>),
     /// A relation was (re)described; the decoder's cache now holds `relation`.
     Relation(RelationEvent),
@@ -77,6 +78,7 @@ impl Event<'_> {
     pub fn xid(&self) -> Option<u32> {
         match self {
             Event::Begin(b) => Some(b.xid),
+            Event::Commit(c) => c.xid,
             Event::Relation(r) => r.xid,
             Event::Type(t) => t.xid,
             Event::Insert(c) | Event::Update(c) | Event::Delete(c) => c.xid,
@@ -91,6 +93,17 @@ impl Event<'_> {
             _ => None,
         }
     }
+}
+
+/// `C`: a transaction commits. pgoutput's Commit has no xid; the decoder adds the one from
+/// the Begin it saw, so consumers can name the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitEvent {
+    pub xid: Option<u32>,
+    pub flags: u8,
+    pub commit_lsn: Lsn,
+    pub end_lsn: Lsn,
+    pub commit_time: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -197,6 +210,8 @@ pub struct Decoder {
     types: HashMap<u32, String>,
     /// Top-level xid of the stream block we are inside.
     current_stream: Option<u32>,
+    /// Xid of the open (non-streamed) transaction, from its Begin.
+    current_xid: Option<u32>,
     streams: HashMap<u32, StreamState>,
 }
 
@@ -209,6 +224,7 @@ impl Decoder {
     /// (a new session re-sends them anyway, and a relay replays them).
     pub fn reset(&mut self) {
         self.current_stream = None;
+        self.current_xid = None;
         self.streams.clear();
     }
 
@@ -246,8 +262,17 @@ impl Decoder {
     pub fn decode<'a>(&mut self, msg: &'a [u8]) -> Result<Event<'a>> {
         let message = pgoutput::parse(msg, self.in_stream())?;
         Ok(match message {
-            Message::Begin(b) => Event::Begin(b),
-            Message::Commit(c) => Event::Commit(c),
+            Message::Begin(b) => {
+                self.current_xid = Some(b.xid);
+                Event::Begin(b)
+            }
+            Message::Commit(c) => Event::Commit(CommitEvent {
+                xid: self.current_xid.take(),
+                flags: c.flags,
+                commit_lsn: c.commit_lsn,
+                end_lsn: c.end_lsn,
+                commit_time: c.commit_time,
+            }),
             Message::Origin(o) => Event::Origin(o),
             Message::Relation(r) => Event::Relation(self.on_relation(msg, r)?),
             Message::Type(t) => {
@@ -354,8 +379,14 @@ impl Decoder {
                     discarded,
                 })
             }
-            Message::BeginPrepare(p) => Event::BeginPrepare(p),
-            Message::Prepare(p) => Event::Prepare(p),
+            Message::BeginPrepare(p) => {
+                self.current_xid = Some(p.xid);
+                Event::BeginPrepare(p)
+            }
+            Message::Prepare(p) => {
+                self.current_xid = None;
+                Event::Prepare(p)
+            }
             Message::CommitPrepared(c) => Event::CommitPrepared(c),
             Message::RollbackPrepared(r) => Event::RollbackPrepared(r),
             // `Message` is non_exhaustive only towards other crates; every variant is handled.
