@@ -7,3 +7,6 @@
 //! - [`feedback`]: the pure rule for which LSN may be confirmed to PostgreSQL.
 //! - [`log`]: the append-only, segmented, checksummed log on disk.
 //! - [`prelude`]: the pure schema-prelude state (latest Relation/Type per relation).
+
+pub mod log;
+pub mod prelude;
