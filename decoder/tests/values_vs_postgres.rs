@@ -747,3 +747,80 @@ fn timestamptz_text_with_any_offset_parses_to_the_same_instant() {
         }
     }
 }
+
+/// Shortest round-trip float printing must pick the very digits PostgreSQL's Ryu picks:
+/// pseudo-random doubles and floats over all exponent ranges, plus values that are exact binary
+/// fractions with few digits (where boundary and tie-breaking rules show), compared one by one.
+#[test]
+fn random_floats_print_like_postgres() {
+    let pg = walcast_testkit::PgCluster::start(15).expect("start PostgreSQL 15");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut doubles: Vec<f64> = Vec::new();
+    let mut floats: Vec<f32> = Vec::new();
+    for _ in 0..6000 {
+        let r = next();
+        doubles.push(f64::from_bits(r));
+        floats.push(f32::from_bits(r as u32));
+        floats.push(f32::from_bits((r >> 32) as u32));
+        // Tie-prone: integers and quarter-integers just beyond the exactly representable range.
+        doubles.push(((r >> 8) % (1 << 58) + (1 << 53)) as f64);
+        doubles.push((r % (1 << 40)) as f64 / 1024.0);
+        floats.push(((r >> 8) % (1 << 28) + (1 << 21)) as f32 / 4.0);
+        floats.push((r % (1 << 30)) as f32 * 1024.0);
+    }
+    doubles.retain(|f| f.is_finite());
+    floats.retain(|f| f.is_finite());
+    let mut checked = 0;
+    for chunk in doubles.chunks(2500) {
+        // Rust's `{:e}` is an exact round-trip literal, so PostgreSQL reads back the same bits.
+        let list = chunk
+            .iter()
+            .map(|d| format!("{d:e}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let out = pg
+            .psql(&format!(
+                "SET extra_float_digits = 3; SELECT string_agg(to_json(x::float8)::text, ' ' ORDER BY n) \
+                 FROM unnest('{{{list}}}'::text[]) WITH ORDINALITY u(x, n)"
+            ))
+            .unwrap();
+        let line = out.lines().find(|l| !l.starts_with("SET")).unwrap();
+        let expected: Vec<&str> = line.split(' ').collect();
+        assert_eq!(expected.len(), chunk.len());
+        for (d, expected) in chunk.iter().zip(&expected) {
+            let mut j = String::new();
+            write_json(&walcast_decoder::Value::Float8(*d), &mut j);
+            assert_eq!(&j, expected, "float8 {d:e}");
+            checked += 1;
+        }
+    }
+    for chunk in floats.chunks(2500) {
+        let list = chunk
+            .iter()
+            .map(|f| format!("{f:e}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let out = pg
+            .psql(&format!(
+                "SET extra_float_digits = 3; SELECT string_agg(to_json(x::float4)::text, ' ' ORDER BY n) \
+                 FROM unnest('{{{list}}}'::text[]) WITH ORDINALITY u(x, n)"
+            ))
+            .unwrap();
+        let line = out.lines().find(|l| !l.starts_with("SET")).unwrap();
+        let expected: Vec<&str> = line.split(' ').collect();
+        assert_eq!(expected.len(), chunk.len());
+        for (f, expected) in chunk.iter().zip(&expected) {
+            let mut j = String::new();
+            write_json(&walcast_decoder::Value::Float4(*f), &mut j);
+            assert_eq!(&j, expected, "float4 {f:e}");
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} floats print exactly as PostgreSQL prints them");
+}

@@ -27,7 +27,10 @@ pub struct FeedbackConfig {
 
 impl Default for FeedbackConfig {
     fn default() -> Self {
-        FeedbackConfig { status_interval: Duration::from_secs(10), min_interval: Duration::from_millis(100) }
+        FeedbackConfig {
+            status_interval: Duration::from_secs(10),
+            min_interval: Duration::from_millis(100),
+        }
     }
 }
 
@@ -73,8 +76,14 @@ pub enum Event {
 /// Classifies a pgoutput message (the XLogData payload) into the event feedback cares about.
 /// Looks only at the tag and fixed offsets; anything else (or anything short) is `None`.
 pub fn classify(data: &[u8]) -> Option<Event> {
-    let u64_at = |o: usize| data.get(o..o + 8).map(|b| Lsn(u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))));
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])));
+    let u64_at = |o: usize| {
+        data.get(o..o + 8)
+            .map(|b| Lsn(u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))))
+    };
+    let u32_at = |o: usize| {
+        data.get(o..o + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])))
+    };
     match data.first()? {
         b'B' | b'b' => Some(Event::Begin),
         // C: flags(1) commit_lsn(8) end_lsn(8); P: flags, prepare_lsn, end_lsn; K: flags,
@@ -83,8 +92,14 @@ pub fn classify(data: &[u8]) -> Option<Event> {
         b'S' => u32_at(1).map(|xid| Event::StreamStart { xid }),
         b'E' => Some(Event::StreamStop),
         // c / p: xid(4) flags(1) lsn(8) end_lsn(8).
-        b'c' | b'p' => Some(Event::StreamCommit { xid: u32_at(1)?, end_lsn: u64_at(14)? }),
-        b'A' => Some(Event::StreamAbort { xid: u32_at(1)?, subxid: u32_at(5)? }),
+        b'c' | b'p' => Some(Event::StreamCommit {
+            xid: u32_at(1)?,
+            end_lsn: u64_at(14)?,
+        }),
+        b'A' => Some(Event::StreamAbort {
+            xid: u32_at(1)?,
+            subxid: u32_at(5)?,
+        }),
         _ => None,
     }
 }
@@ -158,7 +173,10 @@ impl Feedback {
                     self.open_streams.remove(&xid);
                 }
             }
-            Event::Keepalive { wal_end, reply_requested } => {
+            Event::Keepalive {
+                wal_end,
+                reply_requested,
+            } => {
                 self.received = self.received.max(wal_end);
                 self.reply_due |= reply_requested;
                 // Mid-transaction keepalives say nothing about what is complete.
@@ -218,7 +236,12 @@ impl Feedback {
         self.reply_due = false;
         self.last_sent = Some(now);
         self.sent_flush = flush;
-        Some(Status { write: self.received.max(flush), flush, apply: flush, reply_requested: false })
+        Some(Status {
+            write: self.received.max(flush),
+            flush,
+            apply: flush,
+            reply_requested: false,
+        })
     }
 
     /// When `poll` should be called next at the latest, if nothing else happens.
@@ -257,9 +280,16 @@ mod tests {
 
     #[test]
     fn classifies_commit_and_stream_messages() {
-        assert_eq!(classify(&commit_msg(0x50)), Some(Event::Commit { end_lsn: Lsn(0x50) }));
+        assert_eq!(
+            classify(&commit_msg(0x50)),
+            Some(Event::Commit { end_lsn: Lsn(0x50) })
+        );
         assert_eq!(classify(b"B"), Some(Event::Begin));
-        assert_eq!(classify(b"C\0\0"), None, "short commit is ignored, not a panic");
+        assert_eq!(
+            classify(b"C\0\0"),
+            None,
+            "short commit is ignored, not a panic"
+        );
         let mut s = vec![b'S'];
         s.extend_from_slice(&9u32.to_be_bytes());
         s.push(1);
@@ -269,7 +299,13 @@ mod tests {
         c.push(0);
         c.extend_from_slice(&1u64.to_be_bytes());
         c.extend_from_slice(&0x77u64.to_be_bytes());
-        assert_eq!(classify(&c), Some(Event::StreamCommit { xid: 9, end_lsn: Lsn(0x77) }));
+        assert_eq!(
+            classify(&c),
+            Some(Event::StreamCommit {
+                xid: 9,
+                end_lsn: Lsn(0x77)
+            })
+        );
         assert_eq!(classify(b"I..."), None);
     }
 
@@ -278,36 +314,54 @@ mod tests {
         let (mut f, t0) = fresh(0x10);
         f.on(Event::Begin);
         f.on_xlog(Lsn(0x40), &commit_msg(0x40));
-        assert_eq!(f.poll(t0 + 200 * MS), None, "nothing durable yet, nothing due");
+        assert_eq!(
+            f.poll(t0 + 200 * MS),
+            None,
+            "nothing durable yet, nothing due"
+        );
         f.on(Event::Durable { lsn: Lsn(0x40) });
         let s = f.poll(t0 + 300 * MS).unwrap();
-        assert_eq!((s.flush, s.write, s.apply, s.reply_requested), (Lsn(0x40), Lsn(0x40), Lsn(0x40), false));
+        assert_eq!(
+            (s.flush, s.write, s.apply, s.reply_requested),
+            (Lsn(0x40), Lsn(0x40), Lsn(0x40), false)
+        );
     }
 
     #[test]
     fn consumer_acks_bound_flush() {
         let (mut f, t0) = fresh(0x10);
-        f.on(Event::ConsumerAck { min: Some(Lsn(0x20)) });
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x20)),
+        });
         f.on(Event::Begin);
         f.on(Event::Commit { end_lsn: Lsn(0x40) });
         f.on(Event::Durable { lsn: Lsn(0x40) });
         assert_eq!(f.poll(t0 + 200 * MS).unwrap().flush, Lsn(0x20));
-        f.on(Event::ConsumerAck { min: Some(Lsn(0x40)) });
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x40)),
+        });
         assert_eq!(f.poll(t0 + 400 * MS).unwrap().flush, Lsn(0x40));
     }
 
     #[test]
     fn never_backwards_never_zero() {
         let (mut f, t0) = fresh(0x100);
-        f.on(Event::ConsumerAck { min: Some(Lsn(0x50)) });
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x50)),
+        });
         f.on(Event::Durable { lsn: Lsn(0x30) });
         let s = f.poll(t0 + Duration::from_secs(11)).unwrap();
         assert_eq!(s.flush, Lsn(0x100), "start position is the floor");
         let mut g = Feedback::new(Lsn(0x10), FeedbackConfig::default());
         g.on(Event::Durable { lsn: Lsn(0x90) });
         assert_eq!(g.poll(t0).unwrap().flush, Lsn(0x90));
-        g.on(Event::ConsumerAck { min: Some(Lsn(0x20)) });
-        assert_eq!(g.poll(t0 + Duration::from_secs(20)).unwrap().flush, Lsn(0x90));
+        g.on(Event::ConsumerAck {
+            min: Some(Lsn(0x20)),
+        });
+        assert_eq!(
+            g.poll(t0 + Duration::from_secs(20)).unwrap().flush,
+            Lsn(0x90)
+        );
     }
 
     #[test]
@@ -315,33 +369,65 @@ mod tests {
         let (mut f, t0) = fresh(0x10);
         f.on(Event::Begin);
         f.on(Event::Commit { end_lsn: Lsn(0x40) });
-        f.on(Event::Keepalive { wal_end: Lsn(0x90), reply_requested: false });
-        assert_eq!(f.allowed_flush(), Lsn(0x10), "commit 0x40 not durable: may not pass it");
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0x90),
+            reply_requested: false,
+        });
+        assert_eq!(
+            f.allowed_flush(),
+            Lsn(0x10),
+            "commit 0x40 not durable: may not pass it"
+        );
         f.on(Event::Durable { lsn: Lsn(0x40) });
         assert_eq!(f.allowed_flush(), Lsn(0x90));
         assert_eq!(f.poll(t0 + 200 * MS).unwrap().flush, Lsn(0x90));
         // bounded by consumer acks
-        f.on(Event::Keepalive { wal_end: Lsn(0xA0), reply_requested: false });
-        f.on(Event::ConsumerAck { min: Some(Lsn(0x40)) });
-        assert_eq!(f.allowed_flush(), Lsn(0x90), "never backwards, never past the ack");
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0xA0),
+            reply_requested: false,
+        });
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x40)),
+        });
+        assert_eq!(
+            f.allowed_flush(),
+            Lsn(0x90),
+            "never backwards, never past the ack"
+        );
     }
 
     #[test]
     fn keepalive_inside_a_transaction_is_not_confirmed() {
         let (mut f, _) = fresh(0x10);
         f.on(Event::Begin);
-        f.on(Event::Keepalive { wal_end: Lsn(0x90), reply_requested: false });
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0x90),
+            reply_requested: false,
+        });
         f.on(Event::Durable { lsn: Lsn(0x20) });
         assert_eq!(f.allowed_flush(), Lsn(0x20));
         // open streamed transaction between stream blocks
         let (mut g, _) = fresh(0x10);
         g.on(Event::StreamStart { xid: 5 });
         g.on(Event::StreamStop);
-        g.on(Event::Keepalive { wal_end: Lsn(0x90), reply_requested: false });
+        g.on(Event::Keepalive {
+            wal_end: Lsn(0x90),
+            reply_requested: false,
+        });
         assert_eq!(g.allowed_flush(), Lsn(0x10));
-        g.on(Event::StreamCommit { xid: 5, end_lsn: Lsn(0xA0) });
-        g.on(Event::Keepalive { wal_end: Lsn(0xB0), reply_requested: false });
-        assert_eq!(g.allowed_flush(), Lsn(0x10), "stream commit 0xA0 not durable yet");
+        g.on(Event::StreamCommit {
+            xid: 5,
+            end_lsn: Lsn(0xA0),
+        });
+        g.on(Event::Keepalive {
+            wal_end: Lsn(0xB0),
+            reply_requested: false,
+        });
+        assert_eq!(
+            g.allowed_flush(),
+            Lsn(0x10),
+            "stream commit 0xA0 not durable yet"
+        );
         g.on(Event::Durable { lsn: Lsn(0xA0) });
         assert_eq!(g.allowed_flush(), Lsn(0xB0));
         // an aborted subtransaction keeps the top-level one open
@@ -349,10 +435,16 @@ mod tests {
         h.on(Event::StreamStart { xid: 5 });
         h.on(Event::StreamStop);
         h.on(Event::StreamAbort { xid: 5, subxid: 6 });
-        h.on(Event::Keepalive { wal_end: Lsn(0x90), reply_requested: false });
+        h.on(Event::Keepalive {
+            wal_end: Lsn(0x90),
+            reply_requested: false,
+        });
         assert_eq!(h.allowed_flush(), Lsn(0x10));
         h.on(Event::StreamAbort { xid: 5, subxid: 5 });
-        h.on(Event::Keepalive { wal_end: Lsn(0x90), reply_requested: false });
+        h.on(Event::Keepalive {
+            wal_end: Lsn(0x90),
+            reply_requested: false,
+        });
         assert_eq!(h.allowed_flush(), Lsn(0x90));
     }
 
@@ -360,8 +452,13 @@ mod tests {
     fn reply_requested_is_answered_at_once() {
         let (mut f, t0) = fresh(0x10);
         assert_eq!(f.poll(t0 + MS), None);
-        f.on(Event::Keepalive { wal_end: Lsn(0x10), reply_requested: true });
-        let s = f.poll(t0 + 2 * MS).expect("answer right away, no rate limit");
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0x10),
+            reply_requested: true,
+        });
+        let s = f
+            .poll(t0 + 2 * MS)
+            .expect("answer right away, no rate limit");
         assert!(!s.reply_requested);
         assert_eq!(f.poll(t0 + 3 * MS), None, "answered once");
     }
@@ -377,7 +474,13 @@ mod tests {
         assert_eq!(f.next_deadline(t1), t1 + 100 * MS);
         assert_eq!(f.poll(t1 + 50 * MS), None, "rate limited");
         assert_eq!(f.poll(t1 + 100 * MS).unwrap().flush, Lsn(0x20));
-        let mut g = Feedback::new(Lsn(1), FeedbackConfig { status_interval: Duration::from_secs(2), ..Default::default() });
+        let mut g = Feedback::new(
+            Lsn(1),
+            FeedbackConfig {
+                status_interval: Duration::from_secs(2),
+                ..Default::default()
+            },
+        );
         g.poll(t0);
         assert!(g.poll(t0 + Duration::from_secs(2)).is_some());
     }

@@ -123,6 +123,197 @@ fn push_pg_float(out: &mut String, sci: &str, max_fixed_exp: i32) {
     }
 }
 
+/// The IEEE parts of a positive finite float: `v = m · 2^k`, and whether the gap below `v` is
+/// half the gap above (an exact power of two that is not the smallest normal).
+struct Parts {
+    m: u64,
+    k: i32,
+    asymmetric: bool,
+}
+
+fn parts_f64(v: f64) -> Parts {
+    let bits = v.to_bits();
+    let (exp, frac) = (((bits >> 52) & 0x7ff) as i32, bits & ((1 << 52) - 1));
+    if exp == 0 {
+        Parts {
+            m: frac,
+            k: -1074,
+            asymmetric: false,
+        }
+    } else {
+        Parts {
+            m: frac | 1 << 52,
+            k: exp - 1075,
+            asymmetric: frac == 0 && exp > 1,
+        }
+    }
+}
+
+fn parts_f32(v: f32) -> Parts {
+    let bits = v.to_bits();
+    let (exp, frac) = (
+        ((bits >> 23) & 0xff) as i32,
+        (bits & ((1 << 23) - 1)) as u64,
+    );
+    if exp == 0 {
+        Parts {
+            m: frac,
+            k: -149,
+            asymmetric: false,
+        }
+    } else {
+        Parts {
+            m: frac | 1 << 23,
+            k: exp - 150,
+            asymmetric: frac == 0 && exp > 1,
+        }
+    }
+}
+
+/// Is the decimal `d · 10^e` exactly `n · 2^t` (`n` odd)? Compared through odd parts and
+/// powers of two, so no big integers are needed: an odd part `< 2^57` rules out large powers of 5.
+fn decimal_equals(d: u64, e: i32, n: u64, t: i32) -> bool {
+    if d == 0 {
+        return false;
+    }
+    let tz = d.trailing_zeros() as i32;
+    let odd = (d >> tz) as u128;
+    let lhs_odd = if e >= 0 {
+        if e > 27 {
+            return false;
+        }
+        odd * 5u128.pow(e as u32)
+    } else {
+        if -e > 27 {
+            return false;
+        }
+        let p = 5u128.pow((-e) as u32);
+        if odd % p != 0 {
+            return false;
+        }
+        odd / p
+    };
+    lhs_odd == n as u128 && tz + e == t
+}
+
+/// Whether `d · 10^e` sits exactly on the rounding boundary between `v` and a neighbour.
+/// PostgreSQL's Ryu (`d2s.c`/`f2s.c`) treats the interval of round-tripping decimals as open,
+/// so such a decimal is never printed there, even where round-half-even would read it back as `v`.
+fn on_boundary(p: &Parts, d: u64, e: i32) -> bool {
+    let upper = decimal_equals(d, e, 2 * p.m + 1, p.k - 1);
+    let lower = if p.asymmetric {
+        decimal_equals(d, e, 4 * p.m - 1, p.k - 2)
+    } else {
+        p.m > 0 && decimal_equals(d, e, 2 * p.m - 1, p.k - 1)
+    };
+    upper || lower
+}
+
+/// Splits `{:e}` output (`-1.25e-3`) into significant digits `d`, their count, and `e` so that
+/// the magnitude is `d · 10^e`; trailing zeros are dropped.
+fn sci_parts(sci: &str) -> Option<(u64, u32, i32)> {
+    let sci = sci.strip_prefix('-').unwrap_or(sci);
+    let (mantissa, exp) = sci.split_once('e')?;
+    let exp: i32 = exp.parse().ok()?;
+    let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+    let mut d: u64 = 0;
+    let mut n = 0u32;
+    for b in digits {
+        d = d.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+        n += 1;
+    }
+    let mut e = exp - (n as i32 - 1);
+    while d != 0 && d % 10 == 0 {
+        d /= 10;
+        n -= 1;
+        e += 1;
+    }
+    Some((d, n.max(1), e))
+}
+
+/// Shortest round-trip digits of a non-negative `v` as PostgreSQL chooses them, in `{:e}` form, into `b`.
+///
+/// Rust's `{:e}` gives the shortest digits in the *closed* interval of decimals that read back as
+/// `v`, and may break an exact tie between two equally close candidates upwards. PostgreSQL's Ryu
+/// uses the open interval and breaks ties to even. Both differences only arise for decimals
+/// that are exact binary fractions, which [`decimal_equals`] detects without big integers.
+fn shortest_sci<T>(b: &mut StackBuf, v: T, parts: Parts, max_digits: usize)
+where
+    T: std::fmt::LowerExp + Copy + PartialEq + std::str::FromStr,
+{
+    let _ = write!(b, "{v:e}");
+    let Some((mut d, n, mut e)) = sci_parts(b.as_str()) else {
+        return;
+    };
+    let inside = |d: u64, e: i32| -> bool {
+        let mut c = StackBuf {
+            buf: [0; 64],
+            len: 0,
+        };
+        write_sci(&mut c, d, e);
+        c.as_str().parse::<T>().is_ok_and(|back| back == v) && !on_boundary(&parts, d, e)
+    };
+    let mut changed = false;
+    if on_boundary(&parts, d, e) {
+        for prec in n as usize..=max_digits {
+            let mut c = StackBuf {
+                buf: [0; 64],
+                len: 0,
+            };
+            let _ = write!(c, "{:.*e}", prec - 1, v);
+            if let Some((cd, _, ce)) = sci_parts(c.as_str()) {
+                if inside(cd, ce) {
+                    (d, e) = (cd, ce);
+                    changed = true;
+                    break;
+                }
+            }
+        }
+    }
+    // A tie: v is exactly halfway between d and d±1 (in units of 10^e). Prefer the even one.
+    if d % 2 == 1 && parts.m != 0 {
+        let tz = parts.m.trailing_zeros() as i32;
+        let (odd, t) = (parts.m >> tz, parts.k + tz);
+        for alt in [d - 1, d + 1] {
+            let twice = 2 * d.min(alt) + 1;
+            if decimal_equals(twice, e, odd, t + 1) && inside(alt, e) {
+                d = alt;
+                changed = true;
+                break;
+            }
+        }
+    }
+    if changed {
+        *b = StackBuf {
+            buf: [0; 64],
+            len: 0,
+        };
+        write_sci(b, d, e);
+    }
+}
+
+/// Writes `d · 10^e` as `{:e}` would (`1.25e-3`).
+fn write_sci(b: &mut StackBuf, d: u64, e: i32) {
+    let mut digits = StackBuf {
+        buf: [0; 64],
+        len: 0,
+    };
+    let _ = write!(digits, "{d}");
+    let ds = &digits.buf[..digits.len];
+    let _ = b.write_str(std::str::from_utf8(&ds[..1]).unwrap_or("0"));
+    if ds.len() > 1 {
+        let _ = b.write_str(".");
+        let _ = b.write_str(std::str::from_utf8(&ds[1..]).unwrap_or(""));
+    }
+    let _ = write!(b, "e{}", e + ds.len() as i32 - 1);
+}
+
+impl StackBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
+}
+
 /// float8 as PostgreSQL prints it (`NaN`, `Infinity`, `-Infinity` for the specials).
 pub fn push_f64(out: &mut String, v: f64) {
     if v.is_nan() {
@@ -130,12 +321,16 @@ pub fn push_f64(out: &mut String, v: f64) {
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
+        if v.is_sign_negative() {
+            out.push('-');
+        }
+        let v = v.abs();
         let mut b = StackBuf {
             buf: [0; 64],
             len: 0,
         };
-        let _ = write!(b, "{v:e}");
-        push_pg_float(out, std::str::from_utf8(&b.buf[..b.len]).unwrap_or("0"), 15);
+        shortest_sci(&mut b, v, parts_f64(v), 17);
+        push_pg_float(out, b.as_str(), 15);
     }
 }
 
@@ -146,12 +341,16 @@ pub fn push_f32(out: &mut String, v: f32) {
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
+        if v.is_sign_negative() {
+            out.push('-');
+        }
+        let v = v.abs();
         let mut b = StackBuf {
             buf: [0; 64],
             len: 0,
         };
-        let _ = write!(b, "{v:e}");
-        push_pg_float(out, std::str::from_utf8(&b.buf[..b.len]).unwrap_or("0"), 6);
+        shortest_sci(&mut b, v, parts_f32(v), 9);
+        push_pg_float(out, b.as_str(), 6);
     }
 }
 
@@ -177,6 +376,12 @@ mod tests {
         assert_eq!(f8(1234567890123456.0), "1.234567890123456e+15");
         assert_eq!(f8(1e100), "1e+100");
         assert_eq!(f8(f64::MIN_POSITIVE), "2.2250738585072014e-308");
+        // Exactly on the rounding boundary: PostgreSQL prints one more digit than Rust's `{:e}`.
+        assert_eq!(f8(3.172230058817275e16), "3.1722300588172752e+16");
+        // An exact tie between two 8-digit candidates: PostgreSQL rounds to even.
+        let mut s = String::new();
+        push_f32(&mut s, -3.2689043e6);
+        assert_eq!(s, "-3.2689042e+06");
         let mut s = String::new();
         push_f32(&mut s, 1_000_000.0);
         assert_eq!(s, "1e+06");

@@ -106,12 +106,12 @@ mod text;
 pub use binary::decode_binary;
 pub use text::decode_text;
 
-fn own_str(c: &Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(c.as_ref().to_owned())
+fn own_str(c: &str) -> Cow<'static, str> {
+    Cow::Owned(c.to_owned())
 }
 
-fn own_bytes(c: &Cow<'_, [u8]>) -> Cow<'static, [u8]> {
-    Cow::Owned(c.as_ref().to_vec())
+fn own_bytes(c: &[u8]) -> Cow<'static, [u8]> {
+    Cow::Owned(c.to_vec())
 }
 
 impl Value<'_> {

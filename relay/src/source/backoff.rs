@@ -32,7 +32,12 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(cfg: BackoffConfig, seed: u64) -> Backoff {
-        Backoff { cfg, attempt: 0, rng: seed | 1, connected_at: None }
+        Backoff {
+            cfg,
+            attempt: 0,
+            rng: seed | 1,
+            connected_at: None,
+        }
     }
 
     /// Seeded from the clock and the process id: good enough to de-synchronise relays.
@@ -47,7 +52,10 @@ impl Backoff {
     /// The delay before the next attempt: uniformly in [d/2, d] where d = initial·2^attempt,
     /// capped at `max`.
     pub fn next_delay(&mut self) -> Duration {
-        let exp = self.cfg.initial.saturating_mul(1u32 << self.attempt.min(20));
+        let exp = self
+            .cfg
+            .initial
+            .saturating_mul(1u32 << self.attempt.min(20));
         let d = exp.min(self.cfg.max);
         self.attempt = self.attempt.saturating_add(1);
         let half = d / 2;
@@ -97,8 +105,14 @@ mod tests {
         let mut prev_hi = Duration::ZERO;
         for i in 0..12u32 {
             let d = b.next_delay();
-            let hi = Duration::from_millis(500).saturating_mul(1 << i).min(Duration::from_secs(30));
-            assert!(d >= hi / 2 && d <= hi, "attempt {i}: {d:?} not in [{:?}, {hi:?}]", hi / 2);
+            let hi = Duration::from_millis(500)
+                .saturating_mul(1 << i)
+                .min(Duration::from_secs(30));
+            assert!(
+                d >= hi / 2 && d <= hi,
+                "attempt {i}: {d:?} not in [{:?}, {hi:?}]",
+                hi / 2
+            );
             assert!(hi >= prev_hi);
             prev_hi = hi;
         }
@@ -130,7 +144,11 @@ mod tests {
         }
         b.connected(t0);
         b.disconnected(t0 + Duration::from_secs(5));
-        assert_eq!(b.attempts(), 5, "a short-lived connection keeps the backoff");
+        assert_eq!(
+            b.attempts(),
+            5,
+            "a short-lived connection keeps the backoff"
+        );
         b.connected(t0 + Duration::from_secs(10));
         b.disconnected(t0 + Duration::from_secs(100));
         assert_eq!(b.attempts(), 0);

@@ -37,11 +37,9 @@ impl SslMode {
             "require" => SslMode::Require,
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(SourceError::Config(format!(
-                    "sslmode {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
-                )))
-            }
+            other => return Err(SourceError::Config(format!(
+                "sslmode {other:?} is not one of disable, prefer, require, verify-ca, verify-full"
+            ))),
         })
     }
 
@@ -173,7 +171,10 @@ impl SourceConfig {
             // libpq accepts an empty host (`postgres://u@/db?host=/sock`); the url crate does
             // not, so parse with a placeholder and forget it.
             let (parsed, empty_host) = match url::Url::parse(raw) {
-                Err(url::ParseError::EmptyHost) => (url::Url::parse(&raw.replacen("@/", "@placeholder/", 1)), true),
+                Err(url::ParseError::EmptyHost) => (
+                    url::Url::parse(&raw.replacen("@/", "@placeholder/", 1)),
+                    true,
+                ),
                 other => (other, false),
             };
             let parsed = parsed.map_err(|e| {
@@ -226,9 +227,9 @@ impl SourceConfig {
         let host = Host::parse(host.as_deref().unwrap_or("localhost"));
         let port = match port {
             None => 5432,
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| SourceError::Config(format!("port {p:?} is not a number from 1 to 65535")))?,
+            Some(p) => p.parse::<u16>().map_err(|_| {
+                SourceError::Config(format!("port {p:?} is not a number from 1 to 65535"))
+            })?,
         };
         let user = user.unwrap_or_else(|| "postgres".to_string());
         let dbname = dbname.unwrap_or_else(|| user.clone());
@@ -240,7 +241,11 @@ impl SourceConfig {
             None => Duration::from_secs(30),
             Some(s) => Duration::from_secs(
                 s.parse::<u64>()
-                    .map_err(|_| SourceError::Config(format!("connect_timeout {s:?} is not a number of seconds")))?
+                    .map_err(|_| {
+                        SourceError::Config(format!(
+                            "connect_timeout {s:?} is not a number of seconds"
+                        ))
+                    })?
                     .max(2),
             ),
         };
@@ -266,7 +271,10 @@ impl SourceConfig {
         };
         let (host, extra) = match &self.host {
             Host::Tcp(_) => (self.host.to_string(), String::new()),
-            Host::Unix(p) => (String::new(), format!("&host={}", enc(&p.display().to_string()))),
+            Host::Unix(p) => (
+                String::new(),
+                format!("&host={}", enc(&p.display().to_string())),
+            ),
         };
         format!(
             "postgres://{auth}{host}:{}/{}?sslmode={}{extra}",
@@ -303,11 +311,13 @@ impl SourceConfig {
 }
 
 fn pct_decode(s: &str) -> Result<String, SourceError> {
-    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    String::from_utf8(bytes).map_err(|_| SourceError::Config("connection URL has a component that is not UTF-8".into()))
+    let bytes: Vec<u8> =
+        url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
+    String::from_utf8(bytes)
+        .map_err(|_| SourceError::Config("connection URL has a component that is not UTF-8".into()))
 }
 
 #[cfg(test)]
@@ -316,7 +326,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -349,7 +362,15 @@ mod tests {
             ("PGAPPNAME", "envapp"),
         ]);
         let c = SourceConfig::from_url_and_env(Some("postgres://u@h/d"), &e).unwrap();
-        assert_eq!((c.host.to_string(), c.port, c.user.as_str(), c.dbname.as_str()), ("h".into(), 1111, "u", "d"));
+        assert_eq!(
+            (
+                c.host.to_string(),
+                c.port,
+                c.user.as_str(),
+                c.dbname.as_str()
+            ),
+            ("h".into(), 1111, "u", "d")
+        );
         assert_eq!(c.password.unwrap().expose(), "envpw");
         assert_eq!(c.sslmode, SslMode::Require);
         assert_eq!(c.application_name, "envapp");
@@ -360,7 +381,11 @@ mod tests {
 
     #[test]
     fn unix_socket_host() {
-        let c = SourceConfig::from_url_and_env(Some("postgres://u@/d?host=/var/run/postgresql"), env(&[])).unwrap();
+        let c = SourceConfig::from_url_and_env(
+            Some("postgres://u@/d?host=/var/run/postgresql"),
+            env(&[]),
+        )
+        .unwrap();
         assert_eq!(c.host, Host::Unix(PathBuf::from("/var/run/postgresql")));
         let c = SourceConfig::from_url_and_env(None, env(&[("PGHOST", "/tmp/sock")])).unwrap();
         assert_eq!(c.host, Host::Unix(PathBuf::from("/tmp/sock")));
@@ -368,14 +393,20 @@ mod tests {
 
     #[test]
     fn password_never_printed() {
-        let c = SourceConfig::from_url_and_env(Some("postgres://u:hunter2@h:5/d"), env(&[])).unwrap();
+        let c =
+            SourceConfig::from_url_and_env(Some("postgres://u:hunter2@h:5/d"), env(&[])).unwrap();
         for s in [format!("{c:?}"), format!("{c}"), c.redacted_url()] {
             assert!(!s.contains("hunter2"), "{s}");
             assert!(s.contains("***"), "{s}");
         }
-        let err = SourceConfig::from_url_and_env(Some("postgres://u:hunter2@h:5/d?sslmode=bogus"), env(&[])).unwrap_err();
+        let err = SourceConfig::from_url_and_env(
+            Some("postgres://u:hunter2@h:5/d?sslmode=bogus"),
+            env(&[]),
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
-        let err = SourceConfig::from_url_and_env(Some("postgres://u:hunter2@h:99999/d"), env(&[])).unwrap_err();
+        let err = SourceConfig::from_url_and_env(Some("postgres://u:hunter2@h:99999/d"), env(&[]))
+            .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
@@ -385,6 +416,9 @@ mod tests {
         assert!(SourceConfig::from_url_and_env(None, env(&[("PGPORT", "x")])).is_err());
         assert!(SourceConfig::from_url_and_env(Some("postgres://h/d?bogus=1"), env(&[])).is_err());
         let d = SourceConfig::from_url_and_env(None, env(&[])).unwrap();
-        assert_eq!((d.port, d.user.as_str(), d.dbname.as_str(), d.sslmode), (5432, "postgres", "postgres", SslMode::Prefer));
+        assert_eq!(
+            (d.port, d.user.as_str(), d.dbname.as_str(), d.sslmode),
+            (5432, "postgres", "postgres", SslMode::Prefer)
+        );
     }
 }

@@ -29,8 +29,8 @@ use super::tls;
 /// message can carry a few of those in rare cases, but anything beyond this is corruption.
 pub const MAX_FRAME: usize = 1 << 30;
 
-pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
 
 /// One complete backend message: its tag and body (without the 5-byte header).
 pub(crate) struct Frame {
@@ -106,13 +106,19 @@ impl ReplicationConnection {
                 let path: PathBuf = dir.join(format!(".s.PGSQL.{}", cfg.port));
                 let s = tokio::net::UnixStream::connect(&path)
                     .await
-                    .map_err(|source| SourceError::Connect { target: path.display().to_string(), source })?;
+                    .map_err(|source| SourceError::Connect {
+                        target: path.display().to_string(),
+                        source,
+                    })?;
                 Box::new(s)
             }
             Host::Tcp(h) => {
                 let mut s = tokio::net::TcpStream::connect((h.as_str(), cfg.port))
                     .await
-                    .map_err(|source| SourceError::Connect { target: target.clone(), source })?;
+                    .map_err(|source| SourceError::Connect {
+                        target: target.clone(),
+                        source,
+                    })?;
                 s.set_nodelay(true)?;
                 match tls::client_config(cfg)? {
                     None => Box::new(s),
@@ -129,14 +135,17 @@ impl ReplicationConnection {
                                 let tls = tokio_rustls::TlsConnector::from(tls_cfg)
                                     .connect(name, s)
                                     .await
-                                    .map_err(|e| SourceError::Tls(format!("handshake with {target}: {e}")))?;
+                                    .map_err(|e| {
+                                        SourceError::Tls(format!("handshake with {target}: {e}"))
+                                    })?;
                                 Box::new(tls)
                             }
                             b'N' if cfg.sslmode == SslMode::Prefer => Box::new(s),
                             b'N' => return Err(SourceError::TlsUnsupported(cfg.sslmode.as_str())),
                             b'E' => {
                                 return Err(SourceError::Protocol(
-                                    "server answered the TLS request with an error (too old?)".into(),
+                                    "server answered the TLS request with an error (too old?)"
+                                        .into(),
                                 ))
                             }
                             other => {
@@ -174,10 +183,15 @@ impl ReplicationConnection {
         self.flush().await?;
 
         let password = || {
-            cfg.password.as_ref().map(|p| p.expose().as_bytes()).ok_or_else(|| SourceError::Auth {
-                user: cfg.user.clone(),
-                message: "the server asks for a password but none is configured (URL or PGPASSWORD)".into(),
-            })
+            cfg.password
+                .as_ref()
+                .map(|p| p.expose().as_bytes())
+                .ok_or_else(|| SourceError::Auth {
+                    user: cfg.user.clone(),
+                    message:
+                        "the server asks for a password but none is configured (URL or PGPASSWORD)"
+                            .into(),
+                })
         };
         let mut scram: Option<ScramSha256> = None;
         loop {
@@ -243,12 +257,18 @@ impl ReplicationConnection {
     }
 
     fn auth_error(&self, message: &str) -> SourceError {
-        SourceError::Auth { user: self.user.clone(), message: message.to_string() }
+        SourceError::Auth {
+            user: self.user.clone(),
+            message: message.to_string(),
+        }
     }
 
     /// The full `server_version` parameter, e.g. `15.4 (Debian 15.4-1)`.
     pub fn server_version(&self) -> &str {
-        self.params.get("server_version").map(String::as_str).unwrap_or("")
+        self.params
+            .get("server_version")
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// The major version (14, 15, …), 0 if the server did not say.
@@ -274,7 +294,11 @@ impl ReplicationConnection {
         self.simple_query_for(sql, None).await
     }
 
-    async fn simple_query_for(&mut self, sql: &str, slot: Option<&str>) -> Result<Vec<Row>, SourceError> {
+    async fn simple_query_for(
+        &mut self,
+        sql: &str,
+        slot: Option<&str>,
+    ) -> Result<Vec<Row>, SourceError> {
         frontend::query(sql, &mut self.wbuf)?;
         self.flush().await?;
         let mut rows = Vec::new();
@@ -283,12 +307,20 @@ impl ReplicationConnection {
             let frame = self.read_frame().await?;
             match frame.tag {
                 b'D' => rows.push(parse_data_row(&frame.body)?),
-                b'E' => error = Some(SourceError::classify(ServerError::parse(&frame.body), &self.user, slot)),
+                b'E' => {
+                    error = Some(SourceError::classify(
+                        ServerError::parse(&frame.body),
+                        &self.user,
+                        slot,
+                    ))
+                }
                 b'Z' => break,
                 // RowDescription, CommandComplete, EmptyQueryResponse: nothing to keep.
                 b'T' | b'C' | b'I' => {}
                 b'W' | b'H' | b'G' => {
-                    return Err(SourceError::Protocol(format!("{sql:?} unexpectedly started a COPY")));
+                    return Err(SourceError::Protocol(format!(
+                        "{sql:?} unexpectedly started a COPY"
+                    )));
                 }
                 _ => {
                     self.delegate(frame)?;
@@ -304,16 +336,18 @@ impl ReplicationConnection {
     /// `IDENTIFY_SYSTEM`.
     pub async fn identify_system(&mut self) -> Result<IdentifySystem, SourceError> {
         let rows = self.simple_query("IDENTIFY_SYSTEM").await?;
-        let row = rows.first().ok_or_else(|| SourceError::Protocol("IDENTIFY_SYSTEM returned no row".into()))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| SourceError::Protocol("IDENTIFY_SYSTEM returned no row".into()))?;
         let col = |i: usize| row.get(i).cloned().flatten();
         let need = |i: usize, what: &str| {
             col(i).ok_or_else(|| SourceError::Protocol(format!("IDENTIFY_SYSTEM without {what}")))
         };
         Ok(IdentifySystem {
             systemid: need(0, "systemid")?,
-            timeline: need(1, "timeline")?
-                .parse()
-                .map_err(|_| SourceError::Protocol("IDENTIFY_SYSTEM timeline is not a number".into()))?,
+            timeline: need(1, "timeline")?.parse().map_err(|_| {
+                SourceError::Protocol("IDENTIFY_SYSTEM timeline is not a number".into())
+            })?,
             xlogpos: need(2, "xlogpos")?
                 .parse()
                 .map_err(|e| SourceError::Protocol(format!("IDENTIFY_SYSTEM xlogpos: {e}")))?,
@@ -325,32 +359,54 @@ impl ReplicationConnection {
     ///
     /// On success the connection stays idle: the exported snapshot lives until the next command
     /// on this connection, so import it elsewhere first, then call [`Self::start_replication`].
-    pub async fn create_slot(&mut self, name: &str, opts: CreateSlotOptions) -> Result<CreatedSlot, SourceError> {
+    pub async fn create_slot(
+        &mut self,
+        name: &str,
+        opts: CreateSlotOptions,
+    ) -> Result<CreatedSlot, SourceError> {
         check_slot_name(name)?;
         let major = self.server_major();
         let temp = if opts.temporary { " TEMPORARY" } else { "" };
         let sql = if major >= 15 {
-            let mut o = vec![format!("SNAPSHOT '{}'", if opts.export_snapshot { "export" } else { "nothing" })];
+            let mut o = vec![format!(
+                "SNAPSHOT '{}'",
+                if opts.export_snapshot {
+                    "export"
+                } else {
+                    "nothing"
+                }
+            )];
             if opts.two_phase {
                 o.push("TWO_PHASE true".into());
             }
-            format!("CREATE_REPLICATION_SLOT \"{name}\"{temp} LOGICAL pgoutput ({})", o.join(", "))
+            format!(
+                "CREATE_REPLICATION_SLOT \"{name}\"{temp} LOGICAL pgoutput ({})",
+                o.join(", ")
+            )
         } else {
             if opts.two_phase {
-                return Err(SourceError::Config("two_phase slots need PostgreSQL 15 or newer".into()));
+                return Err(SourceError::Config(
+                    "two_phase slots need PostgreSQL 15 or newer".into(),
+                ));
             }
-            let snap = if opts.export_snapshot { "EXPORT_SNAPSHOT" } else { "NOEXPORT_SNAPSHOT" };
+            let snap = if opts.export_snapshot {
+                "EXPORT_SNAPSHOT"
+            } else {
+                "NOEXPORT_SNAPSHOT"
+            };
             format!("CREATE_REPLICATION_SLOT \"{name}\"{temp} LOGICAL pgoutput {snap}")
         };
         let rows = self.simple_query_for(&sql, Some(name)).await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| SourceError::Protocol("CREATE_REPLICATION_SLOT returned no row".into()))?;
+        let row = rows.first().ok_or_else(|| {
+            SourceError::Protocol("CREATE_REPLICATION_SLOT returned no row".into())
+        })?;
         let col = |i: usize| row.get(i).cloned().flatten();
         Ok(CreatedSlot {
             slot_name: col(0).unwrap_or_else(|| name.to_string()),
             consistent_point: col(1)
-                .ok_or_else(|| SourceError::Protocol("CREATE_REPLICATION_SLOT without consistent_point".into()))?
+                .ok_or_else(|| {
+                    SourceError::Protocol("CREATE_REPLICATION_SLOT without consistent_point".into())
+                })?
                 .parse()
                 .map_err(|e| SourceError::Protocol(format!("consistent_point: {e}")))?,
             snapshot_name: col(2),
@@ -360,7 +416,10 @@ impl ReplicationConnection {
     /// `DROP_REPLICATION_SLOT <name> [WAIT]`.
     pub async fn drop_slot(&mut self, name: &str, wait: bool) -> Result<(), SourceError> {
         check_slot_name(name)?;
-        let sql = format!("DROP_REPLICATION_SLOT \"{name}\"{}", if wait { " WAIT" } else { "" });
+        let sql = format!(
+            "DROP_REPLICATION_SLOT \"{name}\"{}",
+            if wait { " WAIT" } else { "" }
+        );
         self.simple_query_for(&sql, Some(name)).await.map(|_| ())
     }
 
@@ -382,14 +441,22 @@ impl ReplicationConnection {
             match frame.tag {
                 b'W' => break,
                 b'E' => {
-                    return Err(SourceError::classify(ServerError::parse(&frame.body), &self.user, Some(slot)));
+                    return Err(SourceError::classify(
+                        ServerError::parse(&frame.body),
+                        &self.user,
+                        Some(slot),
+                    ));
                 }
                 _ => {
                     self.delegate(frame)?;
                 }
             }
         }
-        Ok(ReplicationStream::new(self, opts.effective_proto_version(major), major))
+        Ok(ReplicationStream::new(
+            self,
+            opts.effective_proto_version(major),
+            major,
+        ))
     }
 
     /// Sends Terminate and closes the socket.
@@ -436,7 +503,13 @@ impl ReplicationConnection {
     /// (ErrorResponse, NoticeResponse, ParameterStatus) that may arrive at any time.
     pub(crate) fn delegate(&mut self, frame: Frame) -> Result<Message, SourceError> {
         match frame.tag {
-            b'E' => return Err(SourceError::classify(ServerError::parse(&frame.body), &self.user, None)),
+            b'E' => {
+                return Err(SourceError::classify(
+                    ServerError::parse(&frame.body),
+                    &self.user,
+                    None,
+                ))
+            }
             b'N' => {
                 let n = ServerError::parse(&frame.body);
                 tracing::info!(code = %n.code, "server notice: {}", n.message);
@@ -480,7 +553,10 @@ pub(crate) fn take_frame(buf: &mut BytesMut) -> Result<Option<Frame>, SourceErro
     let mut frame = buf.split_to(total);
     let tag = frame[0];
     frame.advance(5);
-    Ok(Some(Frame { tag, body: frame.freeze() }))
+    Ok(Some(Frame {
+        tag,
+        body: frame.freeze(),
+    }))
 }
 
 fn parse_data_row(body: &[u8]) -> Result<Row, SourceError> {
@@ -512,14 +588,21 @@ fn parse_data_row(body: &[u8]) -> Result<Row, SourceError> {
 
 /// `15.4 (Debian …)` → 15; `16beta1` → 16.
 pub fn major_of(version: &str) -> u32 {
-    version.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap_or(0)
+    version
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Slot names are `[a-z0-9_]{1,63}` in PostgreSQL; checking here also makes quoting trivial.
 pub fn check_slot_name(name: &str) -> Result<(), SourceError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -595,12 +678,24 @@ fn quote_ident(s: &str) -> String {
 }
 
 /// Builds the `START_REPLICATION` command.
-pub fn start_replication_sql(slot: &str, start: Lsn, o: &PgOutputOptions, major: u32) -> Result<String, SourceError> {
+pub fn start_replication_sql(
+    slot: &str,
+    start: Lsn,
+    o: &PgOutputOptions,
+    major: u32,
+) -> Result<String, SourceError> {
     if o.publication_names.is_empty() {
-        return Err(SourceError::Config("at least one publication name is needed".into()));
+        return Err(SourceError::Config(
+            "at least one publication name is needed".into(),
+        ));
     }
     let proto = o.effective_proto_version(major);
-    let pubs = o.publication_names.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join(",");
+    let pubs = o
+        .publication_names
+        .iter()
+        .map(|p| quote_ident(p))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut sql = format!(
         "START_REPLICATION SLOT \"{slot}\" LOGICAL {start} (\"proto_version\" '{proto}', \"publication_names\" {}",
         quote_literal(&pubs)
@@ -623,7 +718,9 @@ pub fn start_replication_sql(slot: &str, start: Lsn, o: &PgOutputOptions, major:
     }
     if o.two_phase {
         if proto < 3 {
-            return Err(SourceError::Config("two_phase needs PostgreSQL 15+ (pgoutput protocol 3)".into()));
+            return Err(SourceError::Config(
+                "two_phase needs PostgreSQL 15+ (pgoutput protocol 3)".into(),
+            ));
         }
         sql.push_str(", \"two_phase\" 'true'");
     }
@@ -662,13 +759,20 @@ mod tests {
         assert!(take_frame(&mut b).is_err());
         let mut b = BytesMut::from(&[b'd', 0x3f, 0xff, 0xff, 0xff][..]);
         assert!(take_frame(&mut b).unwrap().is_none());
-        assert!(b.capacity() <= (1 << 20) + 64 * 1024, "reserved {}", b.capacity());
+        assert!(
+            b.capacity() <= (1 << 20) + 64 * 1024,
+            "reserved {}",
+            b.capacity()
+        );
     }
 
     #[test]
     fn data_rows() {
         let body = [0u8, 2, 0, 0, 0, 2, b'h', b'i', 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(parse_data_row(&body).unwrap(), vec![Some("hi".to_string()), None]);
+        assert_eq!(
+            parse_data_row(&body).unwrap(),
+            vec![Some("hi".to_string()), None]
+        );
         assert!(parse_data_row(&body[..7]).is_err());
     }
 
@@ -692,7 +796,9 @@ mod tests {
         let mut o2 = o.clone();
         o2.two_phase = true;
         assert!(start_replication_sql("s1", Lsn(0), &o2, 14).is_err());
-        assert!(start_replication_sql("s1", Lsn(0), &o2, 15).unwrap().contains("two_phase"));
+        assert!(start_replication_sql("s1", Lsn(0), &o2, 15)
+            .unwrap()
+            .contains("two_phase"));
         assert!(check_slot_name("Bad-Name").is_err());
         assert!(check_slot_name("good_1").is_ok());
     }

@@ -74,7 +74,10 @@ pub enum SourceError {
     Config(String),
 
     #[error("connecting to {target}: {source}")]
-    Connect { target: String, source: std::io::Error },
+    Connect {
+        target: String,
+        source: std::io::Error,
+    },
 
     #[error("I/O on the replication connection: {0}")]
     Io(#[from] std::io::Error),
@@ -85,7 +88,9 @@ pub enum SourceError {
     #[error("the server does not accept TLS connections, but sslmode={0} requires TLS; use sslmode=prefer or disable, or enable ssl on the server")]
     TlsUnsupported(&'static str),
 
-    #[error("authentication failed for user {user:?}: {message}; check the password and pg_hba.conf")]
+    #[error(
+        "authentication failed for user {user:?}: {message}; check the password and pg_hba.conf"
+    )]
     Auth { user: String, message: String },
 
     #[error("the server closed the replication connection")]
@@ -101,7 +106,10 @@ pub enum SourceError {
     WalLevel { current: String },
 
     #[error("role {role:?} may not start replication: run ALTER ROLE {role} WITH REPLICATION (managed services: GRANT rds_replication TO {role}), and allow it in pg_hba.conf{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    NoReplicationPrivilege { role: String, detail: Option<String> },
+    NoReplicationPrivilege {
+        role: String,
+        detail: Option<String>,
+    },
 
     #[error("table {table} named for the publication does not exist: create it or fix --tables")]
     MissingTable { table: String },
@@ -110,12 +118,18 @@ pub enum SourceError {
     SlotInvalidated { slot: String, reason: String },
 
     #[error("slot {slot} exists but uses plugin {plugin:?} (walcast needs pgoutput) or another database ({database:?}); choose another --slot name or drop it")]
-    SlotMismatch { slot: String, plugin: String, database: String },
+    SlotMismatch {
+        slot: String,
+        plugin: String,
+        database: String,
+    },
 
     #[error("slot {slot} does not exist and slot creation was not allowed; create it or allow walcast to create it")]
     SlotMissing { slot: String },
 
-    #[error("slot {slot} is in use by another process (pid {pid}); only one consumer may hold a slot")]
+    #[error(
+        "slot {slot} is in use by another process (pid {pid}); only one consumer may hold a slot"
+    )]
     SlotActive { slot: String, pid: i32 },
 
     #[error("PostgreSQL is out of replication resources: {0}; raise max_replication_slots / max_wal_senders (restart needed) or drop unused slots")]
@@ -135,9 +149,15 @@ impl SourceError {
     pub fn retry_advice(&self) -> RetryAdvice {
         use SourceError::*;
         match self {
-            Config(_) | Tls(_) | TlsUnsupported(_) | Auth { .. } | WalLevel { .. } => RetryAdvice::Terminal,
-            NoReplicationPrivilege { .. } | MissingTable { .. } | SlotInvalidated { .. } => RetryAdvice::Terminal,
-            SlotMismatch { .. } | SlotMissing { .. } | UnsupportedVersion(_) => RetryAdvice::Terminal,
+            Config(_) | Tls(_) | TlsUnsupported(_) | Auth { .. } | WalLevel { .. } => {
+                RetryAdvice::Terminal
+            }
+            NoReplicationPrivilege { .. } | MissingTable { .. } | SlotInvalidated { .. } => {
+                RetryAdvice::Terminal
+            }
+            SlotMismatch { .. } | SlotMissing { .. } | UnsupportedVersion(_) => {
+                RetryAdvice::Terminal
+            }
             ResourcesExhausted(_) | SlotActive { .. } => RetryAdvice::RetryLoudly,
             Server(e) => match e.code.get(..2) {
                 // 42: syntax/privilege, 28: auth, 3D: no such database, 0A: feature unsupported.
@@ -145,7 +165,9 @@ impl SourceError {
                 _ => RetryAdvice::Retry,
             },
             Sql(e) => match e.code().map(|c| c.code()) {
-                Some(c) if c.starts_with("42") || c.starts_with("28") || c.starts_with("3D") => RetryAdvice::Terminal,
+                Some(c) if c.starts_with("42") || c.starts_with("28") || c.starts_with("3D") => {
+                    RetryAdvice::Terminal
+                }
                 _ => RetryAdvice::Retry,
             },
             Connect { .. } | Io(_) | Closed | Protocol(_) | Timeout(_) => RetryAdvice::Retry,
@@ -168,34 +190,51 @@ impl SourceError {
     /// Turns a server error into the specific variant an operator can act on.
     pub(crate) fn classify(e: ServerError, user: &str, slot: Option<&str>) -> SourceError {
         match e.code.as_str() {
-            "28P01" | "28000" => SourceError::Auth { user: user.to_string(), message: e.message },
+            "28P01" | "28000" => SourceError::Auth {
+                user: user.to_string(),
+                message: e.message,
+            },
             "42501" if e.message.contains("replication") || e.message.contains("permission") => {
-                SourceError::NoReplicationPrivilege { role: user.to_string(), detail: Some(e.message) }
+                SourceError::NoReplicationPrivilege {
+                    role: user.to_string(),
+                    detail: Some(e.message),
+                }
             }
             "53400" | "53300" => SourceError::ResourcesExhausted(e),
-            "55000" if e.message.contains("wal_level") => SourceError::WalLevel { current: "not logical".into() },
+            "55000" if e.message.contains("wal_level") => SourceError::WalLevel {
+                current: "not logical".into(),
+            },
             "55000"
                 if e.message.contains("can no longer")
                     || e.message.contains("invalidated")
-                    || e.detail.as_deref().is_some_and(|d| d.contains("invalidated")) =>
+                    || e.detail
+                        .as_deref()
+                        .is_some_and(|d| d.contains("invalidated")) =>
             {
                 SourceError::SlotInvalidated {
                     slot: slot.unwrap_or("?").to_string(),
                     reason: e.detail.clone().unwrap_or(e.message),
                 }
             }
-            "55006" => SourceError::SlotActive { slot: slot.unwrap_or("?").to_string(), pid: pid_in(&e.message) },
+            "55006" => SourceError::SlotActive {
+                slot: slot.unwrap_or("?").to_string(),
+                pid: pid_in(&e.message),
+            },
             "42704" if slot.is_some() && e.message.contains("replication slot") => {
-                SourceError::SlotMissing { slot: slot.unwrap_or("?").to_string() }
+                SourceError::SlotMissing {
+                    slot: slot.unwrap_or("?").to_string(),
+                }
             }
-            "42P01" => SourceError::MissingTable { table: e.message },
             _ => SourceError::Server(e),
         }
     }
 }
 
 fn pid_in(msg: &str) -> i32 {
-    msg.rsplit(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).and_then(|s| s.parse().ok()).unwrap_or(0)
+    msg.rsplit(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 impl From<tokio_postgres::Error> for SourceError {
@@ -210,9 +249,10 @@ impl From<tokio_postgres::Error> for SourceError {
                     hint: db.hint().map(str::to_string),
                 })
             }
-            Some(db) if db.code().code().starts_with("28") => {
-                SourceError::Auth { user: String::new(), message: db.message().to_string() }
-            }
+            Some(db) if db.code().code().starts_with("28") => SourceError::Auth {
+                user: String::new(),
+                message: db.message().to_string(),
+            },
             _ => SourceError::Sql(e),
         }
     }
@@ -223,7 +263,12 @@ mod tests {
     use super::*;
 
     fn se(code: &str, msg: &str) -> ServerError {
-        ServerError { severity: "ERROR".into(), code: code.into(), message: msg.into(), ..Default::default() }
+        ServerError {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: msg.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -242,21 +287,43 @@ mod tests {
     #[test]
     fn classification_drives_retry() {
         let inv = SourceError::classify(
-            se("55000", "can no longer get changes from replication slot \"s\""),
+            se(
+                "55000",
+                "can no longer get changes from replication slot \"s\"",
+            ),
             "u",
             Some("s"),
         );
-        assert!(matches!(inv, SourceError::SlotInvalidated { .. }), "{inv:?}");
+        assert!(
+            matches!(inv, SourceError::SlotInvalidated { .. }),
+            "{inv:?}"
+        );
         assert!(inv.is_terminal());
         assert!(inv.to_string().contains("pg_drop_replication_slot('s')"));
-        let full = SourceError::classify(se("53400", "all replication slots are in use"), "u", None);
+        let full =
+            SourceError::classify(se("53400", "all replication slots are in use"), "u", None);
         assert_eq!(full.retry_advice(), RetryAdvice::RetryLoudly);
-        let auth = SourceError::classify(se("28P01", "password authentication failed for user \"u\""), "u", None);
+        let auth = SourceError::classify(
+            se("28P01", "password authentication failed for user \"u\""),
+            "u",
+            None,
+        );
         assert!(auth.is_terminal());
-        let priv_ = SourceError::classify(se("42501", "permission denied to start WAL sender"), "u", None);
+        let priv_ = SourceError::classify(
+            se("42501", "permission denied to start WAL sender"),
+            "u",
+            None,
+        );
         assert!(matches!(priv_, SourceError::NoReplicationPrivilege { .. }));
         assert!(SourceError::Closed.retry_advice() == RetryAdvice::Retry);
-        let active = SourceError::classify(se("55006", "replication slot \"s\" is active for PID 4242"), "u", Some("s"));
-        assert!(matches!(active, SourceError::SlotActive { pid: 4242, .. }), "{active:?}");
+        let active = SourceError::classify(
+            se("55006", "replication slot \"s\" is active for PID 4242"),
+            "u",
+            Some("s"),
+        );
+        assert!(
+            matches!(active, SourceError::SlotActive { pid: 4242, .. }),
+            "{active:?}"
+        );
     }
 }

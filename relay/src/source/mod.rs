@@ -21,10 +21,12 @@ pub mod tls;
 pub use backoff::{Backoff, BackoffConfig};
 pub use config::{Host, Password, SourceConfig, SslMode, SESSION_OPTIONS};
 pub use conn::{
-    proto_version_for, CreateSlotOptions, CreatedSlot, IdentifySystem, PgOutputOptions, ReplicationConnection,
-    Streaming,
+    proto_version_for, CreateSlotOptions, CreatedSlot, IdentifySystem, PgOutputOptions,
+    ReplicationConnection, Streaming,
 };
 pub use error::{RetryAdvice, ServerError, SourceError};
-pub use session::{Prepared, ReplicationSink, RunError, Session, SessionConfig, SinkError, Started};
+pub use session::{
+    Prepared, ReplicationSink, RunError, Session, SessionConfig, SinkError, Started,
+};
 pub use slot::{PublicationInfo, PublicationSpec, ServerInfo, SlotInfo, SqlConnection};
 pub use stream::{pg_micros, ReplicationMessage, ReplicationStream};

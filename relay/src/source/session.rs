@@ -39,7 +39,11 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn new(conn: SourceConfig, slot: impl Into<String>, publication: impl Into<String>) -> SessionConfig {
+    pub fn new(
+        conn: SourceConfig,
+        slot: impl Into<String>,
+        publication: impl Into<String>,
+    ) -> SessionConfig {
         let publication = publication.into();
         SessionConfig {
             conn,
@@ -86,7 +90,10 @@ impl Prepared {
 
     /// `START_REPLICATION`; the exported snapshot (if any) is gone after this.
     pub async fn start(self) -> Result<Started, SourceError> {
-        let stream = self.conn.start_replication(&self.slot, self.start_lsn, &self.output).await?;
+        let stream = self
+            .conn
+            .start_replication(&self.slot, self.start_lsn, &self.output)
+            .await?;
         Ok(Started {
             stream,
             server_major: self.server.major,
@@ -120,8 +127,13 @@ pub trait ReplicationSink: Send {
     fn prepared(&mut self, p: &Prepared) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// One pgoutput message, raw.
-    fn xlog(&mut self, wal_start: Lsn, wal_end: Lsn, send_time: i64, data: Bytes)
-        -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn xlog(
+        &mut self,
+        wal_start: Lsn,
+        wal_end: Lsn,
+        send_time: i64,
+        data: Bytes,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// The log's durable (fsynced) commit end LSN, and the lowest LSN acked by all registered
     /// durable consumers (None if there are none). Polled often; keep it cheap.
@@ -164,7 +176,8 @@ impl Session {
         let cfg = &self.cfg;
         let sql = SqlConnection::connect(&cfg.conn).await?;
         let server = slot::preflight(&sql.client).await?;
-        let publication = slot::ensure_publication(&sql.client, &cfg.publication, &cfg.publication_spec).await?;
+        let publication =
+            slot::ensure_publication(&sql.client, &cfg.publication, &cfg.publication_spec).await?;
         let existing = slot::slot_info(&sql.client, server.major, &cfg.slot).await?;
         if let Some(s) = &existing {
             slot::check_slot(s, &server.database)?;
@@ -172,7 +185,11 @@ impl Session {
         let mut conn = ReplicationConnection::connect(&cfg.conn).await?;
         let created = match &existing {
             Some(_) => None,
-            None if !cfg.create_slot => return Err(SourceError::SlotMissing { slot: cfg.slot.clone() }),
+            None if !cfg.create_slot => {
+                return Err(SourceError::SlotMissing {
+                    slot: cfg.slot.clone(),
+                })
+            }
             None => {
                 let opts = CreateSlotOptions {
                     temporary: cfg.temporary_slot,
@@ -269,14 +286,21 @@ impl Session {
     }
 
     /// Runs one stream until it fails; returns the stream's error, or a sink error.
-    async fn pump<S: ReplicationSink>(&mut self, started: Started, sink: &mut S) -> Result<SourceError, SinkError> {
+    async fn pump<S: ReplicationSink>(
+        &mut self,
+        started: Started,
+        sink: &mut S,
+    ) -> Result<SourceError, SinkError> {
         let mut stream = started.stream;
         let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback);
         // Durability news comes by polling the sink; this bounds how stale it gets.
         const POLL: Duration = Duration::from_millis(100);
         loop {
             let now = Instant::now();
-            let wait = fb.next_deadline(now).saturating_duration_since(now).min(POLL);
+            let wait = fb
+                .next_deadline(now)
+                .saturating_duration_since(now)
+                .min(POLL);
             tokio::select! {
                 m = stream.next() => match m {
                     Ok(ReplicationMessage::XLogData { wal_start, wal_end, send_time, data }) => {
@@ -294,7 +318,10 @@ impl Session {
             fb.on(Event::Durable { lsn: durable });
             fb.on(Event::ConsumerAck { min: min_ack });
             if let Some(st) = fb.poll(Instant::now()) {
-                if let Err(e) = stream.send_status(st.write, st.flush, st.apply, st.reply_requested).await {
+                if let Err(e) = stream
+                    .send_status(st.write, st.flush, st.apply, st.reply_requested)
+                    .await
+                {
                     return Ok(e);
                 }
             }

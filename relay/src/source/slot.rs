@@ -44,9 +44,10 @@ impl SqlConnection {
                 }
             }
         };
-        let (client, task) = tokio::time::timeout(cfg.connect_timeout + Duration::from_secs(1), fut)
-            .await
-            .map_err(|_| SourceError::Timeout(cfg.connect_timeout))??;
+        let (client, task) =
+            tokio::time::timeout(cfg.connect_timeout + Duration::from_secs(1), fut)
+                .await
+                .map_err(|_| SourceError::Timeout(cfg.connect_timeout))??;
         Ok(SqlConnection { client, task })
     }
 }
@@ -99,10 +100,15 @@ pub async fn preflight(client: &tokio_postgres::Client) -> Result<ServerInfo, So
         return Err(SourceError::UnsupportedVersion(info.major));
     }
     if info.wal_level != "logical" {
-        return Err(SourceError::WalLevel { current: info.wal_level });
+        return Err(SourceError::WalLevel {
+            current: info.wal_level,
+        });
     }
     if !can_replicate {
-        return Err(SourceError::NoReplicationPrivilege { role: info.role, detail: None });
+        return Err(SourceError::NoReplicationPrivilege {
+            role: info.role,
+            detail: None,
+        });
     }
     Ok(info)
 }
@@ -140,7 +146,12 @@ pub async fn ensure_publication(
     name: &str,
     spec: &PublicationSpec,
 ) -> Result<PublicationInfo, SourceError> {
-    let existing = client.query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&name]).await?;
+    let existing = client
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
+        .await?;
     let created = match (existing, spec) {
         (Some(_), _) => false,
         (None, PublicationSpec::Existing) => {
@@ -183,7 +194,10 @@ pub async fn ensure_publication(
         }
     };
     let all_tables: bool = client
-        .query_one("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[&name])
+        .query_one(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[&name],
+        )
         .await?
         .get(0);
     let tables = client
@@ -197,10 +211,20 @@ pub async fn ensure_publication(
         .collect::<Vec<_>>();
     if !created {
         if let PublicationSpec::Tables(wanted) = spec {
-            tracing::info!(publication = name, ?wanted, ?tables, "publication exists; leaving its tables as they are");
+            tracing::info!(
+                publication = name,
+                ?wanted,
+                ?tables,
+                "publication exists; leaving its tables as they are"
+            );
         }
     }
-    Ok(PublicationInfo { name: name.to_string(), created, all_tables, tables })
+    Ok(PublicationInfo {
+        name: name.to_string(),
+        created,
+        all_tables,
+        tables,
+    })
 }
 
 /// A row of `pg_replication_slots`.
@@ -248,8 +272,16 @@ pub async fn slot_info(
     major: u32,
     name: &str,
 ) -> Result<Option<SlotInfo>, SourceError> {
-    let conflicting = if major >= 16 { "conflicting" } else { "NULL::bool" };
-    let reason = if major >= 17 { "invalidation_reason" } else { "NULL::text" };
+    let conflicting = if major >= 16 {
+        "conflicting"
+    } else {
+        "NULL::bool"
+    };
+    let reason = if major >= 17 {
+        "invalidation_reason"
+    } else {
+        "NULL::text"
+    };
     let sql = format!(
         "SELECT slot_name::text, plugin::text, slot_type, database::text, active, active_pid, \
                 restart_lsn::text, confirmed_flush_lsn::text, wal_status, two_phase, {conflicting}, {reason} \
@@ -258,7 +290,10 @@ pub async fn slot_info(
     let Some(row) = client.query_opt(&sql, &[&name]).await? else {
         return Ok(None);
     };
-    let lsn = |i: usize| row.get::<_, Option<String>>(i).and_then(|s| s.parse::<Lsn>().ok());
+    let lsn = |i: usize| {
+        row.get::<_, Option<String>>(i)
+            .and_then(|s| s.parse::<Lsn>().ok())
+    };
     Ok(Some(SlotInfo {
         slot_name: row.get(0),
         plugin: row.get(1),
@@ -284,15 +319,24 @@ pub fn check_slot(info: &SlotInfo, database: &str) -> Result<(), SourceError> {
     {
         return Err(SourceError::SlotMismatch {
             slot: info.slot_name.clone(),
-            plugin: info.plugin.clone().unwrap_or_else(|| info.slot_type.clone()),
+            plugin: info
+                .plugin
+                .clone()
+                .unwrap_or_else(|| info.slot_type.clone()),
             database: info.database.clone().unwrap_or_default(),
         });
     }
     if let Some(reason) = info.invalidation() {
-        return Err(SourceError::SlotInvalidated { slot: info.slot_name.clone(), reason });
+        return Err(SourceError::SlotInvalidated {
+            slot: info.slot_name.clone(),
+            reason,
+        });
     }
     if info.active {
-        return Err(SourceError::SlotActive { slot: info.slot_name.clone(), pid: info.active_pid.unwrap_or(0) });
+        return Err(SourceError::SlotActive {
+            slot: info.slot_name.clone(),
+            pid: info.active_pid.unwrap_or(0),
+        });
     }
     Ok(())
 }
@@ -321,18 +365,27 @@ mod tests {
     #[test]
     fn slot_checks() {
         assert!(check_slot(&slot(), "db").is_ok());
-        assert!(matches!(check_slot(&slot(), "other"), Err(SourceError::SlotMismatch { .. })));
+        assert!(matches!(
+            check_slot(&slot(), "other"),
+            Err(SourceError::SlotMismatch { .. })
+        ));
         let mut s = slot();
         s.plugin = Some("wal2json".into());
         assert!(check_slot(&s, "db").unwrap_err().is_terminal());
         let mut s = slot();
         s.wal_status = Some("lost".into());
         let e = check_slot(&s, "db").unwrap_err();
-        assert!(matches!(e, SourceError::SlotInvalidated { .. }) && e.is_terminal(), "{e}");
+        assert!(
+            matches!(e, SourceError::SlotInvalidated { .. }) && e.is_terminal(),
+            "{e}"
+        );
         assert!(e.to_string().contains("max_slot_wal_keep_size"));
         let mut s = slot();
         s.invalidation_reason = Some("idle_timeout".into());
-        assert!(check_slot(&s, "db").unwrap_err().to_string().contains("idle_timeout"));
+        assert!(check_slot(&s, "db")
+            .unwrap_err()
+            .to_string()
+            .contains("idle_timeout"));
         let mut s = slot();
         s.active = true;
         s.active_pid = Some(9);

@@ -23,9 +23,18 @@ pub fn pg_micros(t: SystemTime) -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplicationMessage {
     /// `w`: one pgoutput message (`data`, starting with its tag byte: `B`, `I`, `C`, …).
-    XLogData { wal_start: Lsn, wal_end: Lsn, send_time: i64, data: Bytes },
+    XLogData {
+        wal_start: Lsn,
+        wal_end: Lsn,
+        send_time: i64,
+        data: Bytes,
+    },
     /// `k`: the server's position and whether it wants a status update now.
-    Keepalive { wal_end: Lsn, send_time: i64, reply_requested: bool },
+    Keepalive {
+        wal_end: Lsn,
+        send_time: i64,
+        reply_requested: bool,
+    },
 }
 
 /// Parses the body of a CopyData message in a logical replication stream. `Ok(None)` for tags
@@ -35,7 +44,10 @@ pub fn parse_copy_data(body: Bytes) -> Result<Option<ReplicationMessage>, Source
     match body.first() {
         Some(b'w') => {
             if body.len() < 25 {
-                return Err(SourceError::Protocol(format!("XLogData of {} bytes is shorter than its header", body.len())));
+                return Err(SourceError::Protocol(format!(
+                    "XLogData of {} bytes is shorter than its header",
+                    body.len()
+                )));
             }
             Ok(Some(ReplicationMessage::XLogData {
                 wal_start: Lsn(be(&body[1..9])),
@@ -46,7 +58,10 @@ pub fn parse_copy_data(body: Bytes) -> Result<Option<ReplicationMessage>, Source
         }
         Some(b'k') => {
             if body.len() < 18 {
-                return Err(SourceError::Protocol(format!("keepalive of {} bytes is too short", body.len())));
+                return Err(SourceError::Protocol(format!(
+                    "keepalive of {} bytes is too short",
+                    body.len()
+                )));
             }
             Ok(Some(ReplicationMessage::Keepalive {
                 wal_end: Lsn(be(&body[1..9])),
@@ -55,12 +70,20 @@ pub fn parse_copy_data(body: Bytes) -> Result<Option<ReplicationMessage>, Source
             }))
         }
         Some(_) => Ok(None),
-        None => Err(SourceError::Protocol("empty CopyData in the replication stream".into())),
+        None => Err(SourceError::Protocol(
+            "empty CopyData in the replication stream".into(),
+        )),
     }
 }
 
 /// Encodes a standby status update (`r`) as the body of a CopyData message.
-pub fn encode_status(write: Lsn, flush: Lsn, apply: Lsn, time: i64, reply_requested: bool) -> [u8; 34] {
+pub fn encode_status(
+    write: Lsn,
+    flush: Lsn,
+    apply: Lsn,
+    time: i64,
+    reply_requested: bool,
+) -> [u8; 34] {
     let mut b = [0u8; 34];
     b[0] = b'r';
     b[1..9].copy_from_slice(&write.0.to_be_bytes());
@@ -80,8 +103,16 @@ pub struct ReplicationStream {
 }
 
 impl ReplicationStream {
-    pub(crate) fn new(conn: ReplicationConnection, proto_version: u32, server_major: u32) -> ReplicationStream {
-        ReplicationStream { conn, proto_version, server_major }
+    pub(crate) fn new(
+        conn: ReplicationConnection,
+        proto_version: u32,
+        server_major: u32,
+    ) -> ReplicationStream {
+        ReplicationStream {
+            conn,
+            proto_version,
+            server_major,
+        }
     }
 
     pub fn proto_version(&self) -> u32 {
@@ -126,7 +157,13 @@ impl ReplicationStream {
         apply: Lsn,
         reply_requested: bool,
     ) -> Result<(), SourceError> {
-        let body = encode_status(write, flush, apply, pg_micros(SystemTime::now()), reply_requested);
+        let body = encode_status(
+            write,
+            flush,
+            apply,
+            pg_micros(SystemTime::now()),
+            reply_requested,
+        );
         let w = self.conn.wbuf();
         w.put_u8(b'd');
         w.put_u32(4 + body.len() as u32);
@@ -154,7 +191,12 @@ mod tests {
         let body = Bytes::from(v);
         let ptr = body.as_ptr();
         match parse_copy_data(body).unwrap().unwrap() {
-            ReplicationMessage::XLogData { wal_start, wal_end, send_time, data } => {
+            ReplicationMessage::XLogData {
+                wal_start,
+                wal_end,
+                send_time,
+                data,
+            } => {
                 assert_eq!((wal_start, wal_end, send_time), (Lsn(1), Lsn(2), 3));
                 assert_eq!(&data[..], b"Bxyz");
                 assert_eq!(data.as_ptr(), ptr.wrapping_add(25));
@@ -172,9 +214,16 @@ mod tests {
         v.push(1);
         assert_eq!(
             parse_copy_data(Bytes::from(v)).unwrap(),
-            Some(ReplicationMessage::Keepalive { wal_end: Lsn(0x10), send_time: 7, reply_requested: true })
+            Some(ReplicationMessage::Keepalive {
+                wal_end: Lsn(0x10),
+                send_time: 7,
+                reply_requested: true
+            })
         );
-        assert_eq!(parse_copy_data(Bytes::from_static(b"zwhatever")).unwrap(), None);
+        assert_eq!(
+            parse_copy_data(Bytes::from_static(b"zwhatever")).unwrap(),
+            None
+        );
         assert!(parse_copy_data(Bytes::from_static(b"k\0")).is_err());
     }
 
@@ -185,6 +234,9 @@ mod tests {
         assert_eq!(u64::from_be_bytes(b[9..17].try_into().unwrap()), 2);
         assert_eq!(i64::from_be_bytes(b[25..33].try_into().unwrap()), 4);
         assert_eq!(b[33], 1);
-        assert_eq!(pg_micros(UNIX_EPOCH + Duration::from_secs(PG_EPOCH_OFFSET_SECS + 1)), 1_000_000);
+        assert_eq!(
+            pg_micros(UNIX_EPOCH + Duration::from_secs(PG_EPOCH_OFFSET_SECS + 1)),
+            1_000_000
+        );
     }
 }

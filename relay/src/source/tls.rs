@@ -9,7 +9,9 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use super::config::{SourceConfig, SslMode};
 use super::error::SourceError;
@@ -36,9 +38,15 @@ pub fn client_config(cfg: &SourceConfig) -> Result<Option<Arc<ClientConfig>>, So
             let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(|e| SourceError::Tls(format!("building the certificate verifier: {e}")))?;
-            let verifier: Arc<dyn ServerCertVerifier> =
-                if mode == SslMode::VerifyCa { Arc::new(AnyName(webpki)) } else { webpki };
-            builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()
+            let verifier: Arc<dyn ServerCertVerifier> = if mode == SslMode::VerifyCa {
+                Arc::new(AnyName(webpki))
+            } else {
+                webpki
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
         }
     };
     Ok(Some(Arc::new(config)))
@@ -46,23 +54,30 @@ pub fn client_config(cfg: &SourceConfig) -> Result<Option<Arc<ClientConfig>>, So
 
 /// The name to present in SNI and to check with verify-full. IP addresses are fine for rustls.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, SourceError> {
-    ServerName::try_from(host.to_string()).map_err(|_| SourceError::Tls(format!("{host:?} is not a valid TLS server name")))
+    ServerName::try_from(host.to_string())
+        .map_err(|_| SourceError::Tls(format!("{host:?} is not a valid TLS server name")))
 }
 
 fn root_store(cfg: &SourceConfig) -> Result<RootCertStore, SourceError> {
     let mut roots = RootCertStore::empty();
     match &cfg.sslrootcert {
         Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| SourceError::Tls(format!("reading sslrootcert {}: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                SourceError::Tls(format!("reading sslrootcert {}: {e}", path.display()))
+            })?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|e| SourceError::Tls(format!("sslrootcert {}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| SourceError::Tls(format!("sslrootcert {}: {e}", path.display())))?;
+                let cert = cert.map_err(|e| {
+                    SourceError::Tls(format!("sslrootcert {}: {e}", path.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    SourceError::Tls(format!("sslrootcert {}: {e}", path.display()))
+                })?;
             }
             if roots.is_empty() {
-                return Err(SourceError::Tls(format!("sslrootcert {} holds no PEM certificate", path.display())));
+                return Err(SourceError::Tls(format!(
+                    "sslrootcert {} holds no PEM certificate",
+                    path.display()
+                )));
             }
         }
         None => {
@@ -93,11 +108,14 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
+            | Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                ..
+            })) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
