@@ -189,7 +189,7 @@ fn parse_numeric(raw: &[u8]) -> Result<&str> {
     };
     let ok = !int.is_empty()
         && int.iter().all(u8::is_ascii_digit)
-        && frac.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit));
+        && frac.map_or(true, |f| !f.is_empty() && f.iter().all(u8::is_ascii_digit));
     if !ok {
         return Err(invalid("numeric", "not a plain decimal number"));
     }

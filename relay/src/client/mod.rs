@@ -207,7 +207,7 @@ impl Subscription {
     }
 
     fn advance(&mut self, lsn: Lsn) {
-        if self.resume.is_none_or(|r| lsn > r) {
+        if self.resume.map_or(true, |r| lsn > r) {
             self.resume = Some(lsn);
         }
     }
