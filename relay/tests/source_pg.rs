@@ -626,3 +626,158 @@ async fn resources_exhausted_is_retryable_but_loud() {
     );
     assert!(err.to_string().contains("max_replication_slots"));
 }
+
+/// Writes a file into the data directory, owned by the server's user when we are root.
+fn write_server_file(pg: &PgCluster, name: &str, contents: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = pg.data_dir().join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let owner = std::process::Command::new("stat")
+        .arg("-c")
+        .arg("%U")
+        .arg(pg.data_dir())
+        .output()
+        .unwrap();
+    let owner = String::from_utf8(owner.stdout).unwrap();
+    let status = std::process::Command::new("chown")
+        .arg(owner.trim())
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn tls_modes() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let pg = PgCluster::start(15).unwrap();
+    let base = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+
+    // Server without TLS: require refuses, prefer falls back to plain.
+    let err = ReplicationConnection::connect(&cfg_url(&format!("{base}?sslmode=require")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::TlsUnsupported("require")),
+        "{err:?}"
+    );
+    assert!(err.is_terminal());
+    ReplicationConnection::connect(&cfg_url(&format!("{base}?sslmode=prefer")))
+        .await
+        .unwrap();
+
+    // A CA and a server certificate that names only db.example (not 127.0.0.1).
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["db.example".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    write_server_file(&pg, "server.crt", &leaf.pem(), 0o644);
+    write_server_file(&pg, "server.key", &leaf_key.serialize_pem(), 0o600);
+    pg.psql("ALTER SYSTEM SET ssl = on").unwrap();
+    pg.psql("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let other_ca = CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&KeyPair::generate().unwrap())
+        .unwrap();
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, other_ca.pem()).unwrap();
+
+    let uses_tls = |rows: Vec<Vec<Option<String>>>| rows[0][0].as_deref() == Some("t");
+    let ssl_q = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    for mode in ["require", "prefer"] {
+        let mut c = ReplicationConnection::connect(&cfg_url(&format!("{base}?sslmode={mode}")))
+            .await
+            .unwrap();
+        assert!(
+            uses_tls(c.simple_query(ssl_q).await.unwrap()),
+            "{mode} must encrypt"
+        );
+        let sql = SqlConnection::connect(&cfg_url(&format!("{base}?sslmode={mode}")))
+            .await
+            .unwrap();
+        let ssl: bool = sql.client.query_one(ssl_q, &[]).await.unwrap().get(0);
+        assert!(ssl, "SQL connection with {mode}");
+    }
+    // verify-ca: chain checked, name not.
+    let ca_url = format!("{base}?sslmode=verify-ca&sslrootcert={}", ca_path.display());
+    let mut c = ReplicationConnection::connect(&cfg_url(&ca_url))
+        .await
+        .unwrap();
+    assert!(uses_tls(c.simple_query(ssl_q).await.unwrap()));
+    SqlConnection::connect(&cfg_url(&ca_url)).await.unwrap();
+    // verify-full: the certificate does not name 127.0.0.1.
+    let full_url = format!(
+        "{base}?sslmode=verify-full&sslrootcert={}",
+        ca_path.display()
+    );
+    let err = ReplicationConnection::connect(&cfg_url(&full_url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Tls(_)), "{err:?}");
+    assert!(err.is_terminal());
+    // an untrusted CA fails verify-ca, and require with a root file behaves like verify-ca
+    for mode in ["verify-ca", "require"] {
+        let url = format!("{base}?sslmode={mode}&sslrootcert={}", other_path.display());
+        let err = ReplicationConnection::connect(&cfg_url(&url))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SourceError::Tls(_)), "{mode}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn tls_verify_full_accepts_matching_name() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let pg = PgCluster::start(15).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    write_server_file(&pg, "server.crt", &leaf.pem(), 0o644);
+    write_server_file(&pg, "server.key", &leaf_key.serialize_pem(), 0o600);
+    pg.psql("ALTER SYSTEM SET ssl = on").unwrap();
+    pg.psql("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        pg.port,
+        ca_path.display()
+    );
+    let mut c = ReplicationConnection::connect(&cfg_url(&url))
+        .await
+        .unwrap();
+    let rows = c
+        .simple_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .await
+        .unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("t"));
+    let sql = SqlConnection::connect(&cfg_url(&url)).await.unwrap();
+    let ssl: bool = sql
+        .client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl);
+}
