@@ -217,6 +217,11 @@ impl Feedback {
         f.max(self.sent_flush)
     }
 
+    /// The highest position received from the server.
+    pub fn received(&self) -> Lsn {
+        self.received
+    }
+
     /// The flush LSN last sent.
     pub fn sent_flush(&self) -> Lsn {
         self.sent_flush

@@ -862,3 +862,34 @@ async fn next_is_cancellation_safe() {
         "the timer never cancelled a read; the test proved nothing"
     );
 }
+
+/// With wal_sender_timeout=0 an idle server says nothing at all; the receive-timeout probe
+/// (a status with reply_requested) must get an answer rather than a false reconnect.
+#[tokio::test]
+async fn silent_server_is_probed_not_dropped() {
+    let pg = PgCluster::start_with(15, &["wal_sender_timeout = 0"]).unwrap();
+    pg.psql("CREATE TABLE q (id int)").unwrap();
+    let mut sc = SessionConfig::new(cfg(&pg), "q_slot", "q_pub");
+    sc.publication_spec = PublicationSpec::Tables(vec!["q".into()]);
+    sc.receive_timeout = Duration::from_millis(700);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stx, mut sessions) = mpsc::unbounded_channel();
+    let mut sink = TestSink {
+        tx,
+        durable: Lsn::ZERO,
+        sessions: stx,
+    };
+    let h = tokio::spawn(async move { Session::new(sc).run(&mut sink).await.to_string() });
+    tokio::time::timeout(Duration::from_secs(20), sessions.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        sessions.try_recv().is_err(),
+        "reconnected although the server was alive"
+    );
+    pg.psql("INSERT INTO q VALUES (1)").unwrap();
+    next_commit(&mut rx, Duration::from_secs(20)).await;
+    h.abort();
+}

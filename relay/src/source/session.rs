@@ -36,6 +36,10 @@ pub struct SessionConfig {
     pub start_lsn: Option<Lsn>,
     pub backoff: BackoffConfig,
     pub feedback: FeedbackConfig,
+    /// Silence from the server for this long makes walcast ask for a reply (a status with
+    /// reply_requested); twice this long without any message means the connection is dead
+    /// (a black-holed network would otherwise hang until TCP gives up, many minutes later).
+    pub receive_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -58,6 +62,7 @@ impl SessionConfig {
             start_lsn: None,
             backoff: BackoffConfig::default(),
             feedback: FeedbackConfig::default(),
+            receive_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -295,8 +300,22 @@ impl Session {
         let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback);
         // Durability news comes by polling the sink; this bounds how stale it gets.
         const POLL: Duration = Duration::from_millis(100);
+        let probe_after = self.cfg.receive_timeout;
+        let mut last_rx = Instant::now();
+        let mut probed = false;
         loop {
             let now = Instant::now();
+            let silent = now.saturating_duration_since(last_rx);
+            if silent >= probe_after * 2 {
+                return Ok(SourceError::Timeout(silent));
+            }
+            if silent >= probe_after && !probed {
+                probed = true;
+                let f = fb.sent_flush();
+                if let Err(e) = stream.send_status(fb.received().max(f), f, f, true).await {
+                    return Ok(e);
+                }
+            }
             let wait = fb
                 .next_deadline(now)
                 .saturating_duration_since(now)
@@ -304,10 +323,12 @@ impl Session {
             tokio::select! {
                 m = stream.next() => match m {
                     Ok(ReplicationMessage::XLogData { wal_start, wal_end, send_time, data }) => {
+                        (last_rx, probed) = (Instant::now(), false);
                         fb.on_xlog(wal_end, &data);
                         sink.xlog(wal_start, wal_end, send_time, data).await?;
                     }
                     Ok(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
+                        (last_rx, probed) = (Instant::now(), false);
                         fb.on(Event::Keepalive { wal_end, reply_requested });
                     }
                     Err(e) => return Ok(e),
