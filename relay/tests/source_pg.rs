@@ -893,3 +893,12 @@ async fn silent_server_is_probed_not_dropped() {
     next_commit(&mut rx, Duration::from_secs(20)).await;
     h.abort();
 }
+
+#[tokio::test]
+async fn fatal_error_is_reported_not_lost() {
+    let pg = PgCluster::start(15).unwrap();
+    let mut conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
+    let err = conn.simple_query("SELECT pg_terminate_backend(pg_backend_pid())").await.unwrap_err();
+    assert_eq!(err.sqlstate(), Some("57P01"), "{err:?}");
+    assert!(!err.is_terminal(), "an admin kill is worth a reconnect");
+}

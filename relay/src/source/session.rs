@@ -237,8 +237,14 @@ impl Session {
         }
     }
 
-    /// Logs the error and sleeps the backoff delay, or returns it if it is terminal.
-    async fn after_error(&mut self, e: SourceError) -> Result<(), SourceError> {
+    /// The reconnect backoff (call `connected`/`disconnected` on it in a hand-written loop).
+    pub fn backoff_mut(&mut self) -> &mut Backoff {
+        &mut self.backoff
+    }
+
+    /// For hand-written loops: logs a failed attempt and sleeps the backoff delay, or returns
+    /// the error if it is terminal.
+    pub async fn after_error(&mut self, e: SourceError) -> Result<(), SourceError> {
         let advice = e.retry_advice();
         if advice == RetryAdvice::Terminal {
             tracing::error!(error = %e, slot = %self.cfg.slot, "replication source stopped: this needs an operator");
