@@ -26,6 +26,7 @@ fn versions() -> Vec<u32> {
         v.contains(&15),
         "PostgreSQL 15 must be installed for these tests"
     );
+    eprintln!("testing against PostgreSQL {v:?}");
     v
 }
 
@@ -470,7 +471,7 @@ async fn reconnects_after_crash_restart_and_resumes() {
 }
 
 #[tokio::test]
-async fn clear_errors_for_missing_table_privilege_and_invalidated_slot() {
+async fn clear_errors_for_missing_table_publication_and_privilege() {
     let pg = PgCluster::start(15).unwrap();
     pg.psql("CREATE TABLE present (id int)").unwrap();
     let mut sc = SessionConfig::new(cfg(&pg), "e_slot", "e_pub");
@@ -526,62 +527,77 @@ async fn clear_errors_for_missing_table_privilege_and_invalidated_slot() {
         matches!(err, SourceError::NoReplicationPrivilege { .. }),
         "{err:?}"
     );
+}
 
-    // Invalidate a slot: keep at most 1 MB of WAL for it, then write and remove more.
-    pg.psql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
-        .unwrap();
-    pg.psql("SELECT pg_reload_conf()").unwrap();
-    pg.psql("SELECT pg_create_logical_replication_slot('inv_slot', 'pgoutput')")
-        .unwrap();
-    for _ in 0..6 {
-        pg.psql("INSERT INTO present SELECT generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT;").unwrap();
-        if pg
-            .psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
-            .unwrap()
-            .trim()
-            == "lost"
-        {
-            break;
+#[tokio::test]
+async fn invalidated_slot_is_terminal() {
+    for major in versions() {
+        let pg = PgCluster::start(major).unwrap();
+        pg.psql("CREATE TABLE present (id int)").unwrap();
+        pg.psql("CREATE PUBLICATION e_pub FOR TABLE present")
+            .unwrap();
+        // Invalidate a slot: keep at most 1 MB of WAL for it, then write and remove more.
+        pg.psql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+            .unwrap();
+        pg.psql("SELECT pg_reload_conf()").unwrap();
+        pg.psql("SELECT pg_create_logical_replication_slot('inv_slot', 'pgoutput')")
+            .unwrap();
+        for _ in 0..6 {
+            pg.psql("INSERT INTO present SELECT generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT;").unwrap();
+            if pg
+                .psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
+                .unwrap()
+                .trim()
+                == "lost"
+            {
+                break;
+            }
+        }
+        assert_eq!(
+            pg.psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
+                .unwrap()
+                .trim(),
+            "lost"
+        );
+        let err = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"))
+            .prepare()
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, SourceError::SlotInvalidated { .. }),
+            "{err:?}"
+        );
+        assert!(err.is_terminal());
+        assert!(
+            err.to_string()
+                .contains("pg_drop_replication_slot('inv_slot')"),
+            "{err}"
+        );
+        // and START_REPLICATION's own 55000 says the same
+        let conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
+        let err = conn
+            .start_replication("inv_slot", Lsn::ZERO, &PgOutputOptions::new("e_pub"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SourceError::SlotInvalidated { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.sqlstate(), None);
+
+        // a session driver gives up on it instead of retrying forever
+        let mut s = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"));
+        let t = Instant::now();
+        let err = s.prepare_with_retry().await.err().unwrap();
+        assert!(err.is_terminal() && t.elapsed() < Duration::from_secs(5));
+        if major >= 17 {
+            let reason = pg
+                .psql("SELECT invalidation_reason FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
+                .unwrap();
+            assert!(err.to_string().contains(reason.trim()), "PG{major}: {err}");
         }
     }
-    assert_eq!(
-        pg.psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
-            .unwrap()
-            .trim(),
-        "lost"
-    );
-    let err = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"))
-        .prepare()
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        matches!(err, SourceError::SlotInvalidated { .. }),
-        "{err:?}"
-    );
-    assert!(err.is_terminal());
-    assert!(
-        err.to_string()
-            .contains("pg_drop_replication_slot('inv_slot')"),
-        "{err}"
-    );
-    // and START_REPLICATION's own 55000 says the same
-    let conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
-    let err = conn
-        .start_replication("inv_slot", Lsn::ZERO, &PgOutputOptions::new("e_pub"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, SourceError::SlotInvalidated { .. }),
-        "{err:?}"
-    );
-    assert_eq!(err.sqlstate(), None);
-
-    // a session driver gives up on it instead of retrying forever
-    let mut s = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"));
-    let t = Instant::now();
-    let err = s.prepare_with_retry().await.err().unwrap();
-    assert!(err.is_terminal() && t.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -898,7 +914,10 @@ async fn silent_server_is_probed_not_dropped() {
 async fn fatal_error_is_reported_not_lost() {
     let pg = PgCluster::start(15).unwrap();
     let mut conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
-    let err = conn.simple_query("SELECT pg_terminate_backend(pg_backend_pid())").await.unwrap_err();
+    let err = conn
+        .simple_query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .await
+        .unwrap_err();
     assert_eq!(err.sqlstate(), Some("57P01"), "{err:?}");
     assert!(!err.is_terminal(), "an admin kill is worth a reconnect");
 }
