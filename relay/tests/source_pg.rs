@@ -823,60 +823,65 @@ async fn unix_socket_connection() {
 /// must lose no bytes: a large streamed transaction arrives complete.
 #[tokio::test]
 async fn next_is_cancellation_safe() {
-    let pg = PgCluster::start(15).unwrap();
-    pg.psql("CREATE TABLE big (id int, pad text); CREATE PUBLICATION big_pub FOR TABLE big")
+    for major in versions() {
+        let pg = PgCluster::start(major).unwrap();
+        pg.psql("CREATE TABLE big (id int, pad text); CREATE PUBLICATION big_pub FOR TABLE big")
+            .unwrap();
+        let mut conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
+        conn.create_slot("big_slot", CreateSlotOptions::default())
+            .await
+            .unwrap();
+        let mut stream = conn
+            .start_replication("big_slot", Lsn::ZERO, &PgOutputOptions::new("big_pub"))
+            .await
+            .unwrap();
+        const ROWS: usize = 5000;
+        pg.psql(&format!(
+            "INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {ROWS}) g"
+        ))
         .unwrap();
-    let mut conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
-    conn.create_slot("big_slot", CreateSlotOptions::default())
-        .await
-        .unwrap();
-    let mut stream = conn
-        .start_replication("big_slot", Lsn::ZERO, &PgOutputOptions::new("big_pub"))
-        .await
-        .unwrap();
-    const ROWS: usize = 5000;
-    pg.psql(&format!(
-        "INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {ROWS}) g"
-    ))
-    .unwrap();
-    let mut inserts = 0;
-    let mut cancelled = 0;
-    let mut tags = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "stalled after {inserts} inserts");
-        tokio::select! {
-            m = stream.next() => match m.unwrap() {
-                ReplicationMessage::XLogData { data, .. } => {
-                    tags.insert(data[0]);
-                    match data[0] {
-                        b'I' => inserts += 1,
-                        b'C' | b'c' => break,
-                        _ => {}
+        let mut inserts = 0;
+        let mut cancelled = 0;
+        let mut tags = std::collections::BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "PG{major}: stalled after {inserts} inserts"
+            );
+            tokio::select! {
+                m = stream.next() => match m.unwrap() {
+                    ReplicationMessage::XLogData { data, .. } => {
+                        tags.insert(data[0]);
+                        match data[0] {
+                            b'I' => inserts += 1,
+                            b'C' | b'c' => break,
+                            _ => {}
+                        }
                     }
-                }
-                ReplicationMessage::Keepalive { wal_end, reply_requested: true, .. } => {
-                    stream.send_status(wal_end, Lsn::ZERO, Lsn::ZERO, false).await.unwrap();
-                }
-                ReplicationMessage::Keepalive { .. } => {}
-            },
-            _ = tokio::time::sleep(Duration::from_micros(20)) => cancelled += 1,
+                    ReplicationMessage::Keepalive { wal_end, reply_requested: true, .. } => {
+                        stream.send_status(wal_end, Lsn::ZERO, Lsn::ZERO, false).await.unwrap();
+                    }
+                    ReplicationMessage::Keepalive { .. } => {}
+                },
+                _ = tokio::time::sleep(Duration::from_micros(20)) => cancelled += 1,
+            }
         }
+        assert_eq!(
+            inserts,
+            ROWS,
+            "tags seen: {:?}",
+            tags.iter().map(|&t| t as char).collect::<String>()
+        );
+        assert!(
+            tags.contains(&b'S'),
+            "64kB logical_decoding_work_mem: the transaction is streamed"
+        );
+        assert!(
+            cancelled > 0,
+            "the timer never cancelled a read; the test proved nothing"
+        );
     }
-    assert_eq!(
-        inserts,
-        ROWS,
-        "tags seen: {:?}",
-        tags.iter().map(|&t| t as char).collect::<String>()
-    );
-    assert!(
-        tags.contains(&b'S'),
-        "64kB logical_decoding_work_mem: the transaction is streamed"
-    );
-    assert!(
-        cancelled > 0,
-        "the timer never cancelled a read; the test proved nothing"
-    );
 }
 
 /// With wal_sender_timeout=0 an idle server says nothing at all; the receive-timeout probe
