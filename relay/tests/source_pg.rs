@@ -308,6 +308,16 @@ async fn create_slot_on_raw_connection_keeps_it_idle_for_snapshot_import() {
         .await
         .unwrap_err();
     assert_eq!(err.sqlstate(), Some("42710"), "{err}");
+    conn.create_slot("drop_me", CreateSlotOptions::default())
+        .await
+        .unwrap();
+    conn.drop_slot("drop_me", false).await.unwrap();
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'drop_me'")
+            .unwrap()
+            .trim(),
+        "0"
+    );
     let stream = conn
         .start_replication("raw_slot", Lsn::ZERO, &PgOutputOptions::new("up"))
         .await
