@@ -308,11 +308,14 @@ impl ReplicationConnection {
             match frame.tag {
                 b'D' => rows.push(parse_data_row(&frame.body)?),
                 b'E' => {
-                    error = Some(SourceError::classify(
-                        ServerError::parse(&frame.body),
-                        &self.user,
-                        slot,
-                    ))
+                    let e = ServerError::parse(&frame.body);
+                    // FATAL/PANIC close the connection: no ReadyForQuery will follow.
+                    let fatal = e.severity == "FATAL" || e.severity == "PANIC";
+                    let e = SourceError::classify(e, &self.user, slot);
+                    if fatal {
+                        return Err(e);
+                    }
+                    error = Some(e);
                 }
                 b'Z' => break,
                 // RowDescription, CommandComplete, EmptyQueryResponse: nothing to keep.

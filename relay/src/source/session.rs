@@ -36,6 +36,10 @@ pub struct SessionConfig {
     pub start_lsn: Option<Lsn>,
     pub backoff: BackoffConfig,
     pub feedback: FeedbackConfig,
+    /// Silence from the server for this long makes walcast ask for a reply (a status with
+    /// reply_requested); twice this long without any message means the connection is dead
+    /// (a black-holed network would otherwise hang until TCP gives up, many minutes later).
+    pub receive_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -58,6 +62,7 @@ impl SessionConfig {
             start_lsn: None,
             backoff: BackoffConfig::default(),
             feedback: FeedbackConfig::default(),
+            receive_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -247,8 +252,14 @@ impl Session {
         }
     }
 
-    /// Logs the error and sleeps the backoff delay, or returns it if it is terminal.
-    async fn after_error(&mut self, e: SourceError) -> Result<(), SourceError> {
+    /// The reconnect backoff (call `connected`/`disconnected` on it in a hand-written loop).
+    pub fn backoff_mut(&mut self) -> &mut Backoff {
+        &mut self.backoff
+    }
+
+    /// For hand-written loops: logs a failed attempt and sleeps the backoff delay, or returns
+    /// the error if it is terminal.
+    pub async fn after_error(&mut self, e: SourceError) -> Result<(), SourceError> {
         let advice = e.retry_advice();
         if advice == RetryAdvice::Terminal {
             tracing::error!(error = %e, slot = %self.cfg.slot, "replication source stopped: this needs an operator");
@@ -315,8 +326,22 @@ impl Session {
         // sink for durability (which fsyncs) when the burst drains or after this many messages.
         const MAX_BURST: u32 = 4096;
         let mut burst = 0u32;
+        let probe_after = self.cfg.receive_timeout;
+        let mut last_rx = Instant::now();
+        let mut probed = false;
         loop {
             let now = Instant::now();
+            let silent = now.saturating_duration_since(last_rx);
+            if silent >= probe_after * 2 {
+                return Ok(PumpEnd::Failed(SourceError::Timeout(silent)));
+            }
+            if silent >= probe_after && !probed {
+                probed = true;
+                let f = fb.sent_flush();
+                if let Err(e) = stream.send_status(fb.received().max(f), f, f, true).await {
+                    return Ok(PumpEnd::Failed(e));
+                }
+            }
             let wait = fb
                 .next_deadline(now)
                 .saturating_duration_since(now)
@@ -324,10 +349,12 @@ impl Session {
             tokio::select! {
                 m = stream.next() => match m {
                     Ok(ReplicationMessage::XLogData { wal_start, wal_end, send_time, data }) => {
+                        (last_rx, probed) = (Instant::now(), false);
                         fb.on_xlog(wal_end, &data);
                         sink.xlog(wal_start, wal_end, send_time, data).await?;
                     }
                     Ok(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
+                        (last_rx, probed) = (Instant::now(), false);
                         fb.on(Event::Keepalive { wal_end, reply_requested });
                     }
                     Err(e) => return Ok(PumpEnd::Failed(e)),
