@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod fixtures;
+pub mod ground_truth;
 pub mod ops;
 pub mod pg;
 pub mod rawjson;

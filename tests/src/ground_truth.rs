@@ -1,0 +1,58 @@
+//! One run of every scenario on one major: the raw pgoutput stream in text and binary mode, what
+//! test_decoding says was committed, and `to_json()` of every row of the types table.
+
+use crate::pg::{
+    create_slots, peek_pgoutput, peek_test_decoding, query_rows, run_script, RawMessage, TextChange,
+};
+use crate::scenario;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use walcast_testkit::PgCluster;
+
+pub const PGOUTPUT_SLOT: &str = "walcast_po";
+pub const TEST_DECODING_SLOT: &str = "walcast_td";
+pub const PUBLICATIONS: &str = "pub_types,pub_ops,pub_ins";
+/// Rows of the streamed transaction in the ground-truth run (enough to exceed 64kB several times).
+pub const STREAMED_ROWS: u32 = 800;
+
+pub struct GroundTruth {
+    pub major: u32,
+    pub text: Vec<RawMessage>,
+    pub binary: Vec<RawMessage>,
+    pub test_decoding: Vec<TextChange>,
+    /// `t_types.id` → `to_json(t_types row)` under the relay's session settings.
+    pub types_json: BTreeMap<i64, String>,
+    /// Kept alive so a failing test can print its server log.
+    pub pg: PgCluster,
+}
+
+/// Starts a cluster of `major`, runs the types and ops scenarios and the streamed transactions,
+/// and reads everything back.
+pub fn collect(major: u32) -> Result<GroundTruth> {
+    let pg = PgCluster::start(major)?;
+    run_script(&pg, scenario::TYPES_SCHEMA).context("types schema")?;
+    run_script(&pg, scenario::TYPES_PUBLICATION)?;
+    run_script(&pg, scenario::OPS_SCHEMA).context("ops schema")?;
+    run_script(&pg, scenario::OPS_PUBLICATIONS)?;
+    create_slots(&pg, PGOUTPUT_SLOT, Some(TEST_DECODING_SLOT))?;
+    run_script(&pg, scenario::TYPES_ROWS).context("types rows")?;
+    run_script(&pg, scenario::OPS_WORKLOAD).context("ops workload")?;
+    run_script(&pg, &scenario::streamed_workload(STREAMED_ROWS)).context("streamed workload")?;
+    let text = peek_pgoutput(&pg, PGOUTPUT_SLOT, PUBLICATIONS, false)?;
+    let binary = peek_pgoutput(&pg, PGOUTPUT_SLOT, PUBLICATIONS, true)?;
+    let test_decoding = peek_test_decoding(&pg, TEST_DECODING_SLOT)?;
+    let mut types_json = BTreeMap::new();
+    for row in query_rows(&pg, "SELECT id, to_json(t) FROM t_types t ORDER BY id")? {
+        let [id, json] =
+            <[String; 2]>::try_from(row).map_err(|r| anyhow::anyhow!("bad row {r:?}"))?;
+        types_json.insert(id.parse()?, json);
+    }
+    Ok(GroundTruth {
+        major,
+        text,
+        binary,
+        test_decoding,
+        types_json,
+        pg,
+    })
+}
