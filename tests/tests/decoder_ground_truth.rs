@@ -1,0 +1,383 @@
+//! The decoder against real PostgreSQL, on every major this machine has (15 always; 14, 16, 17
+//! and 18 from tests/pg-versions): raw pgoutput read through the slot SQL functions, in text and
+//! binary mode, with the protocol version the relay would use, streaming and messages on.
+//!
+//! Ground truth: `to_json()` of every row of the types table (byte for byte, per column), and
+//! test_decoding (PostgreSQL's reference plugin) for which changes were committed, in which order.
+
+mod common;
+
+use common::{decode_to_lines, first_difference};
+use serde_json::Value;
+use walcast_decoder::Lsn;
+use walcast_testkit::bin_dir;
+use walcast_tests::events::{committed_units, kind, parse_lines, Event};
+use walcast_tests::ground_truth::{collect, GroundTruth};
+use walcast_tests::ops::{filter_ops, restrict_columns, Op, Unit};
+use walcast_tests::pg::{supports_two_phase, RawMessage};
+use walcast_tests::rawjson::{diff, member_object, members};
+use walcast_tests::test_decoding;
+
+macro_rules! per_major {
+    ($($name:ident => $major:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                if bin_dir($major).is_none() {
+                    assert_ne!($major, 15, "Debian's PostgreSQL 15 must be installed");
+                    eprintln!("PostgreSQL {} not installed (scripts/install-deps.sh); skipped", $major);
+                    return;
+                }
+                check_major($major);
+            }
+        )*
+    };
+}
+
+per_major!(pg14 => 14, pg15 => 15, pg16 => 16, pg17 => 17, pg18 => 18);
+
+fn decode(major: u32, mode: &str, msgs: &[RawMessage]) -> Vec<String> {
+    let input: Vec<(Option<Lsn>, &[u8])> = msgs
+        .iter()
+        .map(|m| {
+            (
+                Some(m.lsn.parse::<Lsn>().expect("PostgreSQL prints valid LSNs")),
+                m.bytes.as_slice(),
+            )
+        })
+        .collect();
+    decode_to_lines(input).unwrap_or_else(|e| panic!("PG{major} {mode}: {e}"))
+}
+
+fn check_major(major: u32) {
+    let gt = collect(major).unwrap_or_else(|e| panic!("PG{major}: collecting ground truth: {e:#}"));
+    let text = decode(major, "text", &gt.text);
+    let binary = decode(major, "binary", &gt.binary);
+
+    check_types_against_to_json(&gt, "text", &text);
+    check_types_against_to_json(&gt, "binary", &binary);
+    // Binary and text mode must be indistinguishable to a client.
+    if let Some(d) = first_difference(&text, &binary) {
+        panic!("PG{major}: text and binary mode decode differently at {d}");
+    }
+
+    let events = parse_lines(&text).unwrap_or_else(|e| panic!("PG{major}: {e:#}"));
+    check_committed_outcome(&gt, &events);
+    check_identity_and_toast(major, &events);
+    check_stream_and_two_phase(major, &events);
+}
+
+/// (a) Every decoded insert into t_types equals `to_json()` of that row, column by column,
+/// as raw JSON text.
+fn check_types_against_to_json(gt: &GroundTruth, mode: &str, lines: &[String]) {
+    let major = gt.major;
+    let mut problems = Vec::new();
+    let mut seen = Vec::new();
+    for line in lines {
+        let ev = members(line).unwrap_or_else(|e| panic!("PG{major} {mode}: {e:#}"));
+        if ev.get("type").map(String::as_str) != Some("\"insert\"")
+            || ev.get("table").map(String::as_str) != Some("\"t_types\"")
+        {
+            continue;
+        }
+        assert!(
+            !ev.contains_key("unchanged_toast"),
+            "PG{major} {mode}: insert with unchanged TOAST: {line}"
+        );
+        let new = member_object(line, "new")
+            .unwrap()
+            .unwrap_or_else(|| panic!("PG{major} {mode}: insert without new: {line}"));
+        let id: i64 = new
+            .get("id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no id in {line}"));
+        let expected = members(&gt.types_json[&id]).unwrap();
+        for d in diff(&expected, &new) {
+            problems.push(format!("id {id} {d}"));
+        }
+        seen.push(id);
+    }
+    assert_eq!(
+        seen,
+        gt.types_json.keys().copied().collect::<Vec<_>>(),
+        "PG{major} {mode}: t_types inserts"
+    );
+    assert!(
+        problems.is_empty(),
+        "PG{major} {mode}: decoded values differ from to_json() ({} columns):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// (b) What a subscriber applying the decoded stream commits equals what test_decoding reports.
+fn check_committed_outcome(gt: &GroundTruth, events: &[Event]) {
+    let major = gt.major;
+    let oracle =
+        test_decoding::units(&gt.test_decoding).unwrap_or_else(|e| panic!("PG{major}: {e:#}"));
+    // pub_ins publishes only inserts of t_nothing (REPLICA IDENTITY NOTHING); test_decoding shows all.
+    let oracle = filter_ops(oracle, |op| {
+        op.table() == Some("public.t_nothing") && !matches!(op, Op::Insert { .. })
+    });
+    let actual = committed_units(events)
+        .unwrap_or_else(|e| panic!("PG{major}: applying the decoded stream: {e:#}"));
+    let actual = filter_ops(actual, |_| false);
+    // t_types values are checked against to_json(); test_decoding prints them differently.
+    let norm = |u: Vec<Unit>| restrict_columns(u, "public.t_types", &["id"]);
+    let (oracle, actual) = (norm(oracle), norm(actual));
+    if oracle != actual {
+        let i = oracle
+            .iter()
+            .zip(&actual)
+            .position(|(a, b)| a != b)
+            .unwrap_or(oracle.len().min(actual.len()));
+        panic!(
+            "PG{major}: committed outcome differs from test_decoding at transaction {i} of {} (oracle) / {} (decoded):\n\
+             oracle:  {:?}\ndecoded: {:?}",
+            oracle.len(),
+            actual.len(),
+            oracle.get(i).map(|u| u.iter().take(5).collect::<Vec<_>>()),
+            actual.get(i).map(|u| u.iter().take(5).collect::<Vec<_>>()),
+        );
+    }
+}
+
+fn on_table<'e>(events: &'e [Event], table: &str, what: &str) -> Vec<&'e Event> {
+    events
+        .iter()
+        .filter(|e| kind(e) == what && e.get("table").and_then(Value::as_str) == Some(table))
+        .collect()
+}
+
+fn keys(v: Option<&Value>) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+/// (c) Replica identities and unchanged TOAST, message by message.
+fn check_identity_and_toast(major: u32, events: &[Event]) {
+    // DEFAULT: key tuples hold only the primary key; updates that keep the key carry no key.
+    let upd = on_table(events, "t_def", "update");
+    assert_eq!(upd.len(), 2, "PG{major}: t_def updates");
+    assert!(
+        upd[0].get("key").is_none() && upd[0].get("old").is_none(),
+        "PG{major}: {:?}",
+        upd[0]
+    );
+    assert_eq!(
+        keys(upd[1].get("key")),
+        ["id"],
+        "PG{major}: key of a key-changing update: {:?}",
+        upd[1]
+    );
+    assert_eq!(upd[1]["key"]["id"], 2, "PG{major}");
+    let del = on_table(events, "t_def", "delete");
+    assert_eq!(del.len(), 1, "PG{major}");
+    assert_eq!(keys(del[0].get("key")), ["id"], "PG{major}: {:?}", del[0]);
+    assert!(
+        del[0].get("new").is_none(),
+        "PG{major}: delete with new: {:?}",
+        del[0]
+    );
+
+    // USING INDEX: the key is the index's column only.
+    let upd = on_table(events, "t_idx", "update");
+    assert!(upd[0].get("key").is_none(), "PG{major}: {:?}", upd[0]);
+    assert_eq!(keys(upd[1].get("key")), ["code"], "PG{major}: {:?}", upd[1]);
+    assert_eq!(upd[1]["key"]["code"], "k2", "PG{major}");
+    assert_eq!(
+        keys(on_table(events, "t_idx", "delete")[0].get("key")),
+        ["code"],
+        "PG{major}"
+    );
+
+    // FULL: every update and delete carries the whole old row, NULLs included.
+    for ev in on_table(events, "t_full", "update")
+        .into_iter()
+        .chain(on_table(events, "t_full", "delete"))
+    {
+        assert_eq!(keys(ev.get("old")), ["a", "b", "id"], "PG{major}: {ev:?}");
+        assert!(ev.get("key").is_none(), "PG{major}: {ev:?}");
+    }
+    let full_del = on_table(events, "t_full", "delete");
+    assert_eq!(
+        full_del[0]["old"]["a"],
+        Value::Null,
+        "PG{major}: NULL in an old row stays null"
+    );
+
+    // NOTHING (insert-only publication): the insert arrives, nothing else.
+    assert_eq!(
+        on_table(events, "t_nothing", "insert").len(),
+        1,
+        "PG{major}"
+    );
+    assert!(
+        on_table(events, "t_nothing", "update").is_empty()
+            && on_table(events, "t_nothing", "delete").is_empty()
+    );
+
+    // Unchanged TOAST: listed, absent from new, never null.
+    let upd = on_table(events, "t_toast", "update");
+    assert_eq!(upd.len(), 3, "PG{major}");
+    assert_eq!(
+        upd[0]["unchanged_toast"],
+        serde_json::json!(["big"]),
+        "PG{major}: {:?}",
+        upd[0]
+    );
+    assert_eq!(
+        keys(upd[0].get("new")),
+        ["id", "small"],
+        "PG{major}: {:?}",
+        upd[0]
+    );
+    assert!(
+        upd[1].get("unchanged_toast").is_none(),
+        "PG{major}: {:?}",
+        upd[1]
+    );
+    assert_eq!(upd[1]["new"]["big"], "short now", "PG{major}");
+    for ev in events {
+        if let Some(names) = ev.get("unchanged_toast").and_then(Value::as_array) {
+            assert!(
+                !names.is_empty(),
+                "PG{major}: empty unchanged_toast list: {ev:?}"
+            );
+            for n in names {
+                let n = n.as_str().unwrap_or_default();
+                assert!(
+                    ev["new"].get(n).is_none(),
+                    "PG{major}: {n} both unchanged and present: {ev:?}"
+                );
+            }
+        }
+    }
+    let ins = on_table(events, "t_toast", "insert");
+    assert!(
+        ins[0]["new"]["big"]
+            .as_str()
+            .is_some_and(|s| s.len() == 150 * 32),
+        "PG{major}: TOASTed value in full"
+    );
+
+    // TRUNCATE flags.
+    let truncs: Vec<&Event> = events.iter().filter(|e| kind(e) == "truncate").collect();
+    assert_eq!(truncs.len(), 3, "PG{major}");
+    assert_eq!(truncs[0]["cascade"], true, "PG{major}");
+    assert_eq!(
+        truncs[0]["relations"].as_array().map(Vec::len),
+        Some(2),
+        "PG{major}: cascade includes the child"
+    );
+    assert_eq!(truncs[1]["restart_identity"], true, "PG{major}");
+    assert_eq!(
+        (
+            truncs[2]["cascade"].clone(),
+            truncs[2]["restart_identity"].clone()
+        ),
+        (false.into(), false.into())
+    );
+
+    // Logical messages, transactional and not.
+    let msgs: Vec<&Event> = events.iter().filter(|e| kind(e) == "message").collect();
+    assert!(msgs.iter().any(|m| m["transactional"] == true
+        && m["prefix"] == "walcast"
+        && m["content"] == "{\"req\":\"abc\"}"));
+    assert!(msgs
+        .iter()
+        .any(|m| m["transactional"] == false && m["content"] == "non-transactional ünïcode"));
+
+    // Origin, and relation/type messages for the enum and domains.
+    assert!(
+        events.iter().any(|e| kind(e) == "origin"),
+        "PG{major}: no origin event"
+    );
+    assert!(
+        events.iter().filter(|e| kind(e) == "type").count() >= 2,
+        "PG{major}: no type events"
+    );
+    assert!(
+        events.iter().any(|e| kind(e) == "relation"),
+        "PG{major}: no relation events"
+    );
+    for e in events {
+        if let Some(lsn) = e.get("lsn").and_then(Value::as_str) {
+            assert!(lsn.parse::<Lsn>().is_ok(), "PG{major}: bad LSN text {lsn}");
+        }
+    }
+}
+
+/// (c) Streaming (with a rolled-back subtransaction and an aborted transaction) and two-phase.
+fn check_stream_and_two_phase(major: u32, events: &[Event]) {
+    let mut in_stream = false;
+    for e in events {
+        match kind(e) {
+            "stream_start" => in_stream = true,
+            "stream_stop" => in_stream = false,
+            "insert" | "update" | "delete" | "truncate" | "relation" | "type" if in_stream => {
+                assert!(
+                    e.get("xid").and_then(Value::as_u64).is_some(),
+                    "PG{major}: streamed change without xid: {e:?}"
+                );
+            }
+            "message" if in_stream && e["transactional"] == true => {
+                assert!(
+                    e.get("xid").is_some(),
+                    "PG{major}: streamed message without xid: {e:?}"
+                );
+            }
+            "insert" | "update" | "delete" if !in_stream => {
+                assert!(
+                    e.get("xid").is_none(),
+                    "PG{major}: xid outside a stream: {e:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    let aborts: Vec<&Event> = events
+        .iter()
+        .filter(|e| kind(e) == "stream_abort")
+        .collect();
+    assert!(
+        aborts.iter().any(|a| a["xid"] != a["subxid"]),
+        "PG{major}: no subtransaction abort: {aborts:?}"
+    );
+    assert!(
+        aborts.iter().any(|a| a["xid"] == a["subxid"]),
+        "PG{major}: no aborted streamed transaction: {aborts:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| kind(e) == "stream_commit").count(),
+        1,
+        "PG{major}"
+    );
+
+    if supports_two_phase(major) {
+        for k in [
+            "begin_prepare",
+            "prepare",
+            "commit_prepared",
+            "rollback_prepared",
+        ] {
+            let found: Vec<&Event> = events.iter().filter(|e| kind(e) == k).collect();
+            assert_eq!(
+                found.len(),
+                if k == "begin_prepare" || k == "prepare" {
+                    2
+                } else {
+                    1
+                },
+                "PG{major}: {k}"
+            );
+            assert!(found.iter().all(|e| e["gid"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("walcast_gid_"))));
+        }
+    }
+}
