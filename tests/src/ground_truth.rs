@@ -22,6 +22,8 @@ pub struct GroundTruth {
     pub test_decoding: Vec<TextChange>,
     /// `t_types.id` → `to_json(t_types row)` under the relay's session settings.
     pub types_json: BTreeMap<i64, String>,
+    /// (`t_types.id`, column) → PostgreSQL's text output, for the user-typed columns (non-NULL only).
+    pub user_typed_text: BTreeMap<(i64, String), String>,
     /// Kept alive so a failing test can print its server log.
     pub pg: PgCluster,
 }
@@ -47,12 +49,22 @@ pub fn collect(major: u32) -> Result<GroundTruth> {
             <[String; 2]>::try_from(row).map_err(|r| anyhow::anyhow!("bad row {r:?}"))?;
         types_json.insert(id.parse()?, json);
     }
+    let mut user_typed_text = BTreeMap::new();
+    for row in query_rows(
+        &pg,
+        "SELECT id, c, v FROM t_types, LATERAL (VALUES ('c_mood', c_mood::text), ('c_posint', c_posint::text), \
+         ('c_short_text', c_short_text::text), ('a_mood', a_mood::text)) AS x(c, v) WHERE v IS NOT NULL",
+    )? {
+        let [id, col, text] = <[String; 3]>::try_from(row).map_err(|r| anyhow::anyhow!("bad row {r:?}"))?;
+        user_typed_text.insert((id.parse()?, col), text);
+    }
     Ok(GroundTruth {
         major,
         text,
         binary,
         test_decoding,
         types_json,
+        user_typed_text,
         pg,
     })
 }

@@ -56,8 +56,9 @@ fn check_major(major: u32) {
 
     check_types_against_to_json(&gt, "text", &text);
     check_types_against_to_json(&gt, "binary", &binary);
-    // Binary and text mode must be indistinguishable to a client.
-    if let Some(d) = first_difference(&text, &binary) {
+    // Binary and text mode must be indistinguishable to a client (for built-in types).
+    let (t, b) = (comparable(&text), comparable(&binary));
+    if let Some(d) = first_difference(&t, &b) {
         panic!("PG{major}: text and binary mode decode differently at {d}");
     }
 
@@ -65,6 +66,30 @@ fn check_major(major: u32) {
     check_committed_outcome(&gt, &events);
     check_identity_and_toast(major, &events);
     check_stream_and_two_phase(major, &events);
+}
+
+/// Columns of t_types whose types are user-defined (enum, domains, enum array). pgoutput describes
+/// them only by OID and name (a Type message), so the decoder cannot know a domain's base type or
+/// that `mood[]` is an array: the `to_json()` contract covers built-in types only. For these the
+/// decoder gives PostgreSQL's text output as a string in text mode, and some string (the bytes) in
+/// binary mode.
+const USER_TYPED_COLUMNS: [&str; 4] = ["c_mood", "c_posint", "c_short_text", "a_mood"];
+
+/// The JSON lines with the user-typed columns of t_types removed, raw member texts kept.
+fn comparable(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|line| {
+            let mut ev = members(line).unwrap_or_else(|e| panic!("{e:#}"));
+            if ev.get("table").map(String::as_str) == Some("\"t_types\"") {
+                if let Some(mut new) = member_object(line, "new").unwrap() {
+                    new.retain(|k, _| !USER_TYPED_COLUMNS.contains(&k.as_str()));
+                    ev.insert("new".into(), format!("{new:?}"));
+                }
+            }
+            format!("{ev:?}")
+        })
+        .collect()
 }
 
 /// (a) Every decoded insert into t_types equals `to_json()` of that row, column by column,
@@ -91,7 +116,30 @@ fn check_types_against_to_json(gt: &GroundTruth, mode: &str, lines: &[String]) {
             .get("id")
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no id in {line}"));
-        let expected = members(&gt.types_json[&id]).unwrap();
+        let mut expected = members(&gt.types_json[&id]).unwrap();
+        let mut new = new;
+        for col in USER_TYPED_COLUMNS {
+            let (want_text, got) = (
+                gt.user_typed_text.get(&(id, col.to_owned())),
+                new.remove(col),
+            );
+            expected.remove(col);
+            let got = got.unwrap_or_else(|| panic!("PG{major} {mode}: id {id}: no {col}"));
+            match want_text {
+                None => assert_eq!(got, "null", "PG{major} {mode}: id {id} {col}"),
+                Some(text) if mode == "text" => {
+                    assert_eq!(
+                        got,
+                        serde_json::to_string(text).unwrap(),
+                        "PG{major} {mode}: id {id} {col}"
+                    )
+                }
+                Some(_) => assert!(
+                    got.starts_with('"'),
+                    "PG{major} {mode}: id {id} {col}: {got}"
+                ),
+            }
+        }
         for d in diff(&expected, &new) {
             problems.push(format!("id {id} {d}"));
         }
@@ -348,10 +396,15 @@ fn check_stream_and_two_phase(major: u32, events: &[Event]) {
         aborts.iter().any(|a| a["xid"] != a["subxid"]),
         "PG{major}: no subtransaction abort: {aborts:?}"
     );
-    assert!(
-        aborts.iter().any(|a| a["xid"] == a["subxid"]),
-        "PG{major}: no aborted streamed transaction: {aborts:?}"
-    );
+    // PG18 checks, when the memory limit is hit, whether a transaction has already aborted and
+    // then drops it instead of streaming it; decoding through the SQL functions after the ROLLBACK
+    // therefore never streams it. Older majors stream it and then send a top-level abort.
+    if major < 18 {
+        assert!(
+            aborts.iter().any(|a| a["xid"] == a["subxid"]),
+            "PG{major}: no aborted streamed transaction: {aborts:?}"
+        );
+    }
     assert_eq!(
         events.iter().filter(|e| kind(e) == "stream_commit").count(),
         1,
