@@ -2,7 +2,8 @@
 //! test_decoding says was committed, and `to_json()` of every row of the types table.
 
 use crate::pg::{
-    create_slots, peek_pgoutput, peek_test_decoding, query_rows, run_script, RawMessage, TextChange,
+    create_slots, peek_pgoutput, peek_pgoutput_with, peek_test_decoding, query_rows, run_script,
+    RawMessage, Streaming, TextChange,
 };
 use crate::scenario;
 use anyhow::{Context, Result};
@@ -19,6 +20,8 @@ pub struct GroundTruth {
     pub major: u32,
     pub text: Vec<RawMessage>,
     pub binary: Vec<RawMessage>,
+    /// PG16+: text mode with `streaming 'parallel'` (Stream Abort then carries LSN and time).
+    pub parallel: Option<Vec<RawMessage>>,
     pub test_decoding: Vec<TextChange>,
     /// `t_types.id` → `to_json(t_types row)` under the relay's session settings.
     pub types_json: BTreeMap<i64, String>,
@@ -42,6 +45,17 @@ pub fn collect(major: u32) -> Result<GroundTruth> {
     run_script(&pg, &scenario::streamed_workload(STREAMED_ROWS)).context("streamed workload")?;
     let text = peek_pgoutput(&pg, PGOUTPUT_SLOT, PUBLICATIONS, false)?;
     let binary = peek_pgoutput(&pg, PGOUTPUT_SLOT, PUBLICATIONS, true)?;
+    let parallel = if major >= 16 {
+        Some(peek_pgoutput_with(
+            &pg,
+            PGOUTPUT_SLOT,
+            PUBLICATIONS,
+            false,
+            Streaming::Parallel,
+        )?)
+    } else {
+        None
+    };
     let test_decoding = peek_test_decoding(&pg, TEST_DECODING_SLOT)?;
     let mut types_json = BTreeMap::new();
     for row in query_rows(&pg, "SELECT id, to_json(t) FROM t_types t ORDER BY id")? {
@@ -62,6 +76,7 @@ pub fn collect(major: u32) -> Result<GroundTruth> {
         major,
         text,
         binary,
+        parallel,
         test_decoding,
         types_json,
         user_typed_text,

@@ -123,10 +123,32 @@ pub fn create_slots(
     Ok(())
 }
 
+/// pgoutput's `streaming` option. `parallel` (PG16+, proto 4) is meant for parallel apply
+/// workers, but the SQL slot functions accept it too; it changes the Stream Abort message
+/// (abort LSN and time added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    On,
+    Parallel,
+}
+
 /// The pgoutput options the relay would use on this major, as `'name','value'` SQL arguments.
 pub fn pgoutput_options(major: u32, publications: &str, binary: bool) -> String {
+    pgoutput_options_with(major, publications, binary, Streaming::On)
+}
+
+pub fn pgoutput_options_with(
+    major: u32,
+    publications: &str,
+    binary: bool,
+    streaming: Streaming,
+) -> String {
+    let streaming = match streaming {
+        Streaming::On => "on",
+        Streaming::Parallel => "parallel",
+    };
     let mut opts = format!(
-        "'proto_version','{}','publication_names','{publications}','messages','true','streaming','on'",
+        "'proto_version','{}','publication_names','{publications}','messages','true','streaming','{streaming}'",
         proto_version(major)
     );
     if supports_two_phase(major) {
@@ -165,10 +187,20 @@ pub fn peek_pgoutput(
     publications: &str,
     binary: bool,
 ) -> Result<Vec<RawMessage>> {
+    peek_pgoutput_with(pg, slot, publications, binary, Streaming::On)
+}
+
+pub fn peek_pgoutput_with(
+    pg: &PgCluster,
+    slot: &str,
+    publications: &str,
+    binary: bool,
+    streaming: Streaming,
+) -> Result<Vec<RawMessage>> {
     wait_wal_flushed(pg, Duration::from_secs(30))?;
     let sql = format!(
         "SELECT lsn, data FROM pg_logical_slot_peek_binary_changes('{slot}', NULL, NULL, {})",
-        pgoutput_options(pg.major, publications, binary)
+        pgoutput_options_with(pg.major, publications, binary, streaming)
     );
     query_rows(pg, &sql)?
         .into_iter()

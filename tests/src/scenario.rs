@@ -113,16 +113,18 @@ CREATE TABLE t_parent (id int PRIMARY KEY);
 CREATE TABLE t_child (id int PRIMARY KEY, pid int REFERENCES t_parent);
 CREATE TABLE t_seq (id serial PRIMARY KEY, a text);
 CREATE TABLE t_stream (id int PRIMARY KEY, payload text);
+CREATE TABLE t_prep (id int PRIMARY KEY, payload text);
 "#;
 
 /// Publications for the ops tables. A table with REPLICA IDENTITY NOTHING can only be in a
 /// publication that doesn't publish UPDATE/DELETE (PostgreSQL rejects those statements otherwise).
 pub const OPS_PUBLICATIONS: &str = r#"
-CREATE PUBLICATION pub_ops FOR TABLE t_def, t_full, t_idx, t_toast, t_parent, t_child, t_seq, t_stream;
+CREATE PUBLICATION pub_ops FOR TABLE t_def, t_full, t_idx, t_toast, t_parent, t_child, t_seq, t_stream, t_prep;
 CREATE PUBLICATION pub_ins FOR TABLE t_nothing WITH (publish = 'insert');
 "#;
 
-/// Replica identities, unchanged TOAST, TRUNCATE, logical messages, two-phase commit, origin.
+/// Replica identities, unchanged TOAST, TRUNCATE, logical messages, two-phase commit (one
+/// prepared transaction large enough to be streamed: Stream Prepare), origin.
 pub const OPS_WORKLOAD: &str = r#"
 INSERT INTO t_def VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', NULL);
 UPDATE t_def SET a = 'a2' WHERE id = 1;
@@ -170,6 +172,10 @@ BEGIN;
 INSERT INTO t_def VALUES (6, 'prepared then rolled back', 6);
 PREPARE TRANSACTION 'walcast_gid_2';
 ROLLBACK PREPARED 'walcast_gid_2';
+BEGIN;
+INSERT INTO t_prep SELECT g, repeat('p', 60) || g FROM generate_series(1, 800) g;
+PREPARE TRANSACTION 'walcast_gid_3';
+COMMIT PREPARED 'walcast_gid_3';
 
 SELECT pg_replication_origin_create('walcast_origin');
 SELECT pg_replication_origin_session_setup('walcast_origin');

@@ -62,6 +62,10 @@ fn check_major(major: u32) {
         panic!("PG{major}: text and binary mode decode differently at {d}");
     }
 
+    if let Some(par) = &gt.parallel {
+        check_parallel_streaming(major, &text, &decode(major, "parallel", par));
+    }
+
     let events = parse_lines(&text).unwrap_or_else(|e| panic!("PG{major}: {e:#}"));
     check_committed_outcome(&gt, &events);
     check_identity_and_toast(major, &events);
@@ -412,25 +416,52 @@ fn check_stream_and_two_phase(major: u32, events: &[Event]) {
     );
 
     if supports_two_phase(major) {
-        for k in [
-            "begin_prepare",
-            "prepare",
-            "commit_prepared",
-            "rollback_prepared",
-        ] {
+        // gid 1 committed, gid 2 rolled back (both small), gid 3 large enough to be streamed.
+        let expect = [
+            ("begin_prepare", 2),
+            ("prepare", 2),
+            ("stream_prepare", 1),
+            ("commit_prepared", 2),
+            ("rollback_prepared", 1),
+        ];
+        for (k, n) in expect {
             let found: Vec<&Event> = events.iter().filter(|e| kind(e) == k).collect();
-            assert_eq!(
-                found.len(),
-                if k == "begin_prepare" || k == "prepare" {
-                    2
-                } else {
-                    1
-                },
-                "PG{major}: {k}"
-            );
-            assert!(found.iter().all(|e| e["gid"]
-                .as_str()
-                .is_some_and(|g| g.starts_with("walcast_gid_"))));
+            assert_eq!(found.len(), n, "PG{major}: {k}");
+            for e in found {
+                assert!(
+                    e["gid"]
+                        .as_str()
+                        .is_some_and(|g| g.starts_with("walcast_gid_")),
+                    "PG{major}: {e:?}"
+                );
+            }
         }
     }
+}
+
+/// `streaming 'parallel'` (PG16+) differs only in Stream Abort, which gains the abort LSN and
+/// time: every other line decodes identically, and aborts name the same transactions.
+fn check_parallel_streaming(major: u32, text: &[String], parallel: &[String]) {
+    assert_eq!(
+        text.len(),
+        parallel.len(),
+        "PG{major}: parallel streaming line count"
+    );
+    let mut aborts = 0;
+    for (t, p) in text.iter().zip(parallel) {
+        let (te, pe) = (members(t).unwrap(), members(p).unwrap());
+        if te.get("type").map(String::as_str) == Some("\"stream_abort\"") {
+            aborts += 1;
+            for k in ["type", "xid", "subxid", "lsn"] {
+                assert_eq!(
+                    te.get(k),
+                    pe.get(k),
+                    "PG{major}: stream_abort {k}: {t} vs {p}"
+                );
+            }
+        } else {
+            assert_eq!(t, p, "PG{major}: parallel streaming decodes differently");
+        }
+    }
+    assert!(aborts > 0, "PG{major}: no stream_abort to compare");
 }

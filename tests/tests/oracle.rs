@@ -46,7 +46,7 @@ fn scenarios_produce_the_expected_raw_streams(major: u32) {
         );
     }
     if major >= 15 {
-        for tag in [b'b', b'P', b'K', b'r'] {
+        for tag in [b'b', b'P', b'K', b'r', b'p'] {
             assert!(
                 text.contains(&tag),
                 "PG{major}: no two-phase {:?} message",
@@ -55,6 +55,29 @@ fn scenarios_produce_the_expected_raw_streams(major: u32) {
         }
     }
     assert_eq!(gt.types_json.len(), 8, "PG{major}");
+    // streaming 'parallel' (PG16+): the same messages, but Stream Abort grows by the abort LSN
+    // and time (tag, xid, subxid, then lsn and time: 1 + 4 + 4 + 8 + 8 bytes).
+    match &gt.parallel {
+        Some(par) => {
+            assert_eq!(
+                tags(par),
+                text,
+                "PG{major}: parallel streaming sends the same messages"
+            );
+            for (p, t) in par.iter().zip(&gt.text) {
+                if p.bytes[0] == b'A' {
+                    assert_eq!(
+                        (t.bytes.len(), p.bytes.len()),
+                        (9, 25),
+                        "PG{major}: Stream Abort sizes"
+                    );
+                } else {
+                    assert_eq!(p.bytes, t.bytes, "PG{major}");
+                }
+            }
+        }
+        None => assert!(major < 16),
+    }
 
     let units = units(&gt.test_decoding).unwrap_or_else(|e| panic!("PG{major}: {e:#}"));
     let ops: Vec<&Op> = units.iter().flatten().collect();
