@@ -409,10 +409,12 @@ fn check_stream_and_two_phase(major: u32, events: &[Event]) {
             "PG{major}: no aborted streamed transaction: {aborts:?}"
         );
     }
+    // PG14's pgoutput has no two-phase support: the large prepared transaction arrives as an
+    // ordinary streamed transaction at COMMIT PREPARED.
     assert_eq!(
         events.iter().filter(|e| kind(e) == "stream_commit").count(),
-        1,
-        "PG{major}"
+        if supports_two_phase(major) { 1 } else { 2 },
+        "PG{major}: stream_commit count"
     );
 
     if supports_two_phase(major) {
