@@ -254,3 +254,110 @@ pub fn committed_units(events: &[Event]) -> Result<Vec<Unit>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evs(lines: &[&str]) -> Vec<Event> {
+        parse_lines(&lines.iter().map(|l| l.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn ins(xid: Option<u32>, id: u32) -> String {
+        let xid = xid.map(|x| format!(r#","xid":{x}"#)).unwrap_or_default();
+        format!(r#"{{"type":"insert"{xid},"schema":"public","table":"t","new":{{"id":{id}}}}}"#)
+    }
+
+    fn ids(units: &[Unit]) -> Vec<Vec<String>> {
+        units
+            .iter()
+            .map(|u| {
+                u.iter()
+                    .map(|op| match op {
+                        Op::Insert { new, .. } => match &new["id"] {
+                            Val::Text(t) => t.clone(),
+                            other => format!("{other:?}"),
+                        },
+                        other => format!("{other:?}"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stream_abort_of_a_subtransaction_drops_it_and_what_followed() {
+        let lines = [
+            r#"{"type":"stream_start","xid":10}"#.to_owned(),
+            ins(Some(10), 1),
+            ins(Some(11), 2),
+            ins(Some(12), 3),
+            r#"{"type":"stream_stop"}"#.to_owned(),
+            r#"{"type":"stream_start","xid":10}"#.to_owned(),
+            ins(Some(10), 4),
+            r#"{"type":"stream_stop"}"#.to_owned(),
+            r#"{"type":"stream_abort","xid":10,"subxid":11}"#.to_owned(),
+            r#"{"type":"stream_start","xid":10}"#.to_owned(),
+            ins(Some(13), 5),
+            r#"{"type":"stream_stop"}"#.to_owned(),
+            r#"{"type":"stream_commit","xid":10}"#.to_owned(),
+            r#"{"type":"stream_start","xid":20}"#.to_owned(),
+            ins(Some(20), 6),
+            r#"{"type":"stream_stop"}"#.to_owned(),
+            r#"{"type":"stream_abort","xid":20,"subxid":20}"#.to_owned(),
+            r#"{"type":"begin","xid":30}"#.to_owned(),
+            ins(None, 7),
+            r#"{"type":"commit"}"#.to_owned(),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let units = committed_units(&evs(&refs)).unwrap();
+        assert_eq!(ids(&units), [vec!["1", "5"], vec!["7"]]);
+    }
+
+    #[test]
+    fn prepared_transactions_count_at_commit_prepared_only() {
+        let lines = [
+            r#"{"type":"begin_prepare","xid":1,"gid":"a"}"#.to_owned(),
+            ins(None, 1),
+            r#"{"type":"prepare","xid":1,"gid":"a"}"#.to_owned(),
+            r#"{"type":"begin_prepare","xid":2,"gid":"b"}"#.to_owned(),
+            ins(None, 2),
+            r#"{"type":"prepare","xid":2,"gid":"b"}"#.to_owned(),
+            r#"{"type":"message","transactional":false,"prefix":"p","content":"c"}"#.to_owned(),
+            r#"{"type":"rollback_prepared","xid":2,"gid":"b"}"#.to_owned(),
+            r#"{"type":"commit_prepared","xid":1,"gid":"a"}"#.to_owned(),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let units = committed_units(&evs(&refs)).unwrap();
+        assert_eq!(units.len(), 2);
+        assert!(matches!(
+            &units[0][0],
+            Op::Message {
+                transactional: false,
+                ..
+            }
+        ));
+        assert_eq!(ids(&units[1..]), [vec!["1"]]);
+    }
+
+    #[test]
+    fn unchanged_toast_and_keys_reduce_to_vals() {
+        let e = evs(&[
+            r#"{"type":"update","schema":"s","table":"t","key":{"id":1,"x":null},"new":{"id":2,"b":true},"unchanged_toast":["big"]}"#,
+        ]);
+        let Some(Op::Update { table, old, new }) = op(&e[0]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(table, "s.t");
+        assert_eq!(
+            old.unwrap(),
+            Tuple::from([("id".to_owned(), Val::Text("1".into()))])
+        );
+        assert_eq!(new["big"], Val::Unchanged);
+        assert_eq!(new["b"], Val::Text("true".into()));
+        assert!(
+            committed_units(&e).is_err(),
+            "a change outside a transaction is an error"
+        );
+    }
+}
