@@ -90,6 +90,21 @@ impl PgCluster {
                 .args(["-R", "postgres:postgres"])
                 .arg(root.path()))?;
         }
+        if is_root() {
+            // The npm-packaged majors live inside the checkout: every directory above them must
+            // be traversable by the postgres user (a checkout under a 0700 home is not).
+            let probe = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-x"])
+                .arg(bin.join("postgres"))
+                .status()?;
+            if !probe.success() {
+                bail!(
+                    "the postgres user cannot execute {}: make every directory above it \
+                     world-traversable (chmod o+x) or move the checkout",
+                    bin.join("postgres").display()
+                );
+            }
+        }
         let mut initdb = Command::new(bin.join("initdb"));
         initdb.arg("-D").arg(&data).args([
             "-U",
