@@ -56,6 +56,8 @@ fn check_major(major: u32) {
 
     check_types_against_to_json(&gt, "text", &text);
     check_types_against_to_json(&gt, "binary", &binary);
+    check_narrow7_against_to_json(&gt, "text", &text);
+    check_narrow7_against_to_json(&gt, "binary", &binary);
     // Binary and text mode must be indistinguishable to a client (for built-in types).
     let (t, b) = (comparable(&text), comparable(&binary));
     if let Some(d) = first_difference(&t, &b) {
@@ -175,8 +177,12 @@ fn check_committed_outcome(gt: &GroundTruth, events: &[Event]) {
     let actual = committed_units(events)
         .unwrap_or_else(|e| panic!("PG{major}: applying the decoded stream: {e:#}"));
     let actual = filter_ops(actual, |_| false);
-    // t_types values are checked against to_json(); test_decoding prints them differently.
-    let norm = |u: Vec<Unit>| restrict_columns(u, "public.t_types", &["id"]);
+    // t_types and narrow7 values are checked against to_json(); test_decoding prints them
+    // differently (timestamps, arrays, bytea…).
+    let norm = |u: Vec<Unit>| {
+        let u = restrict_columns(u, "public.t_types", &["id"]);
+        restrict_columns(u, "public.narrow7", &["id"])
+    };
     let (oracle, actual) = (norm(oracle), norm(actual));
     if oracle != actual {
         let i = oracle
@@ -467,4 +473,48 @@ fn check_parallel_streaming(major: u32, text: &[String], parallel: &[String]) {
         }
     }
     assert!(aborts > 0, "PG{major}: no stream_abort to compare");
+}
+
+/// Every decoded insert into narrow7 (many distinct floats, numerics and timestamps) equals
+/// `to_json()` of its row, byte for byte.
+fn check_narrow7_against_to_json(gt: &GroundTruth, mode: &str, lines: &[String]) {
+    let major = gt.major;
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for line in lines {
+        let ev = members(line).unwrap_or_else(|e| panic!("PG{major} {mode}: {e:#}"));
+        if ev.get("type").map(String::as_str) != Some("\"insert\"")
+            || ev.get("table").map(String::as_str) != Some("\"narrow7\"")
+        {
+            continue;
+        }
+        let new = member_object(line, "new").unwrap().unwrap_or_default();
+        let id: i64 = new
+            .get("id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{line}"));
+        let expected = members(&gt.narrow7_json[&id]).unwrap();
+        problems.extend(
+            diff(&expected, &new)
+                .into_iter()
+                .map(|d| format!("id {id} {d}")),
+        );
+        seen += 1;
+    }
+    assert_eq!(
+        seen,
+        gt.narrow7_json.len(),
+        "PG{major} {mode}: narrow7 inserts"
+    );
+    assert!(
+        problems.is_empty(),
+        "PG{major} {mode}: narrow7 values differ from to_json() ({}):\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }

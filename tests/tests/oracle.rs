@@ -2,7 +2,7 @@
 //! test_decoding and the raw pgoutput stream show what the decoder tests rely on.
 
 use walcast_testkit::bin_dir;
-use walcast_tests::ground_truth::{collect, STREAMED_ROWS};
+use walcast_tests::ground_truth::{collect, NARROW7_ROWS, STREAMED_ROWS};
 use walcast_tests::ops::{Op, Val};
 use walcast_tests::test_decoding::units;
 
@@ -55,6 +55,7 @@ fn scenarios_produce_the_expected_raw_streams(major: u32) {
         }
     }
     assert_eq!(gt.types_json.len(), 8, "PG{major}");
+    assert_eq!(gt.narrow7_json.len() as u32, NARROW7_ROWS, "PG{major}");
     // streaming 'parallel' (PG16+): the same messages, but Stream Abort grows by the abort LSN
     // and time (tag, xid, subxid, then lsn and time: 1 + 4 + 4 + 8 + 8 bytes).
     match &gt.parallel {
