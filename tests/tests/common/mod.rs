@@ -1,6 +1,9 @@
 //! The decoder, driven the way every client drives it: one pgoutput message per call, each event
 //! printed as one JSON line.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use walcast_decoder::decoder::Decoder;
 use walcast_decoder::output::jsonl::write_event;
 use walcast_decoder::Lsn;
