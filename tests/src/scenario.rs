@@ -114,12 +114,15 @@ CREATE TABLE t_child (id int PRIMARY KEY, pid int REFERENCES t_parent);
 CREATE TABLE t_seq (id serial PRIMARY KEY, a text);
 CREATE TABLE t_stream (id int PRIMARY KEY, payload text);
 CREATE TABLE t_prep (id int PRIMARY KEY, payload text);
+CREATE TABLE t_full_toast (id int, big text, small int);
+ALTER TABLE t_full_toast REPLICA IDENTITY FULL;
+ALTER TABLE t_full_toast ALTER COLUMN big SET STORAGE EXTERNAL;
 "#;
 
 /// Publications for the ops tables. A table with REPLICA IDENTITY NOTHING can only be in a
 /// publication that doesn't publish UPDATE/DELETE (PostgreSQL rejects those statements otherwise).
 pub const OPS_PUBLICATIONS: &str = r#"
-CREATE PUBLICATION pub_ops FOR TABLE t_def, t_full, t_idx, t_toast, t_parent, t_child, t_seq, t_stream, t_prep;
+CREATE PUBLICATION pub_ops FOR TABLE t_def, t_full, t_idx, t_toast, t_parent, t_child, t_seq, t_stream, t_prep, t_full_toast;
 CREATE PUBLICATION pub_ins FOR TABLE t_nothing WITH (publish = 'insert');
 "#;
 
@@ -150,6 +153,9 @@ UPDATE t_toast SET small = 10 WHERE id = 1;
 UPDATE t_toast SET big = 'short now', small = 20 WHERE id = 2;
 UPDATE t_toast SET small = 11 WHERE id = 2;
 DELETE FROM t_toast WHERE id = 1;
+INSERT INTO t_full_toast VALUES (1, repeat(md5(random()::text), 150), 1);
+UPDATE t_full_toast SET small = 2;
+DELETE FROM t_full_toast;
 
 BEGIN;
 INSERT INTO t_def VALUES (4, 'with message', 4);

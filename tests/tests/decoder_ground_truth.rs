@@ -324,6 +324,29 @@ fn check_identity_and_toast(major: u32, events: &[Event]) {
         "PG{major}: TOASTed value in full"
     );
 
+    // FULL identity with a TOASTed column left alone: the new row marks it unchanged, the old
+    // row (and the deleted row) carry the whole value.
+    let upd = on_table(events, "t_full_toast", "update");
+    assert_eq!(upd.len(), 1, "PG{major}");
+    assert_eq!(
+        upd[0]["unchanged_toast"],
+        serde_json::json!(["big"]),
+        "PG{major}: {:?}",
+        upd[0]
+    );
+    let full_len = |e: &Event| e["old"]["big"].as_str().map(str::len);
+    assert_eq!(
+        full_len(upd[0]),
+        Some(150 * 32),
+        "PG{major}: old row of a FULL update"
+    );
+    let del = on_table(events, "t_full_toast", "delete");
+    assert_eq!(
+        full_len(del[0]),
+        Some(150 * 32),
+        "PG{major}: old row of a FULL delete"
+    );
+
     // TRUNCATE flags.
     let truncs: Vec<&Event> = events.iter().filter(|e| kind(e) == "truncate").collect();
     assert_eq!(truncs.len(), 3, "PG{major}");
