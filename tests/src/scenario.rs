@@ -114,6 +114,7 @@ CREATE TABLE t_child (id int PRIMARY KEY, pid int REFERENCES t_parent);
 CREATE TABLE t_seq (id serial PRIMARY KEY, a text);
 CREATE TABLE t_stream (id int PRIMARY KEY, payload text);
 CREATE TABLE t_prep (id int PRIMARY KEY, payload text);
+CREATE TABLE t_alter (id int PRIMARY KEY, a text);
 CREATE TABLE t_full_toast (id int, big text, small int);
 ALTER TABLE t_full_toast REPLICA IDENTITY FULL;
 ALTER TABLE t_full_toast ALTER COLUMN big SET STORAGE EXTERNAL;
@@ -122,7 +123,7 @@ ALTER TABLE t_full_toast ALTER COLUMN big SET STORAGE EXTERNAL;
 /// Publications for the ops tables. A table with REPLICA IDENTITY NOTHING can only be in a
 /// publication that doesn't publish UPDATE/DELETE (PostgreSQL rejects those statements otherwise).
 pub const OPS_PUBLICATIONS: &str = r#"
-CREATE PUBLICATION pub_ops FOR TABLE t_def, t_full, t_idx, t_toast, t_parent, t_child, t_seq, t_stream, t_prep, t_full_toast;
+CREATE PUBLICATION pub_ops FOR TABLE t_def, t_full, t_idx, t_toast, t_parent, t_child, t_seq, t_stream, t_prep, t_full_toast, t_alter;
 CREATE PUBLICATION pub_ins FOR TABLE t_nothing WITH (publish = 'insert');
 "#;
 
@@ -153,6 +154,18 @@ UPDATE t_toast SET small = 10 WHERE id = 1;
 UPDATE t_toast SET big = 'short now', small = 20 WHERE id = 2;
 UPDATE t_toast SET small = 11 WHERE id = 2;
 DELETE FROM t_toast WHERE id = 1;
+INSERT INTO t_alter VALUES (1, 'before');
+ALTER TABLE t_alter ADD COLUMN b int DEFAULT 5;
+INSERT INTO t_alter VALUES (2, 'added b', 6);
+UPDATE t_alter SET a = 'after add' WHERE id = 1;
+ALTER TABLE t_alter DROP COLUMN a;
+INSERT INTO t_alter VALUES (3, 7);
+ALTER TABLE t_alter ALTER COLUMN b TYPE bigint;
+INSERT INTO t_alter VALUES (4, 9000000000);
+BEGIN;
+ALTER TABLE t_alter RENAME COLUMN b TO c;
+INSERT INTO t_alter VALUES (5, 1);
+COMMIT;
 INSERT INTO t_full_toast VALUES (1, repeat(md5(random()::text), 150), 1);
 UPDATE t_full_toast SET small = 2;
 DELETE FROM t_full_toast;
@@ -194,7 +207,8 @@ SELECT pg_replication_origin_session_reset();
 
 /// A committed transaction big enough to be streamed (logical_decoding_work_mem is 64kB in the
 /// testkit), with a rolled-back and a released subtransaction, followed by an aborted streamed
-/// transaction. `rows` scales the first part.
+/// transaction, and a schema change inside it (a Relation message only valid if it commits).
+/// `rows` scales the first part.
 pub fn streamed_workload(rows: u32) -> String {
     let sub_lo = rows + 1;
     let sub_hi = rows + rows / 2;
@@ -211,6 +225,8 @@ ROLLBACK TO SAVEPOINT s1;
 SAVEPOINT s2;
 INSERT INTO t_stream SELECT g, 'kept' FROM generate_series({kept_lo}, {kept_hi}) g;
 RELEASE SAVEPOINT s2;
+ALTER TABLE t_stream ADD COLUMN extra int DEFAULT 42;
+INSERT INTO t_stream VALUES (-1, 'after the schema change', 43);
 UPDATE t_stream SET payload = 'updated' WHERE id <= 10;
 DELETE FROM t_stream WHERE id > {del_lo} AND id <= {rows};
 SELECT pg_logical_emit_message(true, 'walcast', 'inside the streamed transaction');

@@ -347,6 +347,37 @@ fn check_identity_and_toast(major: u32, events: &[Event]) {
         "PG{major}: old row of a FULL delete"
     );
 
+    // Schema changes: each insert carries the columns the table had then, with the new types.
+    let alter: Vec<Vec<String>> = on_table(events, "t_alter", "insert")
+        .iter()
+        .map(|e| keys(e.get("new")))
+        .collect();
+    assert_eq!(
+        alter,
+        [
+            vec!["a", "id"],
+            vec!["a", "b", "id"],
+            vec!["b", "id"],
+            vec!["b", "id"],
+            vec!["c", "id"]
+        ],
+        "PG{major}"
+    );
+    let big = on_table(events, "t_alter", "insert")[3]["new"]["b"].clone();
+    assert_eq!(
+        big,
+        serde_json::json!(9_000_000_000_i64),
+        "PG{major}: int8 after ALTER TYPE"
+    );
+    let after = on_table(events, "t_stream", "insert")
+        .into_iter()
+        .find(|e| e["new"]["id"] == -1);
+    assert_eq!(
+        after.map(|e| e["new"]["extra"].clone()),
+        Some(43.into()),
+        "PG{major}: column added in a streamed transaction"
+    );
+
     // TRUNCATE flags.
     let truncs: Vec<&Event> = events.iter().filter(|e| kind(e) == "truncate").collect();
     assert_eq!(truncs.len(), 3, "PG{major}");
