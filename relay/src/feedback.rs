@@ -224,6 +224,11 @@ impl Feedback {
 
     /// Decides whether to send a status at `now`. When it returns `Some`, the caller must send
     /// it (the state assumes so).
+    /// Whether the server asked for a reply that has not been sent yet.
+    pub fn reply_pending(&self) -> bool {
+        self.reply_due
+    }
+
     pub fn poll(&mut self, now: Instant) -> Option<Status> {
         let flush = self.allowed_flush();
         let since = self.last_sent.map(|t| now.saturating_duration_since(t));

@@ -480,6 +480,14 @@ impl ReplicationConnection {
         }
     }
 
+    /// Whether a complete backend message is already buffered, so the next read won't wait.
+    pub(crate) fn has_buffered_frame(&self) -> bool {
+        self.rbuf.len() >= 5
+            && self.rbuf.len()
+                > u32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]])
+                    as usize
+    }
+
     /// Appends to the send buffer; [`Self::flush`] writes it out.
     pub(crate) fn wbuf(&mut self) -> &mut BytesMut {
         &mut self.wbuf

@@ -138,6 +138,13 @@ pub trait ReplicationSink: Send {
     /// The log's durable (fsynced) commit end LSN, and the lowest LSN acked by all registered
     /// durable consumers (None if there are none). Polled often; keep it cheap.
     fn durable(&mut self) -> (Lsn, Option<Lsn>);
+
+    /// Polled between messages: when true, the session makes everything durable, sends a final
+    /// status update to PostgreSQL, closes the connection and [`Session::run`] returns
+    /// [`RunError::Stopped`].
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Why [`Session::run`] stopped.
@@ -147,6 +154,14 @@ pub enum RunError {
     Source(SourceError),
     #[error("sink: {0}")]
     Sink(SinkError),
+    #[error("stopped on request")]
+    Stopped,
+}
+
+/// How one stream ended.
+enum PumpEnd {
+    Failed(SourceError),
+    Stopped,
 }
 
 /// Connects and reconnects one slot's replication session.
@@ -275,7 +290,8 @@ impl Session {
             );
             self.backoff.connected(Instant::now());
             let err = match self.pump(started, sink).await {
-                Ok(e) => e,
+                Ok(PumpEnd::Failed(e)) => e,
+                Ok(PumpEnd::Stopped) => return RunError::Stopped,
                 Err(sink_err) => return RunError::Sink(sink_err),
             };
             self.backoff.disconnected(Instant::now());
@@ -290,11 +306,15 @@ impl Session {
         &mut self,
         started: Started,
         sink: &mut S,
-    ) -> Result<SourceError, SinkError> {
+    ) -> Result<PumpEnd, SinkError> {
         let mut stream = started.stream;
         let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback);
         // Durability news comes by polling the sink; this bounds how stale it gets.
         const POLL: Duration = Duration::from_millis(100);
+        // Group commit: while a burst of messages is already buffered, keep appending; ask the
+        // sink for durability (which fsyncs) when the burst drains or after this many messages.
+        const MAX_BURST: u32 = 4096;
+        let mut burst = 0u32;
         loop {
             let now = Instant::now();
             let wait = fb
@@ -310,10 +330,15 @@ impl Session {
                     Ok(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
                         fb.on(Event::Keepalive { wal_end, reply_requested });
                     }
-                    Err(e) => return Ok(e),
+                    Err(e) => return Ok(PumpEnd::Failed(e)),
                 },
                 _ = tokio::time::sleep(wait) => {}
             }
+            burst += 1;
+            if stream.has_buffered() && burst < MAX_BURST && !fb.reply_pending() {
+                continue;
+            }
+            burst = 0;
             let (durable, min_ack) = sink.durable();
             fb.on(Event::Durable { lsn: durable });
             fb.on(Event::ConsumerAck { min: min_ack });
@@ -322,8 +347,19 @@ impl Session {
                     .send_status(st.write, st.flush, st.apply, st.reply_requested)
                     .await
                 {
-                    return Ok(e);
+                    return Ok(PumpEnd::Failed(e));
                 }
+            }
+            if sink.stop_requested() {
+                let flush = fb.allowed_flush();
+                if !flush.is_zero() {
+                    if let Err(e) = stream.send_status(flush, flush, flush, false).await {
+                        tracing::warn!(error = %e, "could not send the final status update");
+                    }
+                }
+                tracing::info!(flush = %flush, "replication stopped; final position confirmed");
+                let _ = stream.close().await;
+                return Ok(PumpEnd::Stopped);
             }
         }
     }
