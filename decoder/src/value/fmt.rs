@@ -27,12 +27,9 @@ pub fn push_zero_padded(out: &mut String, mut v: u64, width: usize) {
             break;
         }
     }
-    let width = width.min(buf.len());
-    let start = i.min(buf.len() - width);
-    // SAFETY-free: the buffer only holds ASCII digits.
-    for &b in &buf[start..] {
-        out.push(b as char);
-    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    // The buffer holds only ASCII digits.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
