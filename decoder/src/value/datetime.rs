@@ -90,14 +90,15 @@ fn push_seconds(out: &mut String, micros: u64) {
     }
 }
 
-/// A zone offset as `EncodeTimezone` prints it. `offset_east` is seconds east of UTC;
-/// `always_minutes` is the XSD style used by `to_json` (`+02:00` rather than `+02`).
-pub fn push_tz(out: &mut String, offset_east: i32, always_minutes: bool) {
+/// A zone offset as `EncodeTimezone` prints it for timetz (`+02`, `-05:30`, `+00:19:32`).
+/// `offset_east` is seconds east of UTC. (`to_json` of timetz keeps this short form; only
+/// timestamptz gets the XSD `+00:00`, written by [`push_timestamp`].)
+pub fn push_tz(out: &mut String, offset_east: i32) {
     out.push(if offset_east >= 0 { '+' } else { '-' });
     let abs = offset_east.unsigned_abs() as u64;
     let (hours, minutes, seconds) = (abs / 3600, abs / 60 % 60, abs % 60);
     push_zero_padded(out, hours, 2);
-    if seconds != 0 || minutes != 0 || always_minutes {
+    if seconds != 0 || minutes != 0 {
         out.push(':');
         push_zero_padded(out, minutes, 2);
     }

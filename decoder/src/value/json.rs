@@ -3,7 +3,8 @@
 //! The rules are those of `datum_to_json` in PostgreSQL's `json.c`:
 //! int2/int4/int8/float4/float8/numeric are bare JSON numbers unless their text is not a valid
 //! JSON number (`NaN`, `Infinity`), in which case they are strings; bool is `true`/`false`;
-//! date/timestamp/timestamptz/time/timetz use the XSD forms (`2024-05-01T12:00:00+00:00`);
+//! date/timestamp/timestamptz use the XSD forms (`2024-05-01T12:00:00+00:00`), time and timetz
+//! their output text (`12:00:00+02`);
 //! json and jsonb are embedded as their text; arrays become nested JSON arrays (lower bounds
 //! are dropped); every other type (oid, money, interval, inet, uuid, bytea, …) is its output
 //! text as a JSON string.
@@ -60,7 +61,7 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             offset_secs,
         } => quoted(out, |o| {
             push_hms(o, (*micros).max(0) as u64);
-            push_tz(o, *offset_secs, false);
+            push_tz(o, *offset_secs);
         }),
         Value::Timestamp(t) => quoted(out, |o| push_timestamp(o, *t, false)),
         Value::TimestampTz(t) => quoted(out, |o| push_timestamp(o, *t, true)),

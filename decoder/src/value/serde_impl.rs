@@ -45,7 +45,7 @@ impl Serialize for Value<'_> {
                 offset_secs,
             } => text_with(s, |o| {
                 push_hms(o, (*micros).max(0) as u64);
-                push_tz(o, *offset_secs, false);
+                push_tz(o, *offset_secs);
             }),
             Value::Timestamp(t) => text_with(s, |o| push_timestamp(o, *t, false)),
             Value::TimestampTz(t) => text_with(s, |o| push_timestamp(o, *t, true)),
