@@ -357,6 +357,9 @@ pub fn parse_timetz(s: &[u8]) -> Option<(i64, i32)> {
 /// timestamp / timestamptz text → microseconds since 2000-01-01 (UTC for timestamptz).
 /// A zone offset is required for timestamptz and refused for timestamp.
 pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
+    if let Some(v) = parse_timestamp_fast(s, with_tz) {
+        return Some(v);
+    }
     match s {
         b"infinity" => return Some(i64::MAX),
         b"-infinity" => return Some(i64::MIN),
@@ -379,6 +382,62 @@ pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
         .checked_add(t)?
         .checked_sub(tz as i64 * USECS_PER_SEC)?;
     (v != i64::MAX && v != i64::MIN).then_some(v)
+}
+
+/// The common shape `YYYY-MM-DD HH:MM:SS[.f{1,6}][+HH]` (AD, 4-digit year, whole-hour zone) at
+/// fixed positions, without the general parser's bookkeeping. `None` means "use the general parser".
+fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
+    #[inline]
+    fn d2(s: &[u8], i: usize) -> Option<i64> {
+        let (a, b) = (s[i].wrapping_sub(b'0'), s[i + 1].wrapping_sub(b'0'));
+        (a < 10 && b < 10).then_some((a * 10 + b) as i64)
+    }
+    if s.len() < 19
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b' '
+        || s[13] != b':'
+        || s[16] != b':'
+    {
+        return None;
+    }
+    let year = d2(s, 0)? * 100 + d2(s, 2)?;
+    let (month, day) = (d2(s, 5)?, d2(s, 8)?);
+    let (h, m, sec) = (d2(s, 11)?, d2(s, 14)?, d2(s, 17)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac = 0i64;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < s.len() && s[i].is_ascii_digit() && i - start < 6 {
+            frac = frac * 10 + (s[i] - b'0') as i64;
+            i += 1;
+        }
+        if i == start || s.get(i).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        frac *= [1, 100_000, 10_000, 1_000, 100, 10, 1][i - start];
+    }
+    let mut tz = 0;
+    if with_tz {
+        if s.len() != i + 3 {
+            return None;
+        }
+        let hours = d2(s, i + 1)?;
+        tz = match s[i] {
+            b'+' => hours * 3600,
+            b'-' => -hours * 3600,
+            _ => return None,
+        };
+    } else if s.len() != i {
+        return None;
+    }
+    let days = date2j(year, month, day) - POSTGRES_EPOCH_JDATE;
+    let t = h * USECS_PER_HOUR + m * USECS_PER_MINUTE + sec * USECS_PER_SEC + frac;
+    Some(days * USECS_PER_DAY + t - tz * USECS_PER_SEC)
 }
 
 /// interval text (IntervalStyle=postgres) → (months, days, microseconds).
