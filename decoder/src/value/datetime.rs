@@ -6,6 +6,17 @@
 
 use super::fmt::{push_int, push_zero_padded};
 
+/// Two zero-padded digits, the overwhelmingly common case of every date/time field.
+#[inline]
+fn push_2(out: &mut String, v: u64) {
+    if v < 100 {
+        out.push((b'0' + (v / 10) as u8) as char);
+        out.push((b'0' + (v % 10) as u8) as char);
+    } else {
+        push_zero_padded(out, v, 2);
+    }
+}
+
 /// Julian day of 2000-01-01, PostgreSQL's epoch for date, timestamp and timestamptz.
 pub const POSTGRES_EPOCH_JDATE: i64 = 2_451_545;
 pub const USECS_PER_SEC: i64 = 1_000_000;
@@ -55,11 +66,17 @@ fn push_ymd(out: &mut String, jd: i64) -> bool {
     let (year, month, day) = j2date(jd);
     let bc = year <= 0;
     let shown = if bc { 1 - year } else { year };
-    push_zero_padded(out, shown.unsigned_abs(), 4);
+    let shown = shown.unsigned_abs();
+    if shown < 10_000 {
+        push_2(out, shown / 100);
+        push_2(out, shown % 100);
+    } else {
+        push_zero_padded(out, shown, 4);
+    }
     out.push('-');
-    push_zero_padded(out, month as u64, 2);
+    push_2(out, month as u64);
     out.push('-');
-    push_zero_padded(out, day as u64, 2);
+    push_2(out, day as u64);
     bc
 }
 
@@ -68,16 +85,16 @@ fn push_ymd(out: &mut String, jd: i64) -> bool {
 pub fn push_hms(out: &mut String, micros: u64) {
     let hours = micros / USECS_PER_HOUR as u64;
     let rest = micros % USECS_PER_HOUR as u64;
-    push_zero_padded(out, hours, 2);
+    push_2(out, hours);
     out.push(':');
-    push_zero_padded(out, rest / USECS_PER_MINUTE as u64, 2);
+    push_2(out, rest / USECS_PER_MINUTE as u64);
     out.push(':');
     push_seconds(out, rest % USECS_PER_MINUTE as u64);
 }
 
 /// `SS[.ffffff]` from microseconds within a minute.
 fn push_seconds(out: &mut String, micros: u64) {
-    push_zero_padded(out, micros / USECS_PER_SEC as u64, 2);
+    push_2(out, micros / USECS_PER_SEC as u64);
     let mut frac = micros % USECS_PER_SEC as u64;
     if frac != 0 {
         out.push('.');
