@@ -41,10 +41,12 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             }
         }
         Value::Numeric(s) => {
-            if matches!(s.as_ref(), "NaN" | "Infinity" | "-Infinity") {
-                escape_json(out, s);
-            } else {
+            // PostgreSQL's IsValidJsonNumber decides: NaN/Infinity (or any hand-built oddity)
+            // become strings.
+            if is_json_number(s) {
                 out.push_str(s);
+            } else {
+                escape_json(out, s);
             }
         }
         Value::Text(s) => escape_json(out, s),
@@ -82,6 +84,40 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             push_hex(o, bytes);
         }),
     }
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    let n = digits(&mut i);
+    if n == 0 || (n > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Writes `"…"` around text that never needs escaping (digits, dates, hex, addresses).
@@ -309,6 +345,27 @@ mod tests {
         let mut s = String::new();
         escape_json(&mut s, "a\"b\\c\n\u{1}/é\u{7f}");
         assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001/é\u{7f}\"");
+    }
+
+    #[test]
+    fn json_number_grammar() {
+        for ok in ["0", "-0", "12.3400", "1e5", "-1.5E+3", "100"] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1x",
+        ] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
     }
 
     #[test]
