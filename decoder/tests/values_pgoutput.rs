@@ -148,13 +148,15 @@ fn pgoutput_text_and_binary_columns_decode_to_to_json() {
     .unwrap();
     pg.psql("SELECT pg_create_logical_replication_slot('s', 'pgoutput')")
         .unwrap();
+    // The test cluster runs with synchronous_commit=off, and logical decoding only reads
+    // flushed WAL: commit synchronously so the peek below sees all three rows.
     for row in 0..3 {
         let vals: Vec<String> = COLUMNS
             .iter()
             .map(|(ty, lits)| format!("{}::{ty}", quote(lits[row])))
             .collect();
         pg.psql(&format!(
-            "INSERT INTO t VALUES ({}, {})",
+            "SET synchronous_commit = on; INSERT INTO t VALUES ({}, {})",
             row + 1,
             vals.join(", ")
         ))
