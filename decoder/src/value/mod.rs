@@ -28,7 +28,8 @@ pub enum Value<'a> {
     Float8(f64),
     /// numeric, exactly as PostgreSQL prints it: `-12.3400`, `NaN`, `Infinity`, `-Infinity`.
     Numeric(Cow<'a, str>),
-    /// text, varchar, bpchar, name, "char", citext-like and enum labels.
+    /// text, varchar, bpchar (blank-padded, as stored), name and `"char"`. Enum labels and other
+    /// non-built-in types arrive as [`Value::UnknownText`], since only their OID is known.
     Text(Cow<'a, str>),
     Bytea(Cow<'a, [u8]>),
     /// json or jsonb, as JSON text.
