@@ -197,7 +197,7 @@ impl StreamAbortEvent {
 struct StreamState {
     /// Subtransaction xids in the order their first change arrived.
     subxids: Vec<u32>,
-    seen: HashSet<u32>,
+    seen: IdSet,
     /// Relations described inside this transaction's stream blocks. They may describe a schema
     /// that only exists if the transaction commits, so they stay out of the session cache until then.
     relations: IdMap<Arc<RelationInfo>>,
@@ -207,7 +207,7 @@ struct StreamState {
 /// lookup runs once per row. Ids come from the server, and a map of a few hundred relations
 /// gains nothing from DoS-resistant hashing.
 #[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -223,7 +223,8 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdSet = HashSet<u32, BuildHasherDefault<IdHasher>>;
 
 /// Stateful pgoutput decoder. One per walsender session (or one per replayed log).
 #[derive(Debug, Default, Clone)]
