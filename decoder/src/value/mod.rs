@@ -38,14 +38,25 @@ pub enum Value<'a> {
     /// Microseconds since midnight.
     Time(i64),
     /// Microseconds since midnight, and the zone offset in seconds *east* of UTC (`+02` is 7200).
-    TimeTz { micros: i64, offset_secs: i32 },
+    TimeTz {
+        micros: i64,
+        offset_secs: i32,
+    },
     /// Microseconds since 2000-01-01 00:00:00 (no zone); `i64::MAX`/`MIN` are ±infinity.
     Timestamp(i64),
     /// Microseconds since 2000-01-01 00:00:00 UTC; `i64::MAX`/`MIN` are ±infinity.
     TimestampTz(i64),
-    Interval { months: i32, days: i32, micros: i64 },
+    Interval {
+        months: i32,
+        days: i32,
+        micros: i64,
+    },
     /// inet or cidr: address bytes (4 or 16), prefix length, and whether it is cidr.
-    Inet { addr: InetAddr, prefix: u8, cidr: bool },
+    Inet {
+        addr: InetAddr,
+        prefix: u8,
+        cidr: bool,
+    },
     MacAddr([u8; 6]),
     MacAddr8([u8; 8]),
     /// money in the smallest currency unit (cents under `lc_monetary=C`).
@@ -54,9 +65,15 @@ pub enum Value<'a> {
     Bit(Cow<'a, str>),
     Array(Array<'a>),
     /// A type this decoder does not know, in text mode: PostgreSQL's text output.
-    UnknownText { type_oid: u32, text: Cow<'a, str> },
+    UnknownText {
+        type_oid: u32,
+        text: Cow<'a, str>,
+    },
     /// A type this decoder does not know, in binary mode: the type's `send` bytes, untouched.
-    UnknownBinary { type_oid: u32, bytes: Cow<'a, [u8]> },
+    UnknownBinary {
+        type_oid: u32,
+        bytes: Cow<'a, [u8]>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
