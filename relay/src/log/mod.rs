@@ -13,6 +13,7 @@
 //! - [`dedup`], [`pgoutput_peek`]: the pure pieces of pgoutput the log needs.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -126,6 +127,10 @@ pub(crate) struct Shared {
     pub(crate) read_buffer: usize,
     pub(crate) segments: Mutex<Vec<SegmentInfo>>,
     pub(crate) durable: watch::Sender<Durable>,
+    /// Bumped whenever a segment is added or removed, so readers refresh their list cheaply.
+    pub(crate) generation: AtomicU64,
+    /// Base of the oldest segment on disk; a reader positioned below it lost its data.
+    pub(crate) oldest_base: AtomicU64,
 }
 
 impl Shared {
@@ -133,6 +138,21 @@ impl Shared {
         // A panic while holding this lock cannot leave the Vec half-updated in a way that matters
         // more than stopping; recover the data rather than propagate the poison.
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Call after changing the segment list (with the lock released).
+    pub(crate) fn segments_changed(&self) {
+        let oldest = self.segments().first().map(|s| s.meta.base).unwrap_or(0);
+        self.oldest_base.store(oldest, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn oldest_base(&self) -> u64 {
+        self.oldest_base.load(Ordering::Acquire)
     }
 }
 

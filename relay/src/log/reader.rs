@@ -53,8 +53,8 @@ pub struct LogReader {
     dedup: Dedup,
     pending_prelude: VecDeque<OwnedFrame>,
     from: Lsn,
-    /// Base of the segment currently read, to detect its deletion by retention.
-    segment_base: u64,
+    /// The segment list generation the scanner knows.
+    generation: u64,
 }
 
 impl LogReader {
@@ -62,6 +62,7 @@ impl LogReader {
     /// end_lsn <= `from`; `None` starts at the oldest retained data.
     /// Errors with [`LogError::ResyncRequired`] if the log no longer holds what the client needs.
     pub fn open(log: &Log, from: Option<Lsn>) -> Result<LogReader, LogError> {
+        let generation = log.shared.generation();
         let segs = log.shared.segments().clone();
         let (first_ok, oldest) = oldest_servable(&segs).ok_or(LogError::ResyncRequired {
             requested: from.unwrap_or(Lsn::ZERO),
@@ -144,7 +145,7 @@ impl LogReader {
             dedup: Dedup::with_done_streams(x, done),
             pending_prelude,
             from: x,
-            segment_base: segs[k].meta.base,
+            generation,
         })
     }
 
@@ -214,31 +215,34 @@ impl LogReader {
             emit(p.kind, p.lsn, &p.payload, None);
             return Ok(());
         }
-        let (segs, durable) = (self.log.shared.segments().clone(), self.log.durable());
-        let oldest_base = segs.first().map(|s| s.meta.base).unwrap_or(0);
-        let oldest = self.log.oldest_available();
+        let durable = self.log.durable();
+        let shared = &self.log.shared;
         loop {
-            // A segment deleted under us by retention: the client fell too far behind.
-            let pos = self.scanner.pos();
-            let cur_base = segs
-                .iter()
-                .rev()
-                .find(|s| s.meta.base <= pos)
-                .map(|s| s.meta.base)
-                .unwrap_or(0);
-            self.segment_base = self.segment_base.max(cur_base);
-            if self.segment_base < oldest_base || pos < oldest_base {
+            let generation = shared.generation();
+            if generation != self.generation {
+                self.scanner
+                    .set_bases(shared.segments().iter().map(|s| s.meta.base).collect());
+                self.generation = generation;
+            }
+            // Our segment was deleted by retention: the client fell too far behind. (Segments
+            // go oldest first, so "deleted" is exactly "position below the oldest base".)
+            if self.scanner.pos() < shared.oldest_base() {
                 return Err(LogError::ResyncRequired {
                     requested: self.from,
-                    oldest_available: oldest,
+                    oldest_available: self.log.oldest_available(),
                 });
             }
-            self.scanner
-                .set_bases(segs.iter().map(|s| s.meta.base).collect());
             let f = match self.scanner.next(durable.offset, false) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(scan_error(&self.log, self.from, oldest, e)),
+                Err(e) => {
+                    return Err(scan_error(
+                        &self.log,
+                        self.from,
+                        self.log.oldest_available(),
+                        e,
+                    ))
+                }
             };
             let keep = match f.kind {
                 FrameKind::Wal => {

@@ -19,6 +19,7 @@
 
 use std::fs::OpenOptions;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -98,6 +99,8 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         read_buffer: config.read_buffer,
         segments: Mutex::new(Vec::new()),
         durable: durable_tx,
+        generation: AtomicU64::new(0),
+        oldest_base: AtomicU64::new(0),
     });
 
     let Some(last) = infos.last().copied() else {
@@ -110,6 +113,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         };
         let (file, len) = create_segment(&dir, &meta, &Prelude::new())?;
         shared.segments().push(SegmentInfo { meta, len });
+        shared.segments_changed();
         let durable = Durable {
             offset: len,
             lsn: Lsn::ZERO,
@@ -256,6 +260,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
     }
     let segments = infos.len();
     *shared.segments() = infos;
+    shared.segments_changed();
     let durable = Durable {
         offset: cut,
         lsn: cut_lsn,

@@ -309,6 +309,7 @@ impl LogWriter {
             .inspect_err(|_| self.poisoned = true)?;
         info!(base = format_args!("{base:016x}"), start_lsn = %meta.start_lsn, prelude = self.prelude.len(), "log segment rolled");
         self.shared.segments().push(SegmentInfo { meta, len });
+        self.shared.segments_changed();
         self.file = file;
         self.base = base;
         self.file_len = len;
