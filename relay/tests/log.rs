@@ -461,3 +461,76 @@ fn bounded_memory_reading_a_large_log() {
         "reader buffer grew to {max_cap}"
     );
 }
+
+#[test]
+fn reopen_scans_only_the_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut total_frames = 0u64;
+    {
+        let (_log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+        for n in 1..2000 {
+            total_frames += txn(&mut w, n, 5, (n == 1).then_some("v1"), 4).len() as u64;
+        }
+        w.sync().unwrap();
+    }
+    let t = std::time::Instant::now();
+    let (log, _w, rec) = Log::open(config(tmp.path())).unwrap();
+    let took = t.elapsed();
+    let segments = log.segments().len() as u64;
+    assert!(segments > 100);
+    assert!(
+        rec.frames_scanned < total_frames / 50,
+        "recovery scanned {} of {total_frames} frames",
+        rec.frames_scanned
+    );
+    eprintln!(
+        "reopen of {segments} segments, {total_frames} frames: {took:?}, scanned {}",
+        rec.frames_scanned
+    );
+}
+
+#[test]
+fn fresh_log_start_lsn_and_positions_outside_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+    w.set_start_lsn(Lsn(0x1000)).unwrap();
+    assert_eq!(log.oldest_available(), Lsn(0x1000));
+    assert!(matches!(
+        log.reader(Some(Lsn(0x500))),
+        Err(LogError::ResyncRequired { .. })
+    ));
+    assert!(log.reader(Some(Lsn(0x1000))).is_ok());
+    assert!(matches!(
+        log.reader(Some(Lsn(0x2000))),
+        Err(LogError::AheadOfLog { .. })
+    ));
+    // Resent transactions below the start are dropped.
+    assert!(txn(&mut w, 0x8, 5, Some("v1"), 1)
+        .iter()
+        .all(|a| *a == Appended::Dropped));
+    txn(&mut w, 0x11, 5, Some("v1"), 1);
+    w.sync().unwrap();
+    assert!(matches!(w.set_start_lsn(Lsn(0x1)), Err(LogError::NotEmpty)));
+    assert_eq!(
+        begins(&read_all(&log, Some(Lsn(0x1000))).unwrap()),
+        vec![0x11]
+    );
+    // The start survives a reopen.
+    drop((log, w));
+    let (log, _w, _) = Log::open(config(tmp.path())).unwrap();
+    assert_eq!(log.oldest_available(), Lsn(0x1000));
+    assert!(matches!(
+        log.reader(Some(Lsn(0x500))),
+        Err(LogError::ResyncRequired { .. })
+    ));
+}
+
+#[test]
+fn an_empty_log_stays_empty_across_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    drop(Log::open(config(tmp.path())).unwrap());
+    let (_log, mut w, rec) = Log::open(config(tmp.path())).unwrap();
+    assert!(!rec.fresh);
+    w.set_start_lsn(Lsn(0x42)).unwrap();
+    assert_eq!(w.durable().lsn, Lsn(0x42));
+}

@@ -89,6 +89,13 @@ pub enum LogError {
         requested: Lsn,
         oldest_available: Lsn,
     },
+    /// The client claims a position the log never reached: it comes from another log (the
+    /// relay's data was wiped, or another relay). Serving it would silently skip changes.
+    #[error("requested position {requested} is ahead of the log (durable up to {durable})")]
+    AheadOfLog { requested: Lsn, durable: Lsn },
+    /// [`LogWriter::set_start_lsn`] after data was written.
+    #[error("the log's start LSN can only be set on an empty log")]
+    NotEmpty,
     #[error("corrupt log at offset {offset} in {path}: {detail}")]
     Corrupt {
         path: PathBuf,

@@ -75,6 +75,13 @@ impl LogReader {
                 oldest_available: oldest,
             });
         }
+        let durable_lsn = log.durable().lsn;
+        if x > durable_lsn {
+            return Err(LogError::AheadOfLog {
+                requested: x,
+                durable: durable_lsn,
+            });
+        }
         let k = first_ok + segs[first_ok..].partition_point(|s| s.meta.start_lsn <= x) - 1;
         let meta = segs[k].meta;
         let start = match meta.stream_open_since {

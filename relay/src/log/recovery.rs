@@ -282,8 +282,13 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         poisoned: false,
     };
     info!(dir = %dir.display(), segments, durable_lsn = %cut_lsn, truncated_bytes, "log recovered");
-    writer.append(FrameKind::Reset, cut_lsn, &[])?;
-    writer.sync()?;
+    // A log that holds nothing but its first segment's head stays empty, so the relay can still
+    // declare its start LSN (`set_start_lsn`) after a crash before the first append.
+    let empty = segments == 1 && base == 0 && cut == last.meta.first_frame() + meta_frame_len();
+    if !empty {
+        writer.append(FrameKind::Reset, cut_lsn, &[])?;
+        writer.sync()?;
+    }
     let rec = Recovered {
         fresh: false,
         durable,
@@ -294,6 +299,10 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         tail_problem,
     };
     Ok((Log { shared }, writer, rec))
+}
+
+fn meta_frame_len() -> u64 {
+    (walcast_decoder::frame::FRAME_PREFIX_LEN + walcast_decoder::frame::BODY_FIXED_LEN + 24) as u64
 }
 
 fn scanner_pos(e: &ScanError) -> u64 {

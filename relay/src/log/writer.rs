@@ -248,6 +248,36 @@ impl LogWriter {
         Ok(d)
     }
 
+    /// Declares where a fresh log begins: the slot's confirmed_flush_lsn (or its consistent
+    /// point when the relay creates the slot). Clients resuming from an older position then get
+    /// `ResyncRequired` instead of a silent gap. Only allowed while the log holds no frames.
+    pub fn set_start_lsn(&mut self, lsn: Lsn) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let head = (HEADER_LEN + frame::FRAME_PREFIX_LEN + frame::BODY_FIXED_LEN + 24) as u64;
+        let mut segs = self.shared.segments();
+        if segs.len() != 1 || self.base != 0 || self.file_len != head || !self.buf.is_empty() {
+            return Err(LogError::NotEmpty);
+        }
+        let mut meta = segs[0].meta;
+        meta.start_lsn = lsn;
+        let mut bytes = Vec::with_capacity(head as usize);
+        frame::encode_header(&mut bytes);
+        meta.encode_frame(&mut bytes);
+        let path = segment_path(&self.shared.dir, self.base);
+        self.file.write_all_at(&bytes, 0).map_err(io_err(&path))?;
+        self.file.sync_data().map_err(io_err(&path))?;
+        segs[0].meta = meta;
+        drop(segs);
+        self.txn.boundary_lsn = lsn;
+        self.dedup.reset(lsn);
+        self.durable.lsn = lsn;
+        let d = self.durable;
+        self.shared.durable.send_replace(d);
+        Ok(())
+    }
+
     /// The last synced position.
     pub fn durable(&self) -> Durable {
         self.durable
