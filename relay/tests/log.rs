@@ -229,7 +229,7 @@ fn streamed_transaction_open_across_a_roll_is_served_whole() {
     for n in 2..40 {
         txn(&mut w, n, 5, None, 4);
     }
-    w.append_wal(Lsn(0x2800), &stream_start(77)).unwrap();
+    w.append_wal(Lsn(0x2800), &stream_start_next(77)).unwrap();
     w.append_wal(Lsn(0x2810), &stream_insert(77, 5, b"s2"))
         .unwrap();
     w.append_wal(Lsn(0x2820), &stream_stop()).unwrap();

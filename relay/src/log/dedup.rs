@@ -16,7 +16,9 @@
 //!   known yet). A reader learns the fate of in-flight xids by a pre-scan and passes
 //!   `done_streams` (xids whose Stream Commit/Prepare end_lsn <= from); their blocks and commit
 //!   are dropped. Chunks of other xids pass; a Stream Commit/Prepare/Abort whose chunks were
-//!   dropped or never seen, and whose end_lsn <= from, is dropped too. After a reset (`'x'`),
+//!   dropped or never seen, and whose end_lsn <= from, is dropped too. A continuation block
+//!   (first-segment flag 0) of an xid whose first block was not passed is dropped: it belongs
+//!   to a stream that ended before the reader's start. After a reset (`'x'`),
 //!   chunks of never-committed xids from the old session are harmless: clients discard them.
 
 use std::collections::HashSet;
@@ -113,8 +115,12 @@ impl Dedup {
                 self.in_txn = Some(keep);
                 keep
             }
-            Peeked::StreamStart { xid } => {
-                let keep = !self.done_streams.contains(&xid);
+            Peeked::StreamStart { xid, first } => {
+                // A continuation block of an xid whose first block we did not pass (it lies
+                // before where this reader started, and the xid ended before X) is useless:
+                // the client could not decode it. Drop it.
+                let keep =
+                    !self.done_streams.contains(&xid) && (first || self.seen_chunks.contains(&xid));
                 if keep {
                     self.seen_chunks.insert(xid);
                 }

@@ -74,7 +74,7 @@ impl TxnState {
                         self.in_txn = false;
                         Some(end_lsn)
                     }
-                    Peeked::StreamStart { xid } => {
+                    Peeked::StreamStart { xid, .. } => {
                         self.open_streams.entry(xid).or_insert(offset);
                         None
                     }
