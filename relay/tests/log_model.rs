@@ -31,6 +31,11 @@ enum Op {
         slot: usize,
     },
     Heartbeat,
+    /// PostgreSQL reconnects: a reset, open streams are abandoned, and the last `resend`
+    /// regular transactions are sent again (the writer must drop them).
+    Reconnect {
+        resend: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..3).prop_map(|slot| Op::Commit { slot }),
         1 => (0usize..3).prop_map(|slot| Op::Abort { slot }),
         1 => Just(Op::Heartbeat),
+        1 => (0usize..4).prop_map(|resend| Op::Reconnect { resend }),
     ]
 }
 
@@ -134,6 +140,22 @@ fn build(ops: &[Op], dir: &std::path::Path) -> (Log, History) {
             Op::Heartbeat => {
                 w.append(FrameKind::Heartbeat, Lsn(lsn), &[]).unwrap();
                 h.boundaries.push(lsn);
+            }
+            Op::Reconnect { resend } => {
+                w.append(FrameKind::Reset, Lsn(lsn), &[]).unwrap();
+                slots = Default::default();
+                sent.clear();
+                let n = h.txns.len();
+                for &(fin, end) in &h.txns[n.saturating_sub(*resend)..] {
+                    let dropped = [
+                        w.append_wal(Lsn(fin - 0x80), &begin(fin, 1)).unwrap(),
+                        w.append_wal(Lsn(fin - 0x40), &insert(0, b"dup")).unwrap(),
+                        w.append_wal(Lsn(fin), &commit(fin, end)).unwrap(),
+                    ];
+                    assert!(dropped
+                        .iter()
+                        .all(|a| *a == walcast_relay::log::Appended::Dropped));
+                }
             }
         }
         if lsn % 0x700 == 0 {

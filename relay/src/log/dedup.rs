@@ -86,6 +86,15 @@ impl Dedup {
         *self = Dedup::new(from);
     }
 
+    /// A reset frame seen while reading: forget in-flight state, keep `from` and the streams
+    /// known to be done (a done xid restreamed after the reset is still done).
+    pub fn new_session(&mut self) {
+        self.peek.reset();
+        self.in_txn = None;
+        self.in_block = None;
+        self.seen_chunks.clear();
+    }
+
     /// Whether the next `'w'` frame carrying pgoutput `msg` is kept.
     pub fn on_wal(&mut self, msg: &[u8]) -> Result<Verdict, PeekError> {
         let (p, block_xid) = self.peek.peek(msg)?;

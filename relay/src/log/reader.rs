@@ -259,10 +259,7 @@ impl LogReader {
                         == Verdict::Keep
                 }
                 FrameKind::Reset => {
-                    // Keep dedup's notion of `from`; only in-flight state is reset.
-                    let from = self.dedup.from();
-                    let done = HashSet::new();
-                    self.dedup = Dedup::with_done_streams(from, done);
+                    self.dedup.new_session();
                     true
                 }
                 FrameKind::Heartbeat => f.lsn >= self.from,
