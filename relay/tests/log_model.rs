@@ -104,7 +104,7 @@ fn build(ops: &[Op], dir: &std::path::Path) -> (Log, History) {
                 });
                 let xid = *xid;
                 let v = version.get(rel).copied().unwrap_or(0);
-                let first = h.streams.get(&xid).is_none();
+                let first = !h.streams.contains_key(&xid);
                 let start = if first {
                     stream_start(xid)
                 } else {
