@@ -534,3 +534,35 @@ fn an_empty_log_stays_empty_across_reopen() {
     w.set_start_lsn(Lsn(0x42)).unwrap();
     assert_eq!(w.durable().lsn, Lsn(0x42));
 }
+
+#[tokio::test]
+async fn async_reader_wakes_on_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+    txn(&mut w, 1, 5, Some("v1"), 1);
+    w.sync().unwrap();
+    let mut r = log.reader(Some(end_of(1))).unwrap();
+    let mut rx = r.subscribe();
+    let mut out = Vec::new();
+    assert_eq!(
+        r.read_or_wait(&mut rx, &mut out, 1 << 20).await.unwrap(),
+        1,
+        "prelude"
+    );
+    let task = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let mut frames = 0;
+        while frames < 4 {
+            frames += r.read_or_wait(&mut rx, &mut out, 1 << 20).await.unwrap();
+        }
+        frames
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    txn(&mut w, 2, 5, None, 2);
+    w.sync().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, 4);
+}

@@ -216,6 +216,31 @@ impl LogReader {
         Ok(n)
     }
 
+    /// Like [`LogReader::read_available`], but waits on `durable` (from [`LogReader::subscribe`])
+    /// until at least one frame is available. Returns `Ok(0)` only when the writer is gone (the
+    /// relay is shutting down). File reads are small and usually hit the page cache; a serving
+    /// layer that must never block its executor can call `read_available` from `spawn_blocking`
+    /// instead.
+    pub async fn read_or_wait(
+        &mut self,
+        durable: &mut tokio::sync::watch::Receiver<Durable>,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+    ) -> Result<usize, LogError> {
+        loop {
+            // Mark the current value seen *before* reading, so a sync that lands during the
+            // read wakes the next `changed()`.
+            durable.borrow_and_update();
+            let n = self.read_available(out, max_bytes)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if durable.changed().await.is_err() {
+                return Ok(0);
+            }
+        }
+    }
+
     /// Produces at most one frame through `emit` (kind, lsn, payload, raw bytes if on disk).
     fn step(&mut self, emit: &mut Emit<'_>) -> Result<(), LogError> {
         if let Some(p) = self.pending_prelude.pop_front() {
