@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use walcast_decoder::frame::FrameKind;
 use walcast_decoder::Lsn;
 use walcast_relay::log::pgoutput_peek::{build::*, PeekState, Peeked};
-use walcast_relay::log::{Log, LogConfig};
+use walcast_relay::log::{Log, LogConfig, LogError, RetentionPolicy};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -243,6 +243,39 @@ impl Client {
     }
 }
 
+/// Reads from `from` with a simulated client and compares with the oracle.
+fn check_from(log: &Log, h: &History, from: Option<u64>) -> Result<(), TestCaseError> {
+    let mut r = log
+        .reader(from.map(Lsn))
+        .map_err(|e| TestCaseError::fail(format!("from {from:?}: {e}")))?;
+    let x = r.from().0;
+    let mut client = Client::default();
+    while let Some(f) = r.next_frame().unwrap() {
+        client
+            .apply(f.kind, &f.payload)
+            .map_err(|e| TestCaseError::fail(format!("from {x:#x}: {e}")))?;
+    }
+    let want_txns: Vec<u64> = h.txns.iter().filter(|t| t.1 > x).map(|t| t.0).collect();
+    prop_assert_eq!(
+        &client.applied_txns,
+        &want_txns,
+        "regular transactions from {:#x}",
+        x
+    );
+    let want_streams: BTreeMap<u32, usize> = h
+        .streams
+        .iter()
+        .filter_map(|(&xid, &(n, end, _))| end.filter(|&e| e > x).map(|_| (xid, n)))
+        .collect();
+    prop_assert_eq!(
+        &client.applied_streams,
+        &want_streams,
+        "streams (xid → chunks) from {:#x}",
+        x
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
@@ -250,23 +283,30 @@ proptest! {
     fn every_resume_position_gets_exactly_what_it_needs(ops in proptest::collection::vec(op(), 1..80)) {
         let tmp = tempfile::tempdir().unwrap();
         let (log, h) = build(&ops, tmp.path());
-        let mut positions: Vec<Option<u64>> = vec![None];
-        positions.extend(h.boundaries.iter().map(|&b| Some(b)));
-        for from in positions {
-            let x = from.unwrap_or(0);
-            let mut r = log.reader(from.map(Lsn)).unwrap();
-            let mut client = Client::default();
-            while let Some(f) = r.next_frame().unwrap() {
-                client.apply(f.kind, &f.payload).map_err(|e| TestCaseError::fail(format!("from {x:#x}: {e}")))?;
+        check_from(&log, &h, None)?;
+        for &b in &h.boundaries {
+            check_from(&log, &h, Some(b))?;
+        }
+    }
+
+    #[test]
+    fn retention_keeps_what_a_durable_consumer_needs(ops in proptest::collection::vec(op(), 1..80), keep_at in 0.0f64..1.0) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (log, h) = build(&ops, tmp.path());
+        prop_assume!(!h.boundaries.is_empty());
+        let min_keep = h.boundaries[((h.boundaries.len() - 1) as f64 * keep_at) as usize];
+        let policy = RetentionPolicy { max_bytes: Some(1), max_age: None };
+        log.apply_retention(&policy, 0, Lsn(min_keep)).unwrap();
+        let oldest = log.oldest_available();
+        prop_assert!(oldest <= Lsn(min_keep), "oldest {} above min_keep {:#x}", oldest, min_keep);
+        check_from(&log, &h, None)?;
+        for &b in &h.boundaries {
+            if Lsn(b) >= oldest {
+                check_from(&log, &h, Some(b))?;
+            } else {
+                let resync = matches!(log.reader(Some(Lsn(b))), Err(LogError::ResyncRequired { .. }));
+                prop_assert!(resync, "from {:#x} below oldest {} must need a resync", b, oldest);
             }
-            let want_txns: Vec<u64> = h.txns.iter().filter(|t| t.1 > x).map(|t| t.0).collect();
-            prop_assert_eq!(&client.applied_txns, &want_txns, "regular transactions from {:#x}", x);
-            let want_streams: BTreeMap<u32, usize> = h
-                .streams
-                .iter()
-                .filter_map(|(&xid, &(n, end, _))| end.filter(|&e| e > x).map(|_| (xid, n)))
-                .collect();
-            prop_assert_eq!(&client.applied_streams, &want_streams, "streams (xid → chunks) from {:#x}", x);
         }
     }
 }
