@@ -144,6 +144,12 @@ impl Prelude {
         Ok(())
     }
 
+    /// Drops the schema held for a streamed xid without promoting it (its commit was a duplicate
+    /// the log dropped).
+    pub fn forget_stream(&mut self, xid: u32) {
+        self.pending.remove(&xid);
+    }
+
     fn commit(&mut self, key: Key, lsn: Lsn, msg: Vec<u8>) {
         self.seq += 1;
         self.committed.insert(

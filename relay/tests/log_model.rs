@@ -33,8 +33,11 @@ enum Op {
     Heartbeat,
     /// PostgreSQL reconnects: a reset, open streams are abandoned, and the last `resend`
     /// regular transactions are sent again (the writer must drop them).
+    /// With `restream`, the last committed streamed transaction is streamed again, whole
+    /// (the writer must drop its commit; its chunks stay uncommitted).
     Reconnect {
         resend: usize,
+        restream: bool,
     },
 }
 
@@ -45,7 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..3).prop_map(|slot| Op::Commit { slot }),
         1 => (0usize..3).prop_map(|slot| Op::Abort { slot }),
         1 => Just(Op::Heartbeat),
-        1 => (0usize..4).prop_map(|resend| Op::Reconnect { resend }),
+        1 => (0usize..4, proptest::bool::ANY).prop_map(|(resend, restream)| Op::Reconnect { resend, restream }),
     ]
 }
 
@@ -76,6 +79,9 @@ fn build(ops: &[Op], dir: &std::path::Path) -> (Log, History) {
     let mut sent: HashSet<u32> = HashSet::new();
     let mut slots: [Option<(u32, HashSet<u32>)>; 3] = Default::default();
     let mut next_xid = 100u32;
+    // Raw messages of each stream, to stream a committed one again after a reconnect.
+    let mut raw: HashMap<u32, Vec<(u64, Vec<u8>)>> = HashMap::new();
+    let mut last_committed: Option<u32> = None;
     for op in ops {
         lsn += 0x100;
         match op {
@@ -110,23 +116,27 @@ fn build(ops: &[Op], dir: &std::path::Path) -> (Log, History) {
                 } else {
                     stream_start_next(xid)
                 };
-                w.append_wal(Lsn(lsn), &start).unwrap();
+                let mut msgs = vec![(lsn, start)];
                 if rels.insert(*rel) {
-                    w.append_wal(Lsn::ZERO, &relation(Some(xid), *rel, &rel_tag(*rel, v)))
-                        .unwrap();
+                    msgs.push((0, relation(Some(xid), *rel, &rel_tag(*rel, v))));
                 }
-                w.append_wal(
-                    Lsn(lsn + 1),
-                    &stream_insert(xid, *rel, rel_tag(*rel, v).as_bytes()),
-                )
-                .unwrap();
-                w.append_wal(Lsn(lsn + 2), &stream_stop()).unwrap();
+                msgs.push((
+                    lsn + 1,
+                    stream_insert(xid, *rel, rel_tag(*rel, v).as_bytes()),
+                ));
+                msgs.push((lsn + 2, stream_stop()));
+                for (l, m) in msgs {
+                    w.append_wal(Lsn(l), &m).unwrap();
+                    raw.entry(xid).or_default().push((l, m));
+                }
                 h.streams.entry(xid).or_default().0 += 1;
             }
             Op::Commit { slot } => {
                 if let Some((xid, _)) = slots[*slot].take() {
-                    w.append_wal(Lsn(lsn), &stream_commit(xid, lsn, lsn + 0x10))
-                        .unwrap();
+                    let c = stream_commit(xid, lsn, lsn + 0x10);
+                    w.append_wal(Lsn(lsn), &c).unwrap();
+                    raw.entry(xid).or_default().push((lsn, c));
+                    last_committed = Some(xid);
                     h.streams.entry(xid).or_default().1 = Some(lsn + 0x10);
                     h.boundaries.push(lsn + 0x10);
                 }
@@ -141,7 +151,7 @@ fn build(ops: &[Op], dir: &std::path::Path) -> (Log, History) {
                 w.append(FrameKind::Heartbeat, Lsn(lsn), &[]).unwrap();
                 h.boundaries.push(lsn);
             }
-            Op::Reconnect { resend } => {
+            Op::Reconnect { resend, restream } => {
                 w.append(FrameKind::Reset, Lsn(lsn), &[]).unwrap();
                 slots = Default::default();
                 sent.clear();
@@ -155,6 +165,19 @@ fn build(ops: &[Op], dir: &std::path::Path) -> (Log, History) {
                     assert!(dropped
                         .iter()
                         .all(|a| *a == walcast_relay::log::Appended::Dropped));
+                }
+                if let (true, Some(xid)) = (*restream, last_committed) {
+                    let msgs = raw[&xid].clone();
+                    let (commit, chunks) = msgs.split_last().unwrap();
+                    for (l, m) in chunks {
+                        w.append_wal(Lsn(*l), m).unwrap();
+                    }
+                    let got = w.append_wal(Lsn(commit.0), &commit.1).unwrap();
+                    assert_eq!(
+                        got,
+                        walcast_relay::log::Appended::Dropped,
+                        "duplicate stream commit"
+                    );
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use walcast_decoder::frame::{self, FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN};
 use walcast_decoder::Lsn;
 
@@ -116,6 +116,11 @@ impl TxnState {
         }
     }
 
+    /// Stops tracking a streamed xid whose commit was dropped. True if it was open.
+    pub(crate) fn forget_stream(&mut self, xid: u32) -> bool {
+        self.open_streams.remove(&xid).is_some()
+    }
+
     /// Outside any regular transaction and any stream block: a segment may start here.
     pub(crate) fn quiescent(&self) -> bool {
         !self.in_txn && self.peek.in_block().is_none()
@@ -182,6 +187,18 @@ impl LogWriter {
                     .on_wal(payload)
                     .map_err(|source| LogError::Pgoutput { lsn, source })?;
                 if verdict == Verdict::Drop {
+                    if let Ok(
+                        Peeked::StreamCommit { xid, .. } | Peeked::StreamPrepare { xid, .. },
+                    ) = super::pgoutput_peek::peek(payload, false)
+                    {
+                        // Its chunks (if any reached the log) stay uncommitted: stop tracking it.
+                        if self.txn.forget_stream(xid) {
+                            warn!(xid, %lsn, durable = %self.dedup.from(),
+                                "a streamed transaction already in the log was streamed again; its chunks stay \
+                                 uncommitted (start replication at the log's durable LSN to avoid this)");
+                        }
+                        self.prelude.forget_stream(xid);
+                    }
                     debug!(%lsn, tag = ?payload.first().map(|&b| b as char), "dropping resent message");
                     return Ok(Appended::Dropped);
                 }
