@@ -566,3 +566,25 @@ async fn async_reader_wakes_on_sync() {
         .unwrap();
     assert_eq!(got, 4);
 }
+
+#[test]
+fn a_damaged_sealed_segment_is_an_error_not_a_stall() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+    for n in 1..40 {
+        txn(&mut w, n, 5, (n == 1).then_some("v1"), 4);
+    }
+    w.sync().unwrap();
+    let segs = log.segments();
+    assert!(segs.len() > 3);
+    let victim = walcast_relay::log::segment::segment_path(log.dir(), segs[1].meta.base);
+    let len = std::fs::metadata(&victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(len / 2 + 3)
+        .unwrap();
+    let err = read_all(&log, None).unwrap_err();
+    assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
+}

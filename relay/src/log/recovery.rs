@@ -169,6 +169,15 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         let f = match item {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            Err(ScanError::Torn { offset }) if offset < base => {
+                // A sealed segment (replayed for an in-flight stream) is short: not a crash tail.
+                return Err(corrupt(
+                    &dir,
+                    base,
+                    offset,
+                    "sealed segment ends early".into(),
+                ));
+            }
             Err(ScanError::Torn { offset }) => {
                 if offset < file_end {
                     tail_problem = Some(format!("torn frame at offset {offset}"));
