@@ -588,3 +588,26 @@ fn a_damaged_sealed_segment_is_an_error_not_a_stall() {
     let err = read_all(&log, None).unwrap_err();
     assert!(matches!(err, LogError::Corrupt { .. }), "{err}");
 }
+
+#[test]
+fn resuming_at_the_tail_does_not_rescan_the_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = config(tmp.path());
+    c.segment_bytes = 64 << 20;
+    let (log, mut w, _) = Log::open(c).unwrap();
+    for n in 1..2000 {
+        txn(&mut w, n, 5, (n == 1).then_some("v1"), 2);
+    }
+    let d = w.sync().unwrap();
+    let r = log.reader(Some(d.lsn)).unwrap();
+    assert_eq!(r.prescanned_frames(), 0);
+    let frames = read_all(&log, Some(d.lsn)).unwrap();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].payload, relation(None, 5, "v1"));
+    // One transaction behind the tail: the slow path, same kind of answer.
+    let r = log.reader(Some(end_of(1998))).unwrap();
+    assert!(r.prescanned_frames() > 1000);
+    let frames = read_all(&log, Some(end_of(1998))).unwrap();
+    assert_eq!(frames[0].payload, relation(None, 5, "v1"));
+    assert_eq!(begins(&frames), vec![1999]);
+}

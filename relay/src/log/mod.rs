@@ -138,6 +138,19 @@ pub(crate) struct Shared {
     pub(crate) generation: AtomicU64,
     /// Base of the oldest segment on disk; a reader positioned below it lost its data.
     pub(crate) oldest_base: AtomicU64,
+    /// The writer's state at its last quiescent sync, so readers resuming exactly there (the
+    /// common reconnect of a caught-up client) skip the pre-scan.
+    pub(crate) tail: Mutex<Option<Arc<TailSnapshot>>>,
+}
+
+/// Where a reader resuming from `lsn` can start without scanning: at `offset` (or earlier at
+/// `stream_open_since`), with `prelude` as the schema.
+#[derive(Debug)]
+pub(crate) struct TailSnapshot {
+    pub(crate) lsn: Lsn,
+    pub(crate) offset: u64,
+    pub(crate) stream_open_since: Option<u64>,
+    pub(crate) prelude: Arc<Vec<crate::prelude::PreludeFrame>>,
 }
 
 impl Shared {
@@ -152,6 +165,14 @@ impl Shared {
         let oldest = self.segments().first().map(|s| s.meta.base).unwrap_or(0);
         self.oldest_base.store(oldest, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn tail(&self) -> Option<Arc<TailSnapshot>> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_tail(&self, t: Arc<TailSnapshot>) {
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
     }
 
     pub(crate) fn generation(&self) -> u64 {

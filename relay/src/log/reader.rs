@@ -55,6 +55,7 @@ pub struct LogReader {
     from: Lsn,
     /// The segment list generation the scanner knows.
     generation: u64,
+    prescanned: u64,
 }
 
 impl LogReader {
@@ -82,27 +83,64 @@ impl LogReader {
                 durable: durable_lsn,
             });
         }
+        let bases: Vec<u64> = segs.iter().map(|s| s.meta.base).collect();
+        let durable = log.durable();
+        let cap = log.shared.read_buffer;
+
+        // Fast path: resuming exactly at the writer's last quiescent sync. Only the span of
+        // streams still open there is scanned (for streams that finished inside it).
+        let first_base = segs[first_ok].meta.base;
+        if let Some(tail) = log.shared.tail() {
+            let start = tail.stream_open_since.unwrap_or(tail.offset);
+            if tail.lsn == x && start >= first_base {
+                let mut scanner = Scanner::new(&log.shared.dir, bases, start, cap);
+                let (done, prescanned) =
+                    done_streams(&mut scanner, tail.offset, x).map_err(|e| match e {
+                        DoneError::Scan(e) => scan_error(log, x, oldest, e),
+                        DoneError::Log(e) => e,
+                    })?;
+                scanner.seek(start);
+                let pending_prelude = tail
+                    .prelude
+                    .iter()
+                    .map(|p| OwnedFrame {
+                        kind: FrameKind::Prelude,
+                        lsn: p.lsn,
+                        payload: p.msg.clone(),
+                    })
+                    .collect();
+                return Ok(LogReader {
+                    log: log.clone(),
+                    scanner,
+                    dedup: Dedup::with_done_streams(x, done),
+                    pending_prelude,
+                    from: x,
+                    generation,
+                    prescanned,
+                });
+            }
+        }
+
         let k = first_ok + segs[first_ok..].partition_point(|s| s.meta.start_lsn <= x) - 1;
         let meta = segs[k].meta;
         let start = match meta.stream_open_since {
             Some(s) if s < meta.first_frame() => s,
             _ => meta.first_frame(),
         };
-        let bases: Vec<u64> = segs.iter().map(|s| s.meta.base).collect();
-        let durable = log.durable();
-        let cap = log.shared.read_buffer;
 
         // Pre-scan: prelude as of the first transaction after X, and streams done by X.
         let mut scanner = Scanner::new(&log.shared.dir, bases.clone(), start, cap);
         let mut prelude = Prelude::new();
         let mut peek = PeekState::new();
         let mut done = HashSet::new();
+        let mut prescanned = 0u64;
         loop {
             let f = match scanner.next(durable.offset, false) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => return Err(scan_error(log, x, oldest, e)),
             };
+            prescanned += 1;
             if f.kind == FrameKind::Wal {
                 let (p, block) = peek
                     .peek(f.payload)
@@ -153,7 +191,13 @@ impl LogReader {
             pending_prelude,
             from: x,
             generation,
+            prescanned,
         })
+    }
+
+    /// Frames read to position this reader (diagnostics: how much a resume cost).
+    pub fn prescanned_frames(&self) -> u64 {
+        self.prescanned
     }
 
     /// The position this reader resumes after (the `from` it was opened with, or the oldest
@@ -298,6 +342,43 @@ impl LogReader {
             }
         }
     }
+}
+
+enum DoneError {
+    Scan(ScanError),
+    Log(LogError),
+}
+
+/// Streamed xids that commit (or prepare) at or before `x` between the scanner's position and
+/// `until`, and the number of frames read.
+fn done_streams(
+    scanner: &mut Scanner,
+    until: u64,
+    x: Lsn,
+) -> Result<(HashSet<u32>, u64), DoneError> {
+    let mut peek = PeekState::new();
+    let mut done = HashSet::new();
+    let mut n = 0;
+    while let Some(f) = scanner.next(until, false).map_err(DoneError::Scan)? {
+        n += 1;
+        match f.kind {
+            FrameKind::Wal => {
+                let (p, _) = peek
+                    .peek(f.payload)
+                    .map_err(|source| DoneError::Log(LogError::Pgoutput { lsn: f.lsn, source }))?;
+                if let Peeked::StreamCommit { xid, end_lsn, .. }
+                | Peeked::StreamPrepare { xid, end_lsn, .. } = p
+                {
+                    if end_lsn <= x {
+                        done.insert(xid);
+                    }
+                }
+            }
+            FrameKind::Reset => peek.reset(),
+            _ => {}
+        }
+    }
+    Ok((done, n))
 }
 
 fn scan_error(log: &Log, requested: Lsn, oldest: Lsn, e: ScanError) -> LogError {

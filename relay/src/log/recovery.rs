@@ -101,6 +101,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         durable: durable_tx,
         generation: AtomicU64::new(0),
         oldest_base: AtomicU64::new(0),
+        tail: Mutex::new(None),
     });
 
     let Some(last) = infos.last().copied() else {
@@ -134,6 +135,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
             durable,
             frames: 0,
             poisoned: false,
+            prelude_cache: None,
         };
         let rec = Recovered {
             fresh: true,
@@ -289,6 +291,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         durable,
         frames: 0,
         poisoned: false,
+        prelude_cache: None,
     };
     info!(dir = %dir.display(), segments, durable_lsn = %cut_lsn, truncated_bytes, "log recovered");
     // A log that holds nothing but its first segment's head stays empty, so the relay can still

@@ -15,8 +15,9 @@ use walcast_decoder::Lsn;
 use super::dedup::{Dedup, Verdict};
 use super::pgoutput_peek::{PeekError, PeekState, Peeked};
 use super::segment::{segment_path, SegmentMeta};
+use super::TailSnapshot;
 use super::{io_err, Durable, LogError, SegmentInfo, Shared};
-use crate::prelude::Prelude;
+use crate::prelude::{Prelude, PreludeFrame};
 
 /// Buffered bytes beyond which `append` writes (without syncing) to bound memory.
 const WRITE_THROUGH: usize = 1 << 20;
@@ -149,6 +150,8 @@ pub struct LogWriter {
     /// Frames appended since open (synced or not).
     pub(crate) frames: u64,
     pub(crate) poisoned: bool,
+    /// `Prelude::frames()` cached by `Prelude::changes()`.
+    pub(crate) prelude_cache: Option<(u64, Arc<Vec<PreludeFrame>>)>,
 }
 
 fn now_ms() -> u64 {
@@ -255,6 +258,23 @@ impl LogWriter {
         };
         if let Some(last) = self.shared.segments().last_mut() {
             last.len = self.file_len;
+        }
+        if self.txn.quiescent() {
+            let changes = self.prelude.changes();
+            let prelude = match &self.prelude_cache {
+                Some((c, frames)) if *c == changes => frames.clone(),
+                _ => {
+                    let frames = Arc::new(self.prelude.frames());
+                    self.prelude_cache = Some((changes, frames.clone()));
+                    frames
+                }
+            };
+            self.shared.set_tail(Arc::new(TailSnapshot {
+                lsn: self.txn.boundary_lsn,
+                offset: self.durable.offset,
+                stream_open_since: self.txn.stream_open_since(),
+                prelude,
+            }));
         }
         let d = self.durable;
         self.shared.durable.send_if_modified(|cur| {
