@@ -611,3 +611,17 @@ fn resuming_at_the_tail_does_not_rescan_the_segment() {
     assert_eq!(frames[0].payload, relation(None, 5, "v1"));
     assert_eq!(begins(&frames), vec![1999]);
 }
+
+#[test]
+fn oversized_payload_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+    let big = vec![b'I'; walcast_decoder::frame::MAX_PAYLOAD_LEN + 1];
+    assert!(matches!(
+        w.append_wal(Lsn(1), &big),
+        Err(LogError::TooLarge(_))
+    ));
+    // The writer is still usable.
+    txn(&mut w, 1, 5, Some("v1"), 1);
+    assert_eq!(w.sync().unwrap().lsn, end_of(1));
+}

@@ -61,7 +61,13 @@ fn corrupt(dir: &Path, base: u64, offset: u64, detail: String) -> LogError {
 
 pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), LogError> {
     let dir = config.dir.clone();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Make the new directory's own entry durable too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
     let mut bases = list_segments(&dir).map_err(io_err(&dir))?;
 
     // Metas of every segment; a torn meta is only acceptable on the last one.
