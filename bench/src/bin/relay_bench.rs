@@ -168,11 +168,7 @@ async fn consume_until(http: &str, end: Lsn) -> Result<Consumed> {
                         std::hint::black_box(&c.new);
                         out.rows += 1;
                     }
-                    Event::Commit(c) => {
-                        if c.end_lsn >= end {
-                            return Ok(out);
-                        }
-                    }
+                    Event::Commit(c) if c.end_lsn >= end => return Ok(out),
                     _ => {}
                 }
             }
