@@ -47,7 +47,15 @@ async fn main() -> Result<()> {
         .filter_map(|s| s.parse().ok())
         .collect();
     let clients = env_num("CLIENTS", 1000);
-    let pg = PgCluster::start_with(15, &["logical_decoding_work_mem = '256MB'"])?;
+    let pg = PgCluster::start_with(
+        15,
+        // Commit latency is what a client sees only if commits are flushed when they happen:
+        // with synchronous_commit=off the walsender waits for the WAL writer (up to 200 ms).
+        &[
+            "logical_decoding_work_mem = '256MB'",
+            "synchronous_commit = on",
+        ],
+    )?;
     pg.psql(TABLE)?;
     pg.psql("CREATE PUBLICATION bench FOR TABLE bench")?;
     pg.psql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')")?;
@@ -101,8 +109,10 @@ async fn main() -> Result<()> {
     // walcast: relay (from its slot's start) + one decoding client.
     let t = Instant::now();
     let relay = RelayProcess::start(&pg.url(), "walcast", "bench", "public.bench")?;
+    let ready = Instant::now();
     let decoded = consume_until(&relay.http, end).await?;
     let relay_secs = t.elapsed().as_secs_f64();
+    let streaming_secs = ready.elapsed().as_secs_f64();
     anyhow::ensure!(
         decoded.rows == rows,
         "client decoded {} rows, expected {rows}",

@@ -216,6 +216,12 @@ impl LogReader {
         self.scanner.buffer_capacity()
     }
 
+    /// Frees the read buffer while caught up (see [`Scanner::release_idle_buffer`]); call it
+    /// before waiting for new data so idle clients cost little memory.
+    pub fn release_idle_buffer(&mut self) {
+        self.scanner.release_idle_buffer();
+    }
+
     /// Watch the log's durable position (wake up, then call `read_available` again).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Durable> {
         self.log.subscribe()

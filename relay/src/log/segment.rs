@@ -194,6 +194,15 @@ impl Scanner {
         self.buf.capacity()
     }
 
+    /// Frees the read buffer when nothing is buffered, so a caught-up reader waiting for new
+    /// data holds no buffer memory (it is allocated again on the next read).
+    pub fn release_idle_buffer(&mut self) {
+        if self.start >= self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
     /// Learns about segments created since the scanner was made.
     pub fn set_bases(&mut self, bases: Vec<u64>) {
         self.bases = bases;
