@@ -1,0 +1,390 @@
+// The Decoder: pushes whole chunks into WASM once, then reads the flat buffers (FLAT.md) and
+// builds JS objects. Rows are built by a constructor generated once per relation, so every row
+// of a table shares one hidden class and field stores are monomorphic.
+
+import { DecodeError, WalcastError } from './errors.js';
+import { formatLsn } from './lsn.js';
+
+/** Marker for an unchanged TOASTed column: the value was not sent, it is NOT null. */
+export const UNCHANGED_TOAST = Object.freeze({
+  __proto__: null,
+  [Symbol.toStringTag]: 'UNCHANGED_TOAST',
+  toJSON() {
+    return { $walcast: 'unchanged_toast' };
+  },
+});
+
+let wasm = null; // { Core, memory }
+
+/** Called by the environment entry points once the module is instantiated. */
+export function setWasm(Core, memory) {
+  wasm = { Core, memory };
+}
+
+export function isInitialized() {
+  return wasm !== null;
+}
+
+let initializer = null;
+
+/** The entry point registers how to load the module, so connect() can do it on first use. */
+export function setInitializer(fn) {
+  initializer = fn;
+}
+
+export async function ensureInitialized() {
+  if (!wasm && initializer) await initializer();
+}
+
+function needWasm() {
+  if (!wasm) {
+    throw new WalcastError('walcast WASM is not initialized: await init() first');
+  }
+  return wasm;
+}
+
+// --- the chunk being read: module state, because reading is synchronous and monomorphic ---
+let W; // Uint32Array: words
+let N; // Float64Array: numbers
+let S = ''; // the chunk's strings, one JS string
+let B; // Uint8Array: blob
+let wp = 0;
+let np = 0;
+
+const utf8 = new TextDecoder('utf-8');
+const PG_EPOCH_MS = 946684800000; // 2000-01-01T00:00:00Z
+
+function str() {
+  const a = W[wp];
+  const b = W[wp + 1];
+  wp += 2;
+  return S.substring(a, b);
+}
+
+function lsn() {
+  const s = formatLsn(W[wp], W[wp + 1]);
+  wp += 2;
+  return s;
+}
+
+function pad(n, w) {
+  return String(n).padStart(w, '0');
+}
+
+function ymd(d) {
+  const y = d.getUTCFullYear();
+  return (y < 0 ? '-' + pad(-y, 4) : pad(y, 4)) + '-' + pad(d.getUTCMonth() + 1, 2) + '-' + pad(d.getUTCDate(), 2);
+}
+
+function dateText(days) {
+  return ymd(new Date(PG_EPOCH_MS + days * 86400000));
+}
+
+// PostgreSQL's to_json form: ISO 8601 with 'T', microseconds without trailing zeros.
+function timestampText(micros, zoned) {
+  const ms = Math.floor(micros / 1000);
+  const d = new Date(PG_EPOCH_MS + ms);
+  const frac = d.getUTCMilliseconds() * 1000 + (micros - ms * 1000);
+  let s = ymd(d) + 'T' + pad(d.getUTCHours(), 2) + ':' + pad(d.getUTCMinutes(), 2) + ':' + pad(d.getUTCSeconds(), 2);
+  if (frac !== 0) s += '.' + pad(frac, 6).replace(/0+$/, '');
+  return zoned ? s + '+00:00' : s;
+}
+
+function makeCell(opts) {
+  const int8 = opts.int8;
+  const asDate = opts.timestamps === 'date';
+  const numericNumber = opts.numeric === 'number';
+  return function cell() {
+    switch (W[wp++]) {
+      case 5: // NUM
+        return N[np++];
+      case 8: // STR
+        return str();
+      case 0:
+        return null;
+      case 1:
+        return UNCHANGED_TOAST;
+      case 2: // NOT_IN_KEY: the old key tuple carries no value for this column
+        return undefined;
+      case 3:
+        return false;
+      case 4:
+        return true;
+      case 6: {
+        const v = N[np++];
+        return int8 === 'number' ? v : int8 === 'bigint' ? BigInt(v) : String(v);
+      }
+      case 7: {
+        const big = BigInt.asIntN(64, (BigInt(W[wp]) << 32n) | BigInt(W[wp + 1]));
+        wp += 2;
+        return int8 === 'bigint' ? big : String(big);
+      }
+      case 9: {
+        const s = str();
+        return numericNumber ? Number(s) : s;
+      }
+      case 10: // JSON
+      case 15: // GENERIC: the native JSON contract's form of an exotic value
+        return JSON.parse(str());
+      case 11: {
+        const off = W[wp];
+        const len = W[wp + 1];
+        wp += 2;
+        return B.slice(off, off + len);
+      }
+      case 12: {
+        const days = N[np++];
+        return asDate ? new Date(PG_EPOCH_MS + days * 86400000) : dateText(days);
+      }
+      case 13:
+      case 14: {
+        const zoned = W[wp - 1] === 14;
+        const us = N[np++];
+        return asDate ? new Date(PG_EPOCH_MS + Math.floor(us / 1000)) : timestampText(us, zoned);
+      }
+      default:
+        throw new DecodeError('corrupt flat buffer: unknown cell tag ' + W[wp - 1]);
+    }
+  };
+}
+
+function identName(c) {
+  return /^[A-Za-z_$][\w$]*$/.test(c) ? c : JSON.stringify(c);
+}
+
+// One constructor per relation: `new Row()` reads the tuple's cells straight into named fields.
+function makeRowClass(columns, cell, schema, table) {
+  const names = columns.map((c) => c.name);
+  try {
+    const body = names.map((n) => `this[${JSON.stringify(n)}] = cell();`).join('\n');
+    const label = identName(`${schema}_${table}`).replace(/[^\w$]/g, '_');
+    // eslint-disable-next-line no-new-func
+    return new Function('cell', `return function ${/^\d/.test(label) ? '_' + label : label}() {\n${body}\n};`)(cell);
+  } catch {
+    // Content-Security-Policy without 'unsafe-eval': a generic (slower) constructor.
+    return function Row() {
+      for (let i = 0; i < names.length; i++) this[names[i]] = cell();
+    };
+  }
+}
+
+const REPLICA_IDENTITY = { 100: 'default', 110: 'nothing', 102: 'full', 105: 'index' };
+const DEFAULTS = { int8: 'number', timestamps: 'date', numeric: 'string' };
+
+/**
+ * Stateful decoder of a walcast frame stream (`push`) or of raw pgoutput messages
+ * (`decodeMessage(s)`). Keeps the relation cache and stream state like the native decoder.
+ */
+export class Decoder {
+  constructor(options = {}) {
+    const { Core } = needWasm();
+    this.options = { ...DEFAULTS, ...options };
+    for (const [k, ok] of [['int8', ['number', 'bigint', 'string']], ['timestamps', ['date', 'string']], ['numeric', ['string', 'number']]]) {
+      if (!ok.includes(this.options[k])) throw new TypeError(`option ${k} must be one of ${ok.join(', ')}`);
+    }
+    this._core = new Core();
+    this._meta = this._core.meta_ptr() >>> 2;
+    this._cell = makeCell(this.options);
+    /** @type {Map<number, object>} relation id -> relation */
+    this.relations = new Map();
+  }
+
+  /** Feed one chunk of a walcast frame stream (any split); returns the events it completed. */
+  push(chunk) {
+    const status = this._core.push_frames(chunk);
+    return this._read(status);
+  }
+
+  /** Decode one raw pgoutput message (the payload of an XLogData / 'w' frame). */
+  decodeMessage(msg) {
+    return this.decodeMessages([msg]);
+  }
+
+  /** Decode several raw pgoutput messages with one WASM crossing. */
+  decodeMessages(msgs) {
+    let total = 0;
+    for (const m of msgs) total += 4 + m.length;
+    const packed = new Uint8Array(total);
+    const dv = new DataView(packed.buffer);
+    let o = 0;
+    for (const m of msgs) {
+      dv.setUint32(o, m.length);
+      packed.set(m, o + 4);
+      o += 4 + m.length;
+    }
+    return this._read(this._core.push_messages(packed));
+  }
+
+  /** The next chunk starts a new frame stream (a new connection). Relations stay cached. */
+  newStream() {
+    this._core.new_stream();
+  }
+
+  /** Release the WASM memory of this decoder. */
+  free() {
+    this._core.free();
+    this._core = null;
+  }
+
+  _read(status) {
+    const buf = needWasm().memory.buffer;
+    const m = new Uint32Array(buf, this._meta << 2, 9);
+    W = new Uint32Array(buf, m[0], m[1]);
+    N = new Float64Array(buf, m[2], m[3]);
+    S = m[5] === 0 ? '' : utf8.decode(new Uint8Array(buf, m[4], m[5]));
+    B = new Uint8Array(buf, m[6], m[7]);
+    wp = 0;
+    np = 0;
+    const out = [];
+    try {
+      while (wp < W.length) out.push(this._event());
+    } finally {
+      W = N = B = undefined;
+      S = '';
+    }
+    if (status !== 0) {
+      const err = new DecodeError(this._core.error());
+      err.events = out; // what was decoded before the failure
+      throw err;
+    }
+    return out;
+  }
+
+  _rel(id) {
+    const r = this.relations.get(id);
+    if (!r) throw new DecodeError(`relation ${id} was not described before use`);
+    return r;
+  }
+
+  _tuple(rel) {
+    const n = W[wp++];
+    if (n === rel.columns.length) return new rel.Row();
+    // Defensive: a tuple shape that differs from the cached relation (never sent by PostgreSQL).
+    const o = {};
+    for (let i = 0; i < n; i++) o[rel.columns[i]?.name ?? `col${i}`] = this._cell();
+    return o;
+  }
+
+  _event() {
+    const tag = W[wp++];
+    switch (tag) {
+      case 4: {
+        const xid = W[wp++];
+        const rel = this._rel(W[wp++]);
+        return { type: 'insert', relation: rel, xid, old: null, new: this._tuple(rel) };
+      }
+      case 5: {
+        const xid = W[wp++];
+        const rel = this._rel(W[wp++]);
+        const k = W[wp++];
+        const old = k === 0 ? null : this._tuple(rel);
+        return { type: 'update', relation: rel, xid, old, new: this._tuple(rel), oldKind: k === 75 ? 'key' : k === 79 ? 'full' : null };
+      }
+      case 6: {
+        const xid = W[wp++];
+        const rel = this._rel(W[wp++]);
+        const k = W[wp++];
+        return { type: 'delete', relation: rel, xid, old: this._tuple(rel), new: null, oldKind: k === 75 ? 'key' : 'full' };
+      }
+      case 1: {
+        const finalLsn = lsn();
+        const xid = W[wp++];
+        return { type: 'begin', xid, finalLsn, commitTime: this._time() };
+      }
+      case 2: {
+        const flags = W[wp++];
+        const commitLsn = lsn();
+        const endLsn = lsn();
+        return { type: 'commit', flags, commitLsn, endLsn, commitTime: this._time() };
+      }
+      case 3: {
+        const xid = W[wp++];
+        const id = W[wp++];
+        const schema = str();
+        const table = str();
+        const ident = W[wp++];
+        const n = W[wp++];
+        const columns = [];
+        for (let i = 0; i < n; i++) {
+          const flags = W[wp++];
+          const name = str();
+          const typeOid = W[wp++];
+          const typeMod = W[wp++] | 0;
+          columns.push({ name, typeOid, typeMod, key: (flags & 1) === 1 });
+        }
+        const relation = { id, schema, table, replicaIdentity: REPLICA_IDENTITY[ident] ?? String.fromCharCode(ident), columns };
+        Object.defineProperty(relation, 'Row', { value: makeRowClass(columns, this._cell, schema, table) });
+        this.relations.set(id, relation);
+        return { type: 'relation', xid, relation };
+      }
+      case 7: {
+        const xid = W[wp++];
+        const options = W[wp++];
+        const n = W[wp++];
+        const relations = [];
+        for (let i = 0; i < n; i++) relations.push(this._rel(W[wp++]));
+        return { type: 'truncate', xid, relations, cascade: (options & 1) !== 0, restartIdentity: (options & 2) !== 0 };
+      }
+      case 8: {
+        const xid = W[wp++];
+        const transactional = W[wp++] === 1;
+        const at = lsn();
+        const prefix = str();
+        const off = W[wp];
+        const len = W[wp + 1];
+        wp += 2;
+        return { type: 'message', xid, transactional, lsn: at, prefix, content: B.slice(off, off + len) };
+      }
+      case 9: {
+        const at = lsn();
+        return { type: 'origin', lsn: at, name: str() };
+      }
+      case 10: {
+        const xid = W[wp++];
+        const oid = W[wp++];
+        return { type: 'type', xid, oid, schema: str(), name: str() };
+      }
+      case 11: {
+        const xid = W[wp++];
+        return { type: 'streamStart', xid, first: W[wp++] === 1 };
+      }
+      case 12:
+        return { type: 'streamStop' };
+      case 13: {
+        const xid = W[wp++];
+        const flags = W[wp++];
+        const commitLsn = lsn();
+        const endLsn = lsn();
+        return { type: 'streamCommit', xid, flags, commitLsn, endLsn, commitTime: this._time() };
+      }
+      case 14: {
+        const xid = W[wp++];
+        return { type: 'streamAbort', xid, subxid: W[wp++] };
+      }
+      case 20:
+        return { type: 'heartbeat', lsn: lsn() };
+      case 21:
+        return { type: 'reset' };
+      case 22: {
+        const text = str();
+        let code = 'unknown';
+        let message = text;
+        try {
+          const j = JSON.parse(text);
+          code = String(j.code ?? code);
+          message = String(j.message ?? '');
+        } catch {
+          /* keep the raw text as the message */
+        }
+        return { type: 'end', code, message };
+      }
+      default:
+        throw new DecodeError('corrupt flat buffer: unknown event tag ' + tag);
+    }
+  }
+
+  _time() {
+    const us = N[np++];
+    return this.options.timestamps === 'date' ? new Date(PG_EPOCH_MS + Math.floor(us / 1000)) : timestampText(us, true);
+  }
+}

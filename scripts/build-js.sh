@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the npm package `walcast` into js/dist: one .wasm, ESM + CommonJS glue for Node, plain
+# ESM for browsers/bundlers, and TypeScript types. Run from anywhere; needs what
+# scripts/install-deps.sh installs (wasm32 target, wasm-bindgen CLI, wasm-opt, node_modules).
+#
+#   scripts/build-js.sh            build
+#   WALCAST_WASM_MAX_GZ=61440 ...  fail above this gzipped .wasm size (default 60 KiB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+js=$root/js
+dist=$js/dist
+max_gz=${WALCAST_WASM_MAX_GZ:-61440}
+
+# Size-first profile for the wasm build only (env overrides keep the native profiles untouched).
+# A separate target dir keeps these flags from invalidating native release builds.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+export CARGO_PROFILE_RELEASE_LTO=true
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+export CARGO_PROFILE_RELEASE_PANIC=abort
+export CARGO_PROFILE_RELEASE_DEBUG=false
+export CARGO_PROFILE_RELEASE_STRIP=false  # wasm-bindgen needs the target_features section; wasm-opt strips
+target_dir=$root/target/wasm
+cargo build -p walcast-wasm --lib --release --target wasm32-unknown-unknown --target-dir "$target_dir"
+raw=$target_dir/wasm32-unknown-unknown/release/walcast_wasm.wasm
+
+rm -rf "$dist"
+mkdir -p "$dist/gen" "$dist/node" "$dist/browser"
+# wasm-opt runs before wasm-bindgen: Debian's wasm-opt (108) breaks the externref table that
+# wasm-bindgen's output initializes, while optimizing its input is safe (exports are kept).
+opt=$target_dir/walcast_wasm.opt.wasm
+wasm-opt -Oz --strip-debug --strip-producers \
+  --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+  --enable-reference-types --enable-multivalue \
+  -o "$opt" "$raw"
+wasm-bindgen --target web --out-dir "$dist/gen" --out-name walcast --no-typescript "$opt"
+mv "$dist/gen/walcast_bg.wasm" "$dist/walcast.wasm"
+sed -i "s|new URL('walcast_bg.wasm', import.meta.url)|new URL('../walcast.wasm', import.meta.url)|g" "$dist/gen/walcast.js"
+
+esbuild=$js/node_modules/.bin/esbuild
+common=(--bundle --log-level=warning --target=es2020 --legal-comments=none)
+"$esbuild" "$js/src/index.node.js" "${common[@]}" --platform=node --format=esm --outfile="$dist/node/index.mjs"
+# In the CommonJS build the import.meta branch is never taken (__dirname exists): silence it.
+"$esbuild" "$js/src/index.node.js" "${common[@]}" --platform=node --format=cjs --outfile="$dist/node/index.cjs" \
+  --log-override:empty-import-meta=silent
+"$esbuild" "$js/src/index.browser.js" "${common[@]}" --platform=browser --format=esm --outfile="$dist/browser/index.js"
+rm -rf "$dist/gen"
+cp "$js/src/index.d.ts" "$dist/index.d.ts"
+
+raw_size=$(stat -c %s "$dist/walcast.wasm")
+gz_size=$(gzip -9 -c "$dist/walcast.wasm" | wc -c)
+echo "walcast.wasm: $raw_size bytes, $gz_size bytes gzipped (limit $max_gz)"
+if [ "$gz_size" -gt "$max_gz" ]; then
+  echo "error: walcast.wasm is larger than $max_gz bytes gzipped" >&2
+  exit 1
+fi
