@@ -45,7 +45,11 @@ pub enum ErrorKind {
     #[error("relation {0} was not described by a Relation message before use")]
     UnknownRelation(u32),
     #[error("tuple has {found} columns but relation {relation} has {expected}")]
-    ColumnCountMismatch { relation: u32, expected: usize, found: usize },
+    ColumnCountMismatch {
+        relation: u32,
+        expected: usize,
+        found: usize,
+    },
     #[error("invalid value: {0}")]
     InvalidValue(&'static str),
     #[error("bad frame checksum")]
@@ -58,7 +62,11 @@ pub enum ErrorKind {
 
 impl DecodeError {
     pub fn new(offset: usize, kind: ErrorKind, context: &'static str) -> Self {
-        DecodeError { offset, kind, context }
+        DecodeError {
+            offset,
+            kind,
+            context,
+        }
     }
 
     /// The same error, seen from an enclosing input in which the failing input starts at `base`.

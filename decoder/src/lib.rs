@@ -24,6 +24,9 @@ pub mod pgoutput;
 pub mod relation;
 pub mod value;
 
+pub use decoder::{Cell, Change, Decoder, Event, Row};
+pub use envelope::{encode_standby_status, parse_envelope, Envelope};
 pub use error::{DecodeError, ErrorKind, Result};
 pub use lsn::{Lsn, ParseLsnError};
+pub use relation::{ColumnInfo, RelationInfo, ReplicaIdentity};
 pub use value::Value;

@@ -32,7 +32,8 @@ impl FromStr for Lsn {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseLsnError(s.chars().take(64).collect());
         let (hi, lo) = s.split_once('/').ok_or_else(err)?;
-        let valid = |h: &str| !h.is_empty() && h.len() <= 8 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid =
+            |h: &str| !h.is_empty() && h.len() <= 8 && h.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid(hi) || !valid(lo) {
             return Err(err());
         }
@@ -69,7 +70,17 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "/", "1/", "/1", "x/1", "1/2/3", "123456789/0", "1 /2", "-1/2"] {
+        for s in [
+            "",
+            "/",
+            "1/",
+            "/1",
+            "x/1",
+            "1/2/3",
+            "123456789/0",
+            "1 /2",
+            "-1/2",
+        ] {
             assert!(s.parse::<Lsn>().is_err(), "{s:?} must not parse");
         }
     }

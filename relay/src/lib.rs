@@ -7,3 +7,18 @@
 //! - [`feedback`]: the pure rule for which LSN may be confirmed to PostgreSQL.
 //! - [`log`]: the append-only, segmented, checksummed log on disk.
 //! - [`prelude`]: the pure schema-prelude state (latest Relation/Type per relation).
+//! - [`pipeline`]: the ingest path from the session into the log (group commit).
+//! - [`serve`]: HTTP and QUIC serving, fan-out and per-client table filtering.
+//! - [`client`]: the native Rust client (HTTP and QUIC, resume, dedup by LSN).
+//! - [`metrics`]: Prometheus metrics.
+//! - [`cli`]: the `walcast` subcommands.
+
+pub mod cli;
+pub mod client;
+pub mod feedback;
+pub mod log;
+pub mod metrics;
+pub mod pipeline;
+pub mod prelude;
+pub mod serve;
+pub mod source;

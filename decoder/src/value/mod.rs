@@ -1,11 +1,12 @@
 //! Typed column values, decoded from pgoutput text (`t`) or binary (`b`) tuple data.
 //!
-//! Text and binary forms of the same datum decode to the same [`Value`]; `json::write_value`
-//! prints it exactly as PostgreSQL's `to_json()` would in a UTC session.
+//! Text and binary forms of the same datum decode to the same [`Value`]; [`json::write_json`]
+//! prints it exactly as PostgreSQL's `to_json()` would in a UTC session, and the `Serialize`
+//! impl gives the compact "values v1" forms documented in `docs/values.md`.
 //!
 //! Text-mode parsing assumes the walsender session runs with `DateStyle=ISO`,
 //! `IntervalStyle=postgres`, `bytea_output=hex` and `extra_float_digits>=1` (the relay sets these
-//! in its startup packet; see docs/output.md). Values the parser cannot read under those settings
+//! in its startup packet; see docs/values.md). Values the parser cannot read under those settings
 //! are a typed error, never a guess.
 
 use std::borrow::Cow;
@@ -38,14 +39,25 @@ pub enum Value<'a> {
     /// Microseconds since midnight.
     Time(i64),
     /// Microseconds since midnight, and the zone offset in seconds *east* of UTC (`+02` is 7200).
-    TimeTz { micros: i64, offset_secs: i32 },
+    TimeTz {
+        micros: i64,
+        offset_secs: i32,
+    },
     /// Microseconds since 2000-01-01 00:00:00 (no zone); `i64::MAX`/`MIN` are ±infinity.
     Timestamp(i64),
     /// Microseconds since 2000-01-01 00:00:00 UTC; `i64::MAX`/`MIN` are ±infinity.
     TimestampTz(i64),
-    Interval { months: i32, days: i32, micros: i64 },
+    Interval {
+        months: i32,
+        days: i32,
+        micros: i64,
+    },
     /// inet or cidr: address bytes (4 or 16), prefix length, and whether it is cidr.
-    Inet { addr: InetAddr, prefix: u8, cidr: bool },
+    Inet {
+        addr: InetAddr,
+        prefix: u8,
+        cidr: bool,
+    },
     MacAddr([u8; 6]),
     MacAddr8([u8; 8]),
     /// money in the smallest currency unit (cents under `lc_monetary=C`).
@@ -53,10 +65,17 @@ pub enum Value<'a> {
     /// bit or varbit, as a string of '0'/'1'.
     Bit(Cow<'a, str>),
     Array(Array<'a>),
-    /// A type this decoder does not know, in text mode: PostgreSQL's text output.
-    UnknownText { type_oid: u32, text: Cow<'a, str> },
+    /// A type this decoder does not know, in text mode: PostgreSQL's text output
+    /// (enums, domains, composite types, ranges, extension types…).
+    UnknownText {
+        type_oid: u32,
+        text: Cow<'a, str>,
+    },
     /// A type this decoder does not know, in binary mode: the type's `send` bytes, untouched.
-    UnknownBinary { type_oid: u32, bytes: Cow<'a, [u8]> },
+    UnknownBinary {
+        type_oid: u32,
+        bytes: Cow<'a, [u8]>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +96,96 @@ pub struct Array<'a> {
 }
 
 mod binary;
+mod datetime;
+mod fmt;
 pub mod json;
+mod serde_impl;
+pub use serde_impl::VALUES_FORMAT_VERSION;
 mod text;
 
 pub use binary::decode_binary;
 pub use text::decode_text;
+
+fn own_str(c: &str) -> Cow<'static, str> {
+    Cow::Owned(c.to_owned())
+}
+
+fn own_bytes(c: &[u8]) -> Cow<'static, [u8]> {
+    Cow::Owned(c.to_vec())
+}
+
+impl Value<'_> {
+    /// A copy that owns all its data, for consumers that keep values beyond the message buffer.
+    pub fn to_owned_static(&self) -> Value<'static> {
+        match self {
+            Value::Null => Value::Null,
+            Value::Bool(v) => Value::Bool(*v),
+            Value::Int2(v) => Value::Int2(*v),
+            Value::Int4(v) => Value::Int4(*v),
+            Value::Int8(v) => Value::Int8(*v),
+            Value::Oid(v) => Value::Oid(*v),
+            Value::Float4(v) => Value::Float4(*v),
+            Value::Float8(v) => Value::Float8(*v),
+            Value::Numeric(v) => Value::Numeric(own_str(v)),
+            Value::Text(v) => Value::Text(own_str(v)),
+            Value::Bytea(v) => Value::Bytea(own_bytes(v)),
+            Value::Json(v) => Value::Json(own_str(v)),
+            Value::Uuid(v) => Value::Uuid(*v),
+            Value::Date(v) => Value::Date(*v),
+            Value::Time(v) => Value::Time(*v),
+            Value::TimeTz {
+                micros,
+                offset_secs,
+            } => Value::TimeTz {
+                micros: *micros,
+                offset_secs: *offset_secs,
+            },
+            Value::Timestamp(v) => Value::Timestamp(*v),
+            Value::TimestampTz(v) => Value::TimestampTz(*v),
+            Value::Interval {
+                months,
+                days,
+                micros,
+            } => Value::Interval {
+                months: *months,
+                days: *days,
+                micros: *micros,
+            },
+            Value::Inet { addr, prefix, cidr } => Value::Inet {
+                addr: *addr,
+                prefix: *prefix,
+                cidr: *cidr,
+            },
+            Value::MacAddr(v) => Value::MacAddr(*v),
+            Value::MacAddr8(v) => Value::MacAddr8(*v),
+            Value::Money(v) => Value::Money(*v),
+            Value::Bit(v) => Value::Bit(own_str(v)),
+            Value::Array(a) => Value::Array(Array {
+                element_oid: a.element_oid,
+                dims: a.dims.clone(),
+                lower_bounds: a.lower_bounds.clone(),
+                elements: a.elements.iter().map(Value::to_owned_static).collect(),
+            }),
+            Value::UnknownText { type_oid, text } => Value::UnknownText {
+                type_oid: *type_oid,
+                text: own_str(text),
+            },
+            Value::UnknownBinary { type_oid, bytes } => Value::UnknownBinary {
+                type_oid: *type_oid,
+                bytes: own_bytes(bytes),
+            },
+        }
+    }
+
+    /// Same as [`Value::to_owned_static`], consuming `self`.
+    pub fn into_owned(self) -> Value<'static> {
+        self.to_owned_static()
+    }
+
+    /// The JSON text of this value, as PostgreSQL's `to_json()` prints it in a UTC session.
+    pub fn to_json_string(&self) -> String {
+        let mut s = String::new();
+        json::write_json(self, &mut s);
+        s
+    }
+}

@@ -29,7 +29,9 @@ pub fn bin_dir(major: u32) -> Option<PathBuf> {
             "tests/pg-versions/node_modules/pg{major}/native/bin"
         )),
     ];
-    candidates.into_iter().find(|d| d.join("postgres").exists() && d.join("initdb").exists())
+    candidates
+        .into_iter()
+        .find(|d| d.join("postgres").exists() && d.join("initdb").exists())
 }
 
 /// Majors 14–18 whose binaries are present here, in ascending order.
@@ -38,7 +40,10 @@ pub fn available_versions() -> Vec<u32> {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 fn is_root() -> bool {
@@ -52,7 +57,11 @@ extern "C" {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl PgCluster {
@@ -68,16 +77,28 @@ impl PgCluster {
             format!("no PostgreSQL {major} binaries here (apt-get install postgresql, or run .ci/run to fetch other majors)")
         })?;
         let root = tempfile::Builder::new()
-            .prefix(&format!("walcast-pg{major}-{}-", SEQ.fetch_add(1, Ordering::Relaxed)))
+            .prefix(&format!(
+                "walcast-pg{major}-{}-",
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ))
             .tempdir()?;
         let data = root.path().join("data");
         let sock = root.path().join("sock");
         std::fs::create_dir_all(&sock)?;
         if is_root() {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(root.path()))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(root.path()))?;
         }
         let mut initdb = Command::new(bin.join("initdb"));
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ]);
         as_postgres(&mut initdb).context("initdb")?;
         let port = free_port();
         let mut conf = format!(
@@ -94,9 +115,16 @@ impl PgCluster {
         }
         std::fs::write(data.join("postgresql.auto.conf"), conf)?;
         if is_root() {
-            run(Command::new("chown").args(["postgres:postgres"]).arg(data.join("postgresql.auto.conf")))?;
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(data.join("postgresql.auto.conf")))?;
         }
-        let cluster = PgCluster { major, port, bin, root };
+        let cluster = PgCluster {
+            major,
+            port,
+            bin,
+            root,
+        };
         cluster.pg_ctl(&["start", "-w", "-t", "60"])?;
         Ok(cluster)
     }
@@ -136,7 +164,11 @@ impl PgCluster {
 
     pub fn pg_ctl(&self, args: &[&str]) -> Result<()> {
         let mut cmd = Command::new(self.bin.join("pg_ctl"));
-        cmd.arg("-D").arg(self.data_dir()).arg("-l").arg(self.root.path().join("server.log")).args(args);
+        cmd.arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.root.path().join("server.log"))
+            .args(args);
         as_postgres(&mut cmd).with_context(|| format!("pg_ctl {args:?}"))?;
         Ok(())
     }
@@ -159,7 +191,11 @@ impl PgCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("PostgreSQL {} on port {} not ready after {timeout:?}", self.major, self.port)
+        bail!(
+            "PostgreSQL {} on port {} not ready after {timeout:?}",
+            self.major,
+            self.port
+        )
     }
 }
 
@@ -182,7 +218,9 @@ fn as_postgres(cmd: &mut Command) -> Result<Output> {
 }
 
 fn run(cmd: &mut Command) -> Result<Output> {
-    let out = cmd.output().with_context(|| format!("running {:?}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {:?}", cmd.get_program()))?;
     if !out.status.success() {
         bail!(
             "{:?} failed ({}):\n{}{}",

@@ -1,0 +1,2 @@
+//! Shared test support: the test-only pgoutput encoder.
+pub mod encoder;

@@ -1,0 +1,131 @@
+//! Command-line arguments of every `walcast` subcommand. Every flag that takes an address or a
+//! secret also reads an environment variable, and `walcast relay` also reads a TOML config file.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "walcast", version, about = "PostgreSQL changes, cast to the edge")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hold a replication slot, keep a durable log, and serve clients over HTTP and QUIC.
+    Relay(RelayArgs),
+    /// Stream decoded changes from a relay to stdout (JSON lines or MessagePack).
+    Tail(TailArgs),
+    /// Decode `pg_logical_slot_peek_binary_changes` output (one `\x…` per line) from stdin to JSON lines.
+    Decode,
+    /// One-screen summary of a running relay.
+    Status(StatusArgs),
+    /// Start a throwaway PostgreSQL, a relay and a writer, and show the live decoded stream.
+    Demo(DemoArgs),
+}
+
+/// `walcast relay` settings. Command line beats environment beats the config file.
+#[derive(Debug, Clone, Args, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RelayArgs {
+    /// TOML file with any of these settings (keys spelled like the flags, e.g. `data-dir`).
+    #[arg(long, env = "WALCAST_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// PostgreSQL connection URL (postgres://user:pass@host:port/db?sslmode=…); libpq PG* variables fill gaps.
+    #[arg(long, env = "WALCAST_POSTGRES", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Replication slot to hold (created if absent).
+    #[arg(long, env = "WALCAST_SLOT")]
+    pub slot: Option<String>,
+    /// Publication to stream (created if --tables or --all-tables is given and it is absent).
+    #[arg(long, env = "WALCAST_PUBLICATION")]
+    pub publication: Option<String>,
+    /// Create the publication for these tables (schema.table, comma-separated).
+    #[arg(long, env = "WALCAST_TABLES", value_delimiter = ',', conflicts_with = "all_tables")]
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Create the publication FOR ALL TABLES.
+    #[arg(long, env = "WALCAST_ALL_TABLES")]
+    #[serde(default)]
+    pub all_tables: bool,
+    /// Directory for the durable log and state.
+    #[arg(long, env = "WALCAST_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "WALCAST_HTTP")]
+    pub http: Option<SocketAddr>,
+    /// QUIC listen address (UDP).
+    #[arg(long, env = "WALCAST_QUIC")]
+    pub quic: Option<SocketAddr>,
+    /// PEM certificate chain for QUIC (a self-signed one is created and its fingerprint printed if absent).
+    #[arg(long, env = "WALCAST_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "WALCAST_TLS_KEY", hide_env_values = true)]
+    pub tls_key: Option<PathBuf>,
+    /// Ask pgoutput for binary tuple data.
+    #[arg(long, env = "WALCAST_BINARY")]
+    #[serde(default)]
+    pub binary: bool,
+    /// Delete the oldest log segments beyond this many bytes (e.g. 10GiB).
+    #[arg(long, env = "WALCAST_RETENTION_BYTES")]
+    pub retention_bytes: Option<String>,
+    /// Delete log segments older than this (e.g. 7d).
+    #[arg(long, env = "WALCAST_RETENTION_AGE")]
+    pub retention_age: Option<String>,
+    /// Warn when the slot retains more WAL than this (e.g. 1GiB).
+    #[arg(long, env = "WALCAST_WAL_WARN")]
+    pub wal_warn: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Jsonl,
+    Msgpack,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TailArgs {
+    /// Relay URL: http://host:port or quic://host:port.
+    #[arg(long, env = "WALCAST_URL")]
+    pub url: String,
+    /// Resume after this LSN (every transaction whose commit end LSN is <= it is skipped).
+    /// Without it, start at the oldest position the relay still holds.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Exit 0 after the first commit whose end LSN is at or past this LSN.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only these tables (schema.table, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: OutputFormat,
+    /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate, as the relay printed it.
+    #[arg(long, env = "WALCAST_CERT_SHA256")]
+    pub cert_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Relay HTTP URL.
+    #[arg(long, env = "WALCAST_URL", default_value = "http://127.0.0.1:7400")]
+    pub url: String,
+    /// Print the raw JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// HTTP port for the demo relay.
+    #[arg(long, default_value_t = 7400)]
+    pub port: u16,
+    /// Writes per second of the demo writer.
+    #[arg(long, default_value_t = 5)]
+    pub rate: u32,
+}

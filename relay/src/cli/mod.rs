@@ -1,0 +1,4 @@
+//! The `walcast` command line: one module per subcommand. Binary-only concerns (argument
+//! parsing, exit codes, human output) live here; the library parts they drive live elsewhere.
+
+pub mod args;

@@ -1,0 +1,187 @@
+//! The durable log: append-only, segmented, checksummed files of walcast frames.
+//!
+//! One [`LogWriter`] appends what the replication source receives and makes it durable with
+//! [`LogWriter::sync`] (group commit: append many, sync once). Any number of [`LogReader`]s
+//! serve clients from a resume position, and only ever see fsynced frames. The files use the
+//! same frame format as the wire (`docs/frames.md`), so serving copies bytes.
+//!
+//! - [`segment`]: file naming, the per-segment metadata frame, the bounded-buffer scanner.
+//! - [`writer`]: appending, rolling segments, the durable position, reconnect dedup.
+//! - [`recovery`]: what [`Log::open`] does after a crash: truncate to the last good commit.
+//! - [`reader`]: positioning at `from=X`, the schema prelude as of X, following the writer.
+//! - [`retention`]: which sealed segments may be deleted (pure), and deleting them.
+//! - [`dedup`], [`pgoutput_peek`]: the pure pieces of pgoutput the log needs.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+use walcast_decoder::Lsn;
+
+pub mod dedup;
+pub mod pgoutput_peek;
+pub mod reader;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+pub mod writer;
+
+pub use dedup::{Dedup, Verdict};
+pub use reader::{LogReader, OwnedFrame};
+pub use recovery::Recovered;
+pub use retention::{RetentionPolicy, RetentionReport};
+pub use segment::SegmentMeta;
+pub use writer::{Appended, LogWriter};
+
+/// Default segment roll size: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default reader buffer: 256 KiB (grows only for a single larger frame).
+pub const DEFAULT_READ_BUFFER: usize = 256 << 10;
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// Directory holding the segment files (the relay uses `<data-dir>/log`). Created if missing.
+    pub dir: PathBuf,
+    /// A segment is sealed and a new one started at the first transaction boundary after it
+    /// reaches this size. One transaction (without streaming) may overshoot it.
+    pub segment_bytes: u64,
+    /// Readers' file buffer size.
+    pub read_buffer: usize,
+}
+
+impl LogConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogConfig {
+            dir: dir.into(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            read_buffer: DEFAULT_READ_BUFFER,
+        }
+    }
+}
+
+/// How far the log is durable (fsynced). Published by the writer after every `sync`.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durable {
+    /// Global byte offset up to which frames are fsynced. Readers never read past it.
+    pub offset: u64,
+    /// The end LSN of the last fsynced transaction boundary (Commit, Stream Commit, Prepare,
+    /// Stream Prepare, Commit/Rollback Prepared, or a heartbeat outside a transaction): what the
+    /// relay may confirm to PostgreSQL as flushed, as far as the log is concerned.
+    pub lsn: Lsn,
+    /// Number of frames fsynced since the log was opened.
+    pub frames: u64,
+}
+
+/// Errors of the log. Positions are global byte offsets unless named otherwise.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The client asked for changes the log no longer holds (or never held): it must
+    /// bootstrap again. Sent to clients as an `'e'` frame with code `resync_required`.
+    #[error("resync required: changes after {requested} are no longer in the log (oldest available: {oldest_available})")]
+    ResyncRequired {
+        requested: Lsn,
+        oldest_available: Lsn,
+    },
+    #[error("corrupt log at offset {offset} in {path}: {detail}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        detail: String,
+    },
+    #[error("payload of {0} bytes exceeds the 64 MiB frame limit")]
+    TooLarge(usize),
+    #[error("malformed pgoutput message at {lsn}: {source}")]
+    Pgoutput {
+        lsn: Lsn,
+        source: pgoutput_peek::PeekError,
+    },
+    #[error("the log writer failed earlier and must be reopened")]
+    Poisoned,
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A segment as the log knows it in memory.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub meta: SegmentMeta,
+    /// File length; for the active segment, the length at the last sync.
+    pub len: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) read_buffer: usize,
+    pub(crate) segments: Mutex<Vec<SegmentInfo>>,
+    pub(crate) durable: watch::Sender<Durable>,
+}
+
+impl Shared {
+    pub(crate) fn segments(&self) -> MutexGuard<'_, Vec<SegmentInfo>> {
+        // A panic while holding this lock cannot leave the Vec half-updated in a way that matters
+        // more than stopping; recover the data rather than propagate the poison.
+        self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A cheap, cloneable handle on an open log, for readers and retention.
+#[derive(Clone, Debug)]
+pub struct Log {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `config.dir`, recovering from a crash if needed, and returns
+    /// the handle, the single writer, and what recovery found. See [`recovery`].
+    pub fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), LogError> {
+        recovery::open(config)
+    }
+
+    /// Watch the durable position; `changed()` fires after each `sync` that made progress.
+    pub fn subscribe(&self) -> watch::Receiver<Durable> {
+        self.shared.durable.subscribe()
+    }
+
+    pub fn durable(&self) -> Durable {
+        *self.shared.durable.borrow()
+    }
+
+    /// A reader positioned for a client that says it applied every transaction whose commit
+    /// end_lsn <= `from` (`None`: everything retained). See [`LogReader::open`].
+    pub fn reader(&self, from: Option<Lsn>) -> Result<LogReader, LogError> {
+        LogReader::open(self, from)
+    }
+
+    /// Segments currently in the log, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared.segments().clone()
+    }
+
+    /// The oldest LSN a client may resume from without `ResyncRequired`.
+    pub fn oldest_available(&self) -> Lsn {
+        reader::oldest_servable(&self.shared.segments())
+            .map(|(_, lsn)| lsn)
+            .unwrap_or(Lsn::ZERO)
+    }
+
+    /// Total bytes of all segment files.
+    pub fn total_bytes(&self) -> u64 {
+        self.shared.segments().iter().map(|s| s.len).sum()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+}
