@@ -14,7 +14,7 @@ max_gz=${WALCAST_WASM_MAX_GZ:-61440}
 
 # Size-first profile for the wasm build only (env overrides keep the native profiles untouched).
 # A separate target dir keeps these flags from invalidating native release builds.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=${WALCAST_WASM_OPT_LEVEL:-z}
 export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
@@ -29,7 +29,10 @@ mkdir -p "$dist/gen" "$dist/node" "$dist/browser"
 # wasm-opt runs before wasm-bindgen: Debian's wasm-opt (108) breaks the externref table that
 # wasm-bindgen's output initializes, while optimizing its input is safe (exports are kept).
 opt=$target_dir/walcast_wasm.opt.wasm
-wasm-opt -Oz --strip-debug --strip-producers \
+# WALCAST_WASM_NAMES=1 keeps function names, for profiling (node --cpu-prof shows them).
+strip=(--strip-debug --strip-producers)
+[ "${WALCAST_WASM_NAMES:-0}" = 1 ] && strip=(-g --strip-dwarf)
+wasm-opt -Oz "${strip[@]}" \
   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-reference-types --enable-multivalue \
   -o "$opt" "$raw"

@@ -8,7 +8,7 @@
 // your writes and pass it as `from` to continue after a restart: no gap, no duplicate.
 
 import { Decoder, ensureInitialized } from './core.js';
-import { BadRequestError, ResyncRequiredError, WalcastError } from './errors.js';
+import { BadRequestError, DecodeError, ResyncRequiredError, WalcastError } from './errors.js';
 import { bigIntToLsn, lsnToBigInt } from './lsn.js';
 
 /**
@@ -84,8 +84,8 @@ const ROW_EVENTS = new Set(['insert', 'update', 'delete', 'truncate', 'message']
 /**
  * Subscribe to a relay. Returns an async iterable of changes; each change carries `commit`
  * ({ xid, commitLsn, endLsn, commitTime }) shared by all changes of its transaction.
- * Ends quietly when `signal` aborts; throws ResyncRequiredError / BadRequestError when retrying
- * cannot help; reconnects with jittered exponential backoff otherwise.
+ * Ends quietly when `signal` aborts; throws ResyncRequiredError / BadRequestError / DecodeError
+ * when retrying cannot help; reconnects with jittered exponential backoff otherwise.
  */
 export function connect(url, options = {}) {
   return new Subscription(url, options);
@@ -149,6 +149,7 @@ export class Subscription {
           decoder.newStream();
           let txn = null; // { xid, changes }
           const streams = new Map(); // top-level xid -> changes (streamed, in-progress)
+          const prepared = new Map(); // gid -> changes of a prepared, not yet committed transaction
           let streamXid = null;
           for await (const chunk of body) {
             const events = decoder.push(chunk);
@@ -165,11 +166,22 @@ export class Subscription {
                 }
               } else if (t === 'begin') {
                 txn = { xid: ev.xid, changes: [] };
-              } else if (t === 'commit' || t === 'streamCommit') {
-                const changes = t === 'commit' ? txn?.changes ?? [] : streams.get(ev.xid) ?? [];
-                const xid = t === 'commit' ? txn?.xid : ev.xid;
-                if (t === 'commit') txn = null;
-                else streams.delete(ev.xid);
+              } else if (t === 'commit' || t === 'streamCommit' || t === 'commitPrepared') {
+                let changes;
+                let xid;
+                if (t === 'commit') {
+                  changes = txn?.changes ?? [];
+                  xid = txn?.xid ?? ev.xid;
+                  txn = null;
+                } else if (t === 'streamCommit') {
+                  changes = streams.get(ev.xid) ?? [];
+                  xid = ev.xid;
+                  streams.delete(ev.xid);
+                } else {
+                  changes = prepared.get(ev.gid) ?? [];
+                  xid = ev.xid;
+                  prepared.delete(ev.gid);
+                }
                 const end = lsnToBigInt(ev.endLsn);
                 if (this._position !== null && end <= this._position) continue; // already delivered
                 const commit = { xid, commitLsn: ev.commitLsn, endLsn: ev.endLsn, commitTime: ev.commitTime };
@@ -178,6 +190,17 @@ export class Subscription {
                   c.commit = commit;
                   yield c;
                 }
+              } else if (t === 'beginPrepare') {
+                txn = { xid: ev.xid, changes: [] };
+              } else if (t === 'prepare') {
+                // Two-phase: the changes wait for COMMIT PREPARED (or vanish on ROLLBACK PREPARED).
+                prepared.set(ev.gid, txn?.changes ?? []);
+                txn = null;
+              } else if (t === 'streamPrepare') {
+                prepared.set(ev.gid, streams.get(ev.xid) ?? []);
+                streams.delete(ev.xid);
+              } else if (t === 'rollbackPrepared') {
+                prepared.delete(ev.gid);
               } else if (t === 'streamStart') {
                 streamXid = ev.xid;
                 if (!streams.has(ev.xid)) streams.set(ev.xid, []);
@@ -187,18 +210,19 @@ export class Subscription {
                 const list = streams.get(ev.xid);
                 if (ev.subxid === ev.xid || !list) streams.delete(ev.xid);
                 else {
-                  // Subtransaction abort: drop its changes and everything after its first one.
-                  const i = list.findIndex((c) => c.xid === ev.subxid);
-                  if (i >= 0) list.length = i;
+                  // Subtransaction abort: the decoder names every xid whose changes are void.
+                  const gone = new Set(ev.discarded.length ? ev.discarded : [ev.subxid]);
+                  streams.set(ev.xid, list.filter((c) => !gone.has(c.xid)));
                 }
               } else if (t === 'heartbeat') {
                 // Nothing in flight: everything up to here was sent, so resume from here.
-                if (!txn && streams.size === 0) {
+                if (!txn && streams.size === 0 && prepared.size === 0) {
                   const at = lsnToBigInt(ev.lsn);
                   if (this._position === null || at > this._position) this._position = at;
                 }
               } else if (t === 'reset') {
                 streams.clear();
+                prepared.clear();
                 streamXid = null;
                 txn = null;
               } else if (t === 'end') {
@@ -210,7 +234,8 @@ export class Subscription {
             if (failure) break;
           }
         } catch (e) {
-          if (e instanceof ResyncRequiredError || e instanceof BadRequestError) throw e;
+          // Undecodable bytes would be undecodable again after a reconnect: surface them.
+          if (e instanceof ResyncRequiredError || e instanceof BadRequestError || e instanceof DecodeError) throw e;
           if (signal?.aborted) return;
           failure = e;
         } finally {

@@ -171,6 +171,21 @@ function makeRowClass(columns, cell, schema, table) {
 const REPLICA_IDENTITY = { 100: 'default', 110: 'nothing', 102: 'full', 105: 'index' };
 const DEFAULTS = { int8: 'number', timestamps: 'date', numeric: 'string' };
 
+// Raw messages cross into WASM as one buffer: `u32be length | message` repeated.
+function pack(msgs) {
+  let total = 0;
+  for (const m of msgs) total += 4 + m.length;
+  const packed = new Uint8Array(total);
+  const dv = new DataView(packed.buffer);
+  let o = 0;
+  for (const m of msgs) {
+    dv.setUint32(o, m.length);
+    packed.set(m, o + 4);
+    o += 4 + m.length;
+  }
+  return packed;
+}
+
 /**
  * Stateful decoder of a walcast frame stream (`push`) or of raw pgoutput messages
  * (`decodeMessage(s)`). Keeps the relation cache and stream state like the native decoder.
@@ -202,17 +217,33 @@ export class Decoder {
 
   /** Decode several raw pgoutput messages with one WASM crossing. */
   decodeMessages(msgs) {
-    let total = 0;
-    for (const m of msgs) total += 4 + m.length;
-    const packed = new Uint8Array(total);
-    const dv = new DataView(packed.buffer);
-    let o = 0;
-    for (const m of msgs) {
-      dv.setUint32(o, m.length);
-      packed.set(m, o + 4);
-      o += 4 + m.length;
+    return this._read(this._core.push_messages(pack(msgs)));
+  }
+
+  /**
+   * Like push(), but returns the native MessagePack records (one per event; a relation record
+   * before a relation's first row) instead of objects. Control frames have no MessagePack form.
+   */
+  decodeToMsgpack(chunk) {
+    return this._call(() => this._core.frames_to_msgpack(chunk));
+  }
+
+  /** MessagePack records for raw pgoutput messages. */
+  messagesToMsgpack(msgs) {
+    return this._call(() => this._core.messages_to_msgpack(pack(msgs)));
+  }
+
+  /** The native JSON lines contract (docs/output.md) for raw pgoutput messages. */
+  messagesToJsonLines(msgs) {
+    return this._call(() => this._core.messages_to_jsonl(pack(msgs)));
+  }
+
+  _call(fn) {
+    try {
+      return fn();
+    } catch (e) {
+      throw new DecodeError(typeof e === 'string' ? e : String(e?.message ?? e));
     }
-    return this._read(this._core.push_messages(packed));
   }
 
   /** The next chunk starts a new frame stream (a new connection). Relations stay cached. */
@@ -268,23 +299,16 @@ export class Decoder {
   _event() {
     const tag = W[wp++];
     switch (tag) {
-      case 4: {
-        const xid = W[wp++];
-        const rel = this._rel(W[wp++]);
-        return { type: 'insert', relation: rel, xid, old: null, new: this._tuple(rel) };
-      }
-      case 5: {
-        const xid = W[wp++];
-        const rel = this._rel(W[wp++]);
-        const k = W[wp++];
-        const old = k === 0 ? null : this._tuple(rel);
-        return { type: 'update', relation: rel, xid, old, new: this._tuple(rel), oldKind: k === 75 ? 'key' : k === 79 ? 'full' : null };
-      }
+      case 4:
+      case 5:
       case 6: {
         const xid = W[wp++];
-        const rel = this._rel(W[wp++]);
-        const k = W[wp++];
-        return { type: 'delete', relation: rel, xid, old: this._tuple(rel), new: null, oldKind: k === 75 ? 'key' : 'full' };
+        const relation = this._rel(W[wp++]);
+        const mask = W[wp++];
+        const n = (mask & 1) !== 0 ? this._tuple(relation) : null;
+        const o = (mask & 2) !== 0 ? this._tuple(relation) : null;
+        const k = (mask & 4) !== 0 ? this._tuple(relation) : null;
+        return { type: tag === 4 ? 'insert' : tag === 5 ? 'update' : 'delete', relation, xid, new: n, old: o, key: k };
       }
       case 1: {
         const finalLsn = lsn();
@@ -292,10 +316,11 @@ export class Decoder {
         return { type: 'begin', xid, finalLsn, commitTime: this._time() };
       }
       case 2: {
+        const xid = W[wp++];
         const flags = W[wp++];
         const commitLsn = lsn();
         const endLsn = lsn();
-        return { type: 'commit', flags, commitLsn, endLsn, commitTime: this._time() };
+        return { type: 'commit', xid, flags, commitLsn, endLsn, commitTime: this._time() };
       }
       case 3: {
         const xid = W[wp++];
@@ -310,7 +335,9 @@ export class Decoder {
           const name = str();
           const typeOid = W[wp++];
           const typeMod = W[wp++] | 0;
-          columns.push({ name, typeOid, typeMod, key: (flags & 1) === 1 });
+          const col = { name, typeOid, typeMod, key: (flags & 1) === 1 };
+          if ((flags & 2) !== 0) col.typeName = str();
+          columns.push(col);
         }
         const relation = { id, schema, table, replicaIdentity: REPLICA_IDENTITY[ident] ?? String.fromCharCode(ident), columns };
         Object.defineProperty(relation, 'Row', { value: makeRowClass(columns, this._cell, schema, table) });
@@ -359,8 +386,40 @@ export class Decoder {
       }
       case 14: {
         const xid = W[wp++];
-        return { type: 'streamAbort', xid, subxid: W[wp++] };
+        const subxid = W[wp++];
+        const hasLsn = W[wp++] === 1;
+        const at = lsn();
+        const t = this._time();
+        const discarded = Array.from(W.subarray(wp + 1, wp + 1 + W[wp]));
+        wp += 1 + discarded.length;
+        return { type: 'streamAbort', xid, subxid, abortLsn: hasLsn ? at : null, abortTime: hasLsn ? t : null, discarded };
       }
+      case 15:
+      case 16:
+      case 17: {
+        const xid = W[wp++];
+        const gid = str();
+        const prepareLsn = lsn();
+        const endLsn = lsn();
+        return { type: tag === 15 ? 'beginPrepare' : tag === 16 ? 'prepare' : 'streamPrepare', xid, gid, prepareLsn, endLsn, prepareTime: this._time() };
+      }
+      case 18: {
+        const xid = W[wp++];
+        const gid = str();
+        const commitLsn = lsn();
+        const endLsn = lsn();
+        return { type: 'commitPrepared', xid, gid, commitLsn, endLsn, commitTime: this._time() };
+      }
+      case 19: {
+        const xid = W[wp++];
+        const gid = str();
+        const prepareEndLsn = lsn();
+        const rollbackEndLsn = lsn();
+        const prepareTime = this._time();
+        return { type: 'rollbackPrepared', xid, gid, prepareEndLsn, rollbackEndLsn, prepareTime, rollbackTime: this._time() };
+      }
+      case 23:
+        return { type: 'unknown' };
       case 20:
         return { type: 'heartbeat', lsn: lsn() };
       case 21:

@@ -108,6 +108,8 @@ test('streamed transactions are delivered at stream commit, minus aborted subtra
         frames.msg(pg.streamStop()),
         frames.msg(pg.streamAbort(50, 51)),
         frames.msg(pg.streamStart(60, true)),
+        // A relation described inside a streamed transaction is scoped to it: describe it again.
+        frames.msg(pg.relation(1, 'public', 't', [{ name: 'id', oid: 23, key: true }, { name: 'v', oid: 25 }], { xid: 60 })),
         frames.msg(pg.insert(1, ['9', 'z'], 60)),
         frames.msg(pg.streamStop()),
         frames.msg(pg.streamAbort(60, 60)),
@@ -141,6 +143,15 @@ test('abort ends the iteration quietly, also while waiting to reconnect', async 
   assert.ok(seen.length >= 2, `expected retries, saw ${seen.length}`);
   assert.ok(seen.every((s) => s.delayMs <= 40));
   assert.ok(r.requests.length >= 2);
+  await r.close();
+});
+
+test('undecodable bytes are a DecodeError for the consumer, not an endless reconnect loop', async () => {
+  const r = await relay(() => ({ chunks: [stream(frames.msg(pg.insert(77, ['1'])))] }));
+  await assert.rejects(async () => {
+    for await (const _ of connect(r.base, fast)) void _;
+  }, /relation 77/);
+  assert.equal(r.requests.length, 1);
   await r.close();
 });
 

@@ -78,11 +78,12 @@ test('unchanged TOAST is a distinct marker, never null; key tuples leave other c
   assert.equal(upd.new.name, UNCHANGED_TOAST);
   assert.notEqual(upd.new.name, null);
   assert.equal(upd.new.n, null);
-  assert.equal(upd.oldKind, 'key');
-  assert.equal(upd.old.id, 1);
-  assert.equal(upd.old.name, undefined);
+  assert.equal(upd.old, null);
+  assert.equal(upd.key.id, 1);
+  assert.equal(upd.key.name, undefined);
   assert.equal(del.type, 'delete');
-  assert.equal(del.old.id, 1);
+  assert.equal(del.key.id, 1);
+  assert.equal(del.new, null);
   assert.equal(JSON.stringify(UNCHANGED_TOAST), '{"$walcast":"unchanged_toast"}');
 });
 

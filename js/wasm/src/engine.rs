@@ -1,124 +1,304 @@
-//! The thin integration layer between the decoder and the flat buffers.
+//! The thin integration layer: walcast-decoder's frames and events in, flat buffers out.
 //!
-//! INTEGRATION POINT: while `walcast_decoder::Decoder` and `walcast_decoder::frame` were being
-//! written, this layer drove the stand-in `shim` parser and the local `frames` reader. Once they
-//! land, replace `Shim` with `walcast_decoder::Decoder` and map each `Event` to the same `Flat`
-//! calls `shim` makes (the layout in js/FLAT.md does not change), and `value_json` with
-//! `walcast_decoder::value::json::write_value`.
+//! Frames are read by `walcast_decoder::frame::FrameReader` and messages decoded by
+//! `walcast_decoder::Decoder`, the same code the native clients run; this module only maps each
+//! `Event` onto the layout documented in js/FLAT.md.
 
-use crate::flat::{ev, Flat};
-use crate::frames::{FrameReader, MAGIC};
-use crate::shim::Shim;
-use walcast_decoder::Value;
+use walcast_decoder::decoder::{Cell, Change, Event, Row};
+use walcast_decoder::frame::{FrameKind, FrameReader};
+use walcast_decoder::output::jsonl;
+use walcast_decoder::output::msgpack::MsgpackEncoder;
+use walcast_decoder::{DecodeError, Decoder, ErrorKind, Lsn};
+
+use crate::flat::{cell, ev, Flat};
 
 #[derive(Default)]
 pub struct Engine {
-    pub frames: FrameReader,
-    shim: Shim,
+    frames: FrameReader,
+    decoder: Decoder,
     pub out: Flat,
     /// Set after an 'e' frame: the stream is over, later bytes are ignored.
     ended: bool,
 }
 
-pub enum Failure {
-    Frame(String),
-    Message { offset: usize, what: &'static str },
-}
-
 impl Engine {
     /// Decodes one raw pgoutput message into `out`.
-    pub fn message(&mut self, msg: &[u8]) -> Result<(), Failure> {
-        self.shim.message(msg, &mut self.out).map_err(|e| Failure::Message {
-            offset: e.1,
-            what: e.0,
-        })
+    pub fn message(&mut self, msg: &[u8]) -> Result<(), DecodeError> {
+        let event = self.decoder.decode(msg)?;
+        write_event(&event, &mut self.out);
+        Ok(())
     }
 
-    /// Feeds one chunk of a walcast frame stream and decodes every complete frame in it.
-    pub fn frames(&mut self, chunk: &[u8]) -> Result<(), Failure> {
+    /// Decodes one raw pgoutput message and appends its JSON line (the native contract).
+    pub fn message_jsonl(&mut self, msg: &[u8], out: &mut String) -> Result<(), DecodeError> {
+        let event = self.decoder.decode(msg)?;
+        jsonl::write_event(&event, None, out);
+        out.push('\n');
+        Ok(())
+    }
+
+    /// Decodes one raw pgoutput message and appends its MessagePack record(s).
+    pub fn message_msgpack(
+        &mut self,
+        msg: &[u8],
+        lsn: Option<Lsn>,
+        enc: &mut MsgpackEncoder,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
+        let event = self.decoder.decode(msg)?;
+        enc.encode(&event, lsn, out).map_err(|_| {
+            DecodeError::new(
+                0,
+                ErrorKind::InvalidValue("MessagePack encoding failed"),
+                "msgpack",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Like `frames`, but appends MessagePack records of the WAL frames' events to `out`.
+    /// Control frames have no MessagePack form; a stream end stops decoding.
+    pub fn frames_msgpack(
+        &mut self,
+        chunk: &[u8],
+        enc: &mut MsgpackEncoder,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DecodeError> {
         if self.ended {
             return Ok(());
         }
         self.frames.push(chunk);
         loop {
-            let frame = match self.frames.next() {
-                Ok(Some(f)) => f,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(Failure::Frame(e.message())),
+            let Some(frame) = self.frames.next_frame()? else {
+                return Ok(());
             };
             match frame.kind {
-                b'w' => {
-                    let r = self.shim.message(frame.payload, &mut self.out);
-                    if let Err(e) = r {
-                        return Err(Failure::Message {
-                            offset: e.1,
-                            what: e.0,
-                        });
-                    }
+                FrameKind::Wal | FrameKind::Prelude => {
+                    let event = self.decoder.decode(frame.payload)?;
+                    enc.encode(&event, Some(frame.lsn), out).map_err(|_| {
+                        DecodeError::new(
+                            0,
+                            ErrorKind::InvalidValue("MessagePack encoding failed"),
+                            "msgpack",
+                        )
+                    })?;
                 }
-                b'k' => {
+                FrameKind::Reset => self.decoder.reset(),
+                FrameKind::End => {
+                    self.ended = true;
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds one chunk of a walcast frame stream and decodes every complete frame in it.
+    pub fn frames(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
+        if self.ended {
+            return Ok(());
+        }
+        self.frames.push(chunk);
+        loop {
+            let Some(frame) = self.frames.next_frame()? else {
+                return Ok(());
+            };
+            match frame.kind {
+                FrameKind::Wal | FrameKind::Prelude => {
+                    let event = self.decoder.decode(frame.payload)?;
+                    write_event(&event, &mut self.out);
+                }
+                FrameKind::Heartbeat => {
                     self.out.event(ev::HEARTBEAT);
-                    self.out.lsn(frame.lsn);
+                    self.out.lsn(frame.lsn.0);
                 }
-                b'x' => {
-                    self.shim.reset();
+                FrameKind::Reset => {
+                    // A new walsender session: in-flight streamed transactions are void.
+                    self.decoder.reset();
                     self.out.event(ev::RESET);
                 }
-                b'e' => {
-                    // {"code","message"}: JS parses the JSON; keep the bytes verbatim.
+                FrameKind::End => {
+                    // {"code","message"}: JS parses the JSON; keep the text verbatim.
                     let text = String::from_utf8_lossy(frame.payload).into_owned();
                     self.out.event(ev::END);
                     self.out.str(&text);
                     self.ended = true;
                     return Ok(());
                 }
-                _ => {} // Unknown kinds are skipped: newer relays may add some.
+                // Disk-only metadata and kinds newer than this client: skipped.
+                _ => {}
             }
         }
     }
 
-    /// A new connection: its stream starts with the magic again.
+    /// A new connection: its stream starts with the header again. Relations stay cached (the
+    /// relay replays them in its prelude anyway); stream state does not survive.
     pub fn new_stream(&mut self) {
-        self.frames.reset();
-        self.shim.reset();
+        self.frames = FrameReader::new();
+        self.decoder.reset();
         self.ended = false;
     }
 }
 
-/// Exotic values (arrays, intervals, inet, ...) in the native JSON contract.
-/// INTEGRATION: becomes `walcast_decoder::value::json::write_value(v, out)`.
-pub fn value_json(v: &Value<'_>, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    match v {
-        Value::UnknownBinary { bytes, .. } | Value::Bytea(bytes) => {
-            out.push_str("\"\\\\x");
-            for b in bytes.iter() {
-                out.push(char::from(HEX[usize::from(b >> 4)]));
-                out.push(char::from(HEX[usize::from(b & 15)]));
-            }
-            out.push('"');
+fn xid(x: Option<u32>) -> u32 {
+    x.unwrap_or(0)
+}
+
+fn row(out: &mut Flat, r: &Row<'_>) {
+    out.word(r.cells.len() as u32);
+    for c in &r.cells {
+        match c {
+            Cell::Value(v) => out.value(v),
+            Cell::UnchangedToast => out.cell_tag(cell::UNCHANGED_TOAST),
+            Cell::NotInKey => out.cell_tag(cell::NOT_IN_KEY),
         }
-        Value::UnknownText { text, .. } => json_string(text, out),
-        _ => out.push_str("null"),
     }
 }
 
-fn json_string(s: &str, out: &mut String) {
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                out.push_str("\\u00");
-                out.push(char::from(b"0123456789abcdef"[(c as usize) >> 4]));
-                out.push(char::from(b"0123456789abcdef"[(c as usize) & 15]));
-            }
-            c => out.push(c),
-        }
+fn change(out: &mut Flat, tag: u32, c: &Change<'_>) {
+    out.event(tag);
+    out.word(xid(c.xid));
+    out.word(c.relation.id);
+    let mask = u32::from(c.new.is_some())
+        | u32::from(c.old.is_some()) << 1
+        | u32::from(c.key.is_some()) << 2;
+    out.word(mask);
+    for r in [&c.new, &c.old, &c.key].into_iter().flatten() {
+        row(out, r);
     }
-    out.push('"');
 }
 
-#[allow(dead_code)]
-const _: &[u8; 8] = MAGIC;
+fn lsn(out: &mut Flat, l: Lsn) {
+    out.lsn(l.0);
+}
+
+fn write_event(e: &Event<'_>, out: &mut Flat) {
+    match e {
+        Event::Insert(c) => change(out, ev::INSERT, c),
+        Event::Update(c) => change(out, ev::UPDATE, c),
+        Event::Delete(c) => change(out, ev::DELETE, c),
+        Event::Begin(b) => {
+            out.event(ev::BEGIN);
+            lsn(out, b.final_lsn);
+            out.word(b.xid);
+            out.num(b.commit_time as f64);
+        }
+        Event::Commit(c) => {
+            out.event(ev::COMMIT);
+            out.word(xid(c.xid));
+            out.word(u32::from(c.flags));
+            lsn(out, c.commit_lsn);
+            lsn(out, c.end_lsn);
+            out.num(c.commit_time as f64);
+        }
+        Event::Relation(r) => {
+            let rel = &r.relation;
+            out.event(ev::RELATION);
+            out.word(xid(r.xid));
+            out.word(rel.id);
+            out.str(&rel.schema);
+            out.str(&rel.table);
+            out.word(u32::from(rel.replica_identity.as_byte()));
+            out.word(rel.columns.len() as u32);
+            for c in &rel.columns {
+                out.word(u32::from(c.is_key) | u32::from(c.type_name.is_some()) << 1);
+                out.str(&c.name);
+                out.word(c.type_oid);
+                out.word(c.type_modifier as u32);
+                if let Some(t) = &c.type_name {
+                    out.str(t);
+                }
+            }
+        }
+        Event::Truncate(t) => {
+            out.event(ev::TRUNCATE);
+            out.word(xid(t.xid));
+            out.word(u32::from(t.cascade) | u32::from(t.restart_identity) << 1);
+            out.word(t.relations.len() as u32);
+            for r in &t.relations {
+                out.word(r.id);
+            }
+        }
+        Event::Message(m) => {
+            out.event(ev::MESSAGE);
+            out.word(xid(m.xid));
+            out.word(u32::from(m.transactional()));
+            lsn(out, m.lsn);
+            out.str(m.prefix);
+            out.bytes(m.content);
+        }
+        Event::Origin(o) => {
+            out.event(ev::ORIGIN);
+            lsn(out, o.commit_lsn);
+            out.str(o.name);
+        }
+        Event::Type(t) => {
+            out.event(ev::TYPE);
+            out.word(xid(t.xid));
+            out.word(t.oid);
+            out.str(if t.namespace.is_empty() {
+                "pg_catalog"
+            } else {
+                t.namespace
+            });
+            out.str(t.name);
+        }
+        Event::StreamStart(s) => {
+            out.event(ev::STREAM_START);
+            out.word(s.xid);
+            out.word(u32::from(s.first_segment));
+        }
+        Event::StreamStop => out.event(ev::STREAM_STOP),
+        Event::StreamCommit(c) => {
+            out.event(ev::STREAM_COMMIT);
+            out.word(c.xid);
+            out.word(u32::from(c.flags));
+            lsn(out, c.commit_lsn);
+            lsn(out, c.end_lsn);
+            out.num(c.commit_time as f64);
+        }
+        Event::StreamAbort(a) => {
+            out.event(ev::STREAM_ABORT);
+            out.word(a.xid);
+            out.word(a.subxid);
+            out.word(u32::from(a.abort_lsn.is_some()));
+            lsn(out, a.abort_lsn.unwrap_or(Lsn::ZERO));
+            out.num(a.abort_time.unwrap_or(0) as f64);
+            out.word(a.discarded.len() as u32);
+            for x in &a.discarded {
+                out.word(*x);
+            }
+        }
+        Event::BeginPrepare(p) | Event::Prepare(p) | Event::StreamPrepare(p) => {
+            out.event(match e {
+                Event::BeginPrepare(_) => ev::BEGIN_PREPARE,
+                Event::Prepare(_) => ev::PREPARE,
+                _ => ev::STREAM_PREPARE,
+            });
+            out.word(p.xid);
+            out.str(p.gid);
+            lsn(out, p.prepare_lsn);
+            lsn(out, p.end_lsn);
+            out.num(p.prepare_time as f64);
+        }
+        Event::CommitPrepared(c) => {
+            out.event(ev::COMMIT_PREPARED);
+            out.word(c.xid);
+            out.str(c.gid);
+            lsn(out, c.commit_lsn);
+            lsn(out, c.end_lsn);
+            out.num(c.commit_time as f64);
+        }
+        Event::RollbackPrepared(r) => {
+            out.event(ev::ROLLBACK_PREPARED);
+            out.word(r.xid);
+            out.str(r.gid);
+            lsn(out, r.prepare_end_lsn);
+            lsn(out, r.rollback_end_lsn);
+            out.num(r.prepare_time as f64);
+            out.num(r.rollback_time as f64);
+        }
+        // Event is non_exhaustive: a newer decoder's event this layout does not know yet.
+        _ => out.event(ev::UNKNOWN),
+    }
+}

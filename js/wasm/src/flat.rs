@@ -22,9 +22,16 @@ pub mod ev {
     pub const STREAM_STOP: u32 = 12;
     pub const STREAM_COMMIT: u32 = 13;
     pub const STREAM_ABORT: u32 = 14;
+    pub const BEGIN_PREPARE: u32 = 15;
+    pub const PREPARE: u32 = 16;
+    pub const STREAM_PREPARE: u32 = 17;
+    pub const COMMIT_PREPARED: u32 = 18;
+    pub const ROLLBACK_PREPARED: u32 = 19;
     pub const HEARTBEAT: u32 = 20;
     pub const RESET: u32 = 21;
     pub const END: u32 = 22;
+    /// An event of a newer decoder that this layout does not describe (no payload).
+    pub const UNKNOWN: u32 = 23;
 }
 
 /// Cell tags (first word of each column value inside a row event).
@@ -127,7 +134,9 @@ impl Flat {
             Value::Int2(n) => self.numeric_cell(f64::from(*n)),
             Value::Int4(n) => self.numeric_cell(f64::from(*n)),
             Value::Oid(n) => self.numeric_cell(f64::from(*n)),
-            Value::Float4(n) => self.numeric_cell(f64::from(*n)),
+            // A finite float4 goes through its shortest decimal text, so JS sees 0.1, not
+            // 0.10000000149011612.
+            Value::Float4(n) if !n.is_finite() => self.numeric_cell(f64::from(*n)),
             Value::Float8(n) => self.numeric_cell(*n),
             Value::Int8(n) => self.int8(*n),
             Value::Numeric(s) => {
@@ -187,7 +196,7 @@ impl Flat {
     fn generic(&mut self, v: &Value<'_>) {
         let mut s = std::mem::take(&mut self.scratch);
         s.clear();
-        crate::engine::value_json(v, &mut s);
+        walcast_decoder::value::json::write_json(v, &mut s);
         self.words.push(cell::GENERIC);
         self.str(&s);
         self.scratch = s;

@@ -8,19 +8,20 @@
 
 mod engine;
 mod flat;
-mod frames;
-mod shim;
 
+use walcast_decoder::output::msgpack::MsgpackEncoder;
+use walcast_decoder::DecodeError;
 use wasm_bindgen::prelude::*;
 
 /// Status codes returned by the decode calls.
 const OK: u32 = 0;
-const ERR_FRAME: u32 = 1;
-const ERR_MESSAGE: u32 = 2;
+const ERR: u32 = 1;
 
 #[wasm_bindgen]
 pub struct Core {
     engine: engine::Engine,
+    /// Remembers which relations the MessagePack output has described (stateful, like the stream).
+    msgpack: MsgpackEncoder,
     error: String,
     /// words ptr, words len, nums ptr, nums len, text ptr, text len, blob ptr, blob len, events.
     meta: Box<[u32; 9]>,
@@ -32,12 +33,45 @@ impl Default for Core {
     }
 }
 
+/// Splits `u32be length | message` records; a record running past the end is an error.
+fn packed(mut rest: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), DecodeError>> {
+    let mut base = 0usize;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() < 4 {
+            rest = &[];
+            return Some(Err(bad_packing(base)));
+        }
+        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if rest.len() - 4 < len {
+            rest = &[];
+            return Some(Err(bad_packing(base)));
+        }
+        let msg = &rest[4..4 + len];
+        let at = base + 4;
+        rest = &rest[4 + len..];
+        base += 4 + len;
+        Some(Ok((at, msg)))
+    })
+}
+
+fn bad_packing(offset: usize) -> DecodeError {
+    DecodeError::new(
+        offset,
+        walcast_decoder::ErrorKind::InvalidValue("packed message length"),
+        "walcast-wasm packing",
+    )
+}
+
 #[wasm_bindgen]
 impl Core {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Core {
         Core {
             engine: engine::Engine::default(),
+            msgpack: MsgpackEncoder::new(),
             error: String::new(),
             meta: Box::new([0; 9]),
         }
@@ -56,31 +90,49 @@ impl Core {
     }
 
     /// Decodes raw pgoutput messages packed as `u32be length | message` repeated.
-    pub fn push_messages(&mut self, packed: &[u8]) -> u32 {
+    pub fn push_messages(&mut self, data: &[u8]) -> u32 {
         self.engine.out.clear();
-        let mut rest = packed;
-        let mut base = 0usize;
         let mut r = Ok(());
-        while rest.len() >= 4 {
-            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            if rest.len() - 4 < len {
-                r = Err(engine::Failure::Frame("packed message length out of range".into()));
+        for item in packed(data) {
+            r = item.and_then(|(at, msg)| self.engine.message(msg).map_err(|e| e.shifted(at)));
+            if r.is_err() {
                 break;
             }
-            if let Err(e) = self.engine.message(&rest[4..4 + len]) {
-                r = Err(match e {
-                    engine::Failure::Message { offset, what } => engine::Failure::Message {
-                        offset: offset + base + 4,
-                        what,
-                    },
-                    f => f,
-                });
-                break;
-            }
-            base += 4 + len;
-            rest = &rest[4 + len..];
         }
         self.finish(r)
+    }
+
+    /// The native JSON lines contract for packed raw messages (conformance and debugging).
+    pub fn messages_to_jsonl(&mut self, data: &[u8]) -> Result<String, String> {
+        let mut out = String::new();
+        for item in packed(data) {
+            let (at, msg) = item.map_err(|e| e.to_string())?;
+            self.engine
+                .message_jsonl(msg, &mut out)
+                .map_err(|e| e.shifted(at).to_string())?;
+        }
+        Ok(out)
+    }
+
+    /// The native MessagePack form of packed raw messages, one record per event.
+    pub fn messages_to_msgpack(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        for item in packed(data) {
+            let (at, msg) = item.map_err(|e| e.to_string())?;
+            self.engine
+                .message_msgpack(msg, None, &mut self.msgpack, &mut out)
+                .map_err(|e| e.shifted(at).to_string())?;
+        }
+        Ok(out)
+    }
+
+    /// The native MessagePack form of a chunk of a frame stream (WAL frames only).
+    pub fn frames_to_msgpack(&mut self, chunk: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        self.engine
+            .frames_msgpack(chunk, &mut self.msgpack, &mut out)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
     }
 
     /// The next bytes pushed start a new frame stream (after a reconnect).
@@ -93,7 +145,7 @@ impl Core {
         self.error.clone()
     }
 
-    fn finish(&mut self, r: Result<(), engine::Failure>) -> u32 {
+    fn finish(&mut self, r: Result<(), DecodeError>) -> u32 {
         let out = &self.engine.out;
         *self.meta = [
             out.words.as_ptr() as usize as u32,
@@ -108,16 +160,9 @@ impl Core {
         ];
         match r {
             Ok(()) => OK,
-            Err(engine::Failure::Frame(m)) => {
-                self.error = m;
-                ERR_FRAME
-            }
-            Err(engine::Failure::Message { offset, what }) => {
-                let mut m = String::from(what);
-                m.push_str(" at byte ");
-                frames::push_u64(&mut m, offset as u64);
-                self.error = m;
-                ERR_MESSAGE
+            Err(e) => {
+                self.error = e.to_string();
+                ERR
             }
         }
     }
