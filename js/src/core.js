@@ -71,23 +71,42 @@ function pad(n, w) {
   return String(n).padStart(w, '0');
 }
 
-function ymd(d) {
-  const y = d.getUTCFullYear();
-  return (y < 0 ? '-' + pad(-y, 4) : pad(y, 4)) + '-' + pad(d.getUTCMonth() + 1, 2) + '-' + pad(d.getUTCDate(), 2);
+const MAX_DATE_MS = 8.64e15; // the JS Date range
+
+// Civil date of a day count since 1970-01-01, for any year PostgreSQL allows (Date cannot).
+function civil(days) {
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
+}
+
+// Days since 2000-01-01 as PostgreSQL prints them: years before 1 AD get " BC" (year 0 is 1 BC),
+// appended by the caller after the rest of the value.
+function ymd(days) {
+  const [y, m, d] = civil(days + 10957);
+  return [pad(y > 0 ? y : 1 - y, 4) + '-' + pad(m, 2) + '-' + pad(d, 2), y <= 0];
 }
 
 function dateText(days) {
-  return ymd(new Date(PG_EPOCH_MS + days * 86400000));
+  const [s, bc] = ymd(days);
+  return bc ? s + ' BC' : s;
 }
 
 // PostgreSQL's to_json form: ISO 8601 with 'T', microseconds without trailing zeros.
-function timestampText(micros, zoned) {
-  const ms = Math.floor(micros / 1000);
-  const d = new Date(PG_EPOCH_MS + ms);
-  const frac = d.getUTCMilliseconds() * 1000 + (micros - ms * 1000);
-  let s = ymd(d) + 'T' + pad(d.getUTCHours(), 2) + ':' + pad(d.getUTCMinutes(), 2) + ':' + pad(d.getUTCSeconds(), 2);
-  if (frac !== 0) s += '.' + pad(frac, 6).replace(/0+$/, '');
-  return zoned ? s + '+00:00' : s;
+function timestampText(secs, us, zoned) {
+  const days = Math.floor(secs / 86400);
+  const sod = secs - days * 86400;
+  const [date, bc] = ymd(days);
+  let s = date + 'T' + pad(Math.floor(sod / 3600), 2) + ':' + pad(Math.floor(sod / 60) % 60, 2) + ':' + pad(sod % 60, 2);
+  if (us !== 0) s += '.' + pad(us, 6).replace(/0+$/, '');
+  if (zoned) s += '+00:00';
+  return bc ? s + ' BC' : s;
 }
 
 function makeCell(opts) {
@@ -134,13 +153,18 @@ function makeCell(opts) {
       }
       case 12: {
         const days = N[np++];
-        return asDate ? new Date(PG_EPOCH_MS + days * 86400000) : dateText(days);
+        const ms = PG_EPOCH_MS + days * 86400000;
+        // Beyond the JS Date range (PostgreSQL allows years up to 5874897): the string form.
+        return asDate && Math.abs(ms) <= MAX_DATE_MS ? new Date(ms) : dateText(days);
       }
       case 13:
       case 14: {
         const zoned = W[wp - 1] === 14;
-        const us = N[np++];
-        return asDate ? new Date(PG_EPOCH_MS + Math.floor(us / 1000)) : timestampText(us, zoned);
+        const secs = N[np];
+        const us = N[np + 1];
+        np += 2;
+        const ms = PG_EPOCH_MS + secs * 1000 + Math.floor(us / 1000);
+        return asDate && Math.abs(ms) <= MAX_DATE_MS ? new Date(ms) : timestampText(secs, us, zoned);
       }
       default:
         throw new DecodeError('corrupt flat buffer: unknown cell tag ' + W[wp - 1]);
@@ -242,6 +266,9 @@ export class Decoder {
     try {
       return fn();
     } catch (e) {
+      if (e instanceof TypeError && /is not a function/.test(e.message)) {
+        throw new WalcastError('this walcast.wasm was built without MessagePack / JSON lines output');
+      }
       throw new DecodeError(typeof e === 'string' ? e : String(e?.message ?? e));
     }
   }
@@ -443,7 +470,9 @@ export class Decoder {
   }
 
   _time() {
-    const us = N[np++];
-    return this.options.timestamps === 'date' ? new Date(PG_EPOCH_MS + Math.floor(us / 1000)) : timestampText(us, true);
+    const secs = N[np];
+    const us = N[np + 1];
+    np += 2;
+    return this.options.timestamps === 'date' ? new Date(PG_EPOCH_MS + secs * 1000 + Math.floor(us / 1000)) : timestampText(secs, us, true);
   }
 }

@@ -6,9 +6,13 @@
 
 use walcast_decoder::decoder::{Cell, Change, Event, Row};
 use walcast_decoder::frame::{FrameKind, FrameReader};
+#[cfg(feature = "jsonl")]
 use walcast_decoder::output::jsonl;
+#[cfg(feature = "msgpack")]
 use walcast_decoder::output::msgpack::MsgpackEncoder;
-use walcast_decoder::{DecodeError, Decoder, ErrorKind, Lsn};
+#[cfg(feature = "msgpack")]
+use walcast_decoder::ErrorKind;
+use walcast_decoder::{DecodeError, Decoder, Lsn};
 
 use crate::flat::{cell, ev, Flat};
 
@@ -29,6 +33,7 @@ impl Engine {
         Ok(())
     }
 
+    #[cfg(feature = "jsonl")]
     /// Decodes one raw pgoutput message and appends its JSON line (the native contract).
     pub fn message_jsonl(&mut self, msg: &[u8], out: &mut String) -> Result<(), DecodeError> {
         let event = self.decoder.decode(msg)?;
@@ -37,6 +42,7 @@ impl Engine {
         Ok(())
     }
 
+    #[cfg(feature = "msgpack")]
     /// Decodes one raw pgoutput message and appends its MessagePack record(s).
     pub fn message_msgpack(
         &mut self,
@@ -56,6 +62,7 @@ impl Engine {
         Ok(())
     }
 
+    #[cfg(feature = "msgpack")]
     /// Like `frames`, but appends MessagePack records of the WAL frames' events to `out`.
     /// Control frames have no MessagePack form; a stream end stops decoding.
     pub fn frames_msgpack(
@@ -181,7 +188,7 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.event(ev::BEGIN);
             lsn(out, b.final_lsn);
             out.word(b.xid);
-            out.num(b.commit_time as f64);
+            out.micros(b.commit_time);
         }
         Event::Commit(c) => {
             out.event(ev::COMMIT);
@@ -189,7 +196,7 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.word(u32::from(c.flags));
             lsn(out, c.commit_lsn);
             lsn(out, c.end_lsn);
-            out.num(c.commit_time as f64);
+            out.micros(c.commit_time);
         }
         Event::Relation(r) => {
             let rel = &r.relation;
@@ -255,7 +262,7 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.word(u32::from(c.flags));
             lsn(out, c.commit_lsn);
             lsn(out, c.end_lsn);
-            out.num(c.commit_time as f64);
+            out.micros(c.commit_time);
         }
         Event::StreamAbort(a) => {
             out.event(ev::STREAM_ABORT);
@@ -263,7 +270,7 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.word(a.subxid);
             out.word(u32::from(a.abort_lsn.is_some()));
             lsn(out, a.abort_lsn.unwrap_or(Lsn::ZERO));
-            out.num(a.abort_time.unwrap_or(0) as f64);
+            out.micros(a.abort_time.unwrap_or(0));
             out.word(a.discarded.len() as u32);
             for x in &a.discarded {
                 out.word(*x);
@@ -279,7 +286,7 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.str(p.gid);
             lsn(out, p.prepare_lsn);
             lsn(out, p.end_lsn);
-            out.num(p.prepare_time as f64);
+            out.micros(p.prepare_time);
         }
         Event::CommitPrepared(c) => {
             out.event(ev::COMMIT_PREPARED);
@@ -287,7 +294,7 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.str(c.gid);
             lsn(out, c.commit_lsn);
             lsn(out, c.end_lsn);
-            out.num(c.commit_time as f64);
+            out.micros(c.commit_time);
         }
         Event::RollbackPrepared(r) => {
             out.event(ev::ROLLBACK_PREPARED);
@@ -295,8 +302,8 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
             out.str(r.gid);
             lsn(out, r.prepare_end_lsn);
             lsn(out, r.rollback_end_lsn);
-            out.num(r.prepare_time as f64);
-            out.num(r.rollback_time as f64);
+            out.micros(r.prepare_time);
+            out.micros(r.rollback_time);
         }
         // Event is non_exhaustive: a newer decoder's event this layout does not know yet.
         _ => out.event(ev::UNKNOWN),

@@ -100,6 +100,13 @@ impl Flat {
         self.nums.push(n);
     }
 
+    /// A timestamp in microseconds as two exact numbers: whole seconds and microseconds
+    /// (0..1e6). One f64 of microseconds would round beyond ±285 years from 2000.
+    pub fn micros(&mut self, t: i64) {
+        self.nums.push(t.div_euclid(1_000_000) as f64);
+        self.nums.push(t.rem_euclid(1_000_000) as f64);
+    }
+
     /// Appends a string ref: two words, start and end in UTF-16 units of the chunk's string.
     pub fn str(&mut self, s: &str) {
         let start = self.text_utf16;
@@ -168,11 +175,11 @@ impl Flat {
             }
             Value::Timestamp(t) if *t != i64::MAX && *t != i64::MIN => {
                 self.words.push(cell::TIMESTAMP);
-                self.nums.push(*t as f64);
+                self.micros(*t);
             }
             Value::TimestampTz(t) if *t != i64::MAX && *t != i64::MIN => {
                 self.words.push(cell::TIMESTAMPTZ);
-                self.nums.push(*t as f64);
+                self.micros(*t);
             }
             other => self.generic(other),
         }

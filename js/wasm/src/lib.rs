@@ -9,6 +9,7 @@
 mod engine;
 mod flat;
 
+#[cfg(feature = "msgpack")]
 use walcast_decoder::output::msgpack::MsgpackEncoder;
 use walcast_decoder::DecodeError;
 use wasm_bindgen::prelude::*;
@@ -21,6 +22,7 @@ const ERR: u32 = 1;
 pub struct Core {
     engine: engine::Engine,
     /// Remembers which relations the MessagePack output has described (stateful, like the stream).
+    #[cfg(feature = "msgpack")]
     msgpack: MsgpackEncoder,
     error: String,
     /// words ptr, words len, nums ptr, nums len, text ptr, text len, blob ptr, blob len, events.
@@ -71,6 +73,7 @@ impl Core {
     pub fn new() -> Core {
         Core {
             engine: engine::Engine::default(),
+            #[cfg(feature = "msgpack")]
             msgpack: MsgpackEncoder::new(),
             error: String::new(),
             meta: Box::new([0; 9]),
@@ -102,6 +105,7 @@ impl Core {
         self.finish(r)
     }
 
+    #[cfg(feature = "jsonl")]
     /// The native JSON lines contract for packed raw messages (conformance and debugging).
     pub fn messages_to_jsonl(&mut self, data: &[u8]) -> Result<String, String> {
         let mut out = String::new();
@@ -114,6 +118,7 @@ impl Core {
         Ok(out)
     }
 
+    #[cfg(feature = "msgpack")]
     /// The native MessagePack form of packed raw messages, one record per event.
     pub fn messages_to_msgpack(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
@@ -126,6 +131,7 @@ impl Core {
         Ok(out)
     }
 
+    #[cfg(feature = "msgpack")]
     /// The native MessagePack form of a chunk of a frame stream (WAL frames only).
     pub fn frames_to_msgpack(&mut self, chunk: &[u8]) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
