@@ -96,10 +96,6 @@ impl Flat {
         self.words.push(lsn as u32);
     }
 
-    pub fn num(&mut self, n: f64) {
-        self.nums.push(n);
-    }
-
     /// A timestamp in microseconds as two exact numbers: whole seconds and microseconds
     /// (0..1e6). One f64 of microseconds would round beyond ±285 years from 2000.
     pub fn micros(&mut self, t: i64) {
