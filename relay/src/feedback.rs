@@ -7,7 +7,8 @@
 //!
 //! - flush = min(durable commit end LSN, min consumer ack), never 0, never backwards;
 //! - when no transaction is open and everything received is durable, a keepalive's `wal_end`
-//!   may be confirmed too (bounded by consumer acks), so an idle slot does not retain WAL;
+//!   may be confirmed too, so an idle slot does not retain WAL (consumers that acked every
+//!   commit received do not hold it back; a consumer behind does);
 //! - a keepalive with `reply_requested` is answered at once;
 //! - otherwise a status goes out every `status_interval`, and soon after flush advanced
 //!   (at most once per `min_interval`).
@@ -212,9 +213,18 @@ impl Feedback {
         // Durable commits, or an idle point behind which everything received is durable.
         let mut f = self.durable.max(self.idle_ok);
         if let Some(ack) = self.consumer_min {
-            f = f.min(ack);
+            // Consumers can only ack what the log holds. Once they have acked every commit
+            // received, they are caught up and must not pin an idle slot at their last commit.
+            if ack < self.last_commit {
+                f = f.min(ack);
+            }
         }
         f.max(self.sent_flush)
+    }
+
+    /// The highest position received from the server.
+    pub fn received(&self) -> Lsn {
+        self.received
     }
 
     /// The flush LSN last sent.
@@ -224,6 +234,11 @@ impl Feedback {
 
     /// Decides whether to send a status at `now`. When it returns `Some`, the caller must send
     /// it (the state assumes so).
+    /// Whether the server asked for a reply that has not been sent yet.
+    pub fn reply_pending(&self) -> bool {
+        self.reply_due
+    }
+
     pub fn poll(&mut self, now: Instant) -> Option<Status> {
         let flush = self.allowed_flush();
         let since = self.last_sent.map(|t| now.saturating_duration_since(t));
@@ -387,13 +402,49 @@ mod tests {
             reply_requested: false,
         });
         f.on(Event::ConsumerAck {
-            min: Some(Lsn(0x40)),
+            min: Some(Lsn(0x30)),
         });
         assert_eq!(
             f.allowed_flush(),
             Lsn(0x90),
             "never backwards, never past the ack"
         );
+    }
+
+    #[test]
+    fn caught_up_consumers_do_not_pin_an_idle_slot() {
+        let (mut f, t0) = fresh(0x10);
+        f.on(Event::Begin);
+        f.on(Event::Commit { end_lsn: Lsn(0x40) });
+        f.on(Event::Durable { lsn: Lsn(0x40) });
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x40)),
+        });
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0x900),
+            reply_requested: false,
+        });
+        assert_eq!(f.allowed_flush(), Lsn(0x900));
+        assert_eq!(f.poll(t0 + 200 * MS).unwrap().flush, Lsn(0x900));
+        // a consumer behind the last commit bounds it again
+        f.on(Event::Begin);
+        f.on(Event::Commit {
+            end_lsn: Lsn(0x950),
+        });
+        f.on(Event::Durable { lsn: Lsn(0x950) });
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0xA00),
+            reply_requested: false,
+        });
+        assert_eq!(
+            f.allowed_flush(),
+            Lsn(0x900),
+            "ack 0x40 < commit 0x950: no advance"
+        );
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x950)),
+        });
+        assert_eq!(f.allowed_flush(), Lsn(0xA00));
     }
 
     #[test]
@@ -567,7 +618,9 @@ mod tests {
                             }
                         }
                         if let Some(a) = ack {
-                            prop_assert!(fl <= a.max(last_flush), "flush {fl:#x} past consumer ack {a:#x}");
+                            for &c in commits.iter().filter(|&&c| c > last_flush && c <= fl) {
+                                prop_assert!(c <= a, "commit {c:#x} confirmed by flush {fl:#x} but consumers acked only {a:#x}");
+                            }
                         }
                     }
                     prop_assert!(st.write >= st.flush);

@@ -68,7 +68,7 @@ impl Metrics {
             o,
             "walcast_transactions_logged_total",
             "counter",
-            "Transactions made durable in the log.",
+            "Transactions (and prepared-transaction outcomes) appended to the log.",
             u(&self.transactions_logged),
         );
         metric(

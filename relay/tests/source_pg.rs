@@ -26,6 +26,7 @@ fn versions() -> Vec<u32> {
         v.contains(&15),
         "PostgreSQL 15 must be installed for these tests"
     );
+    eprintln!("testing against PostgreSQL {v:?}");
     v
 }
 
@@ -307,6 +308,16 @@ async fn create_slot_on_raw_connection_keeps_it_idle_for_snapshot_import() {
         .await
         .unwrap_err();
     assert_eq!(err.sqlstate(), Some("42710"), "{err}");
+    conn.create_slot("drop_me", CreateSlotOptions::default())
+        .await
+        .unwrap();
+    conn.drop_slot("drop_me", false).await.unwrap();
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'drop_me'")
+            .unwrap()
+            .trim(),
+        "0"
+    );
     let stream = conn
         .start_replication("raw_slot", Lsn::ZERO, &PgOutputOptions::new("up"))
         .await
@@ -470,7 +481,7 @@ async fn reconnects_after_crash_restart_and_resumes() {
 }
 
 #[tokio::test]
-async fn clear_errors_for_missing_table_privilege_and_invalidated_slot() {
+async fn clear_errors_for_missing_table_publication_and_privilege() {
     let pg = PgCluster::start(15).unwrap();
     pg.psql("CREATE TABLE present (id int)").unwrap();
     let mut sc = SessionConfig::new(cfg(&pg), "e_slot", "e_pub");
@@ -526,62 +537,77 @@ async fn clear_errors_for_missing_table_privilege_and_invalidated_slot() {
         matches!(err, SourceError::NoReplicationPrivilege { .. }),
         "{err:?}"
     );
+}
 
-    // Invalidate a slot: keep at most 1 MB of WAL for it, then write and remove more.
-    pg.psql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
-        .unwrap();
-    pg.psql("SELECT pg_reload_conf()").unwrap();
-    pg.psql("SELECT pg_create_logical_replication_slot('inv_slot', 'pgoutput')")
-        .unwrap();
-    for _ in 0..6 {
-        pg.psql("INSERT INTO present SELECT generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT;").unwrap();
-        if pg
-            .psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
-            .unwrap()
-            .trim()
-            == "lost"
-        {
-            break;
+#[tokio::test]
+async fn invalidated_slot_is_terminal() {
+    for major in versions() {
+        let pg = PgCluster::start(major).unwrap();
+        pg.psql("CREATE TABLE present (id int)").unwrap();
+        pg.psql("CREATE PUBLICATION e_pub FOR TABLE present")
+            .unwrap();
+        // Invalidate a slot: keep at most 1 MB of WAL for it, then write and remove more.
+        pg.psql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+            .unwrap();
+        pg.psql("SELECT pg_reload_conf()").unwrap();
+        pg.psql("SELECT pg_create_logical_replication_slot('inv_slot', 'pgoutput')")
+            .unwrap();
+        for _ in 0..6 {
+            pg.psql("INSERT INTO present SELECT generate_series(1, 20000); SELECT pg_switch_wal(); CHECKPOINT;").unwrap();
+            if pg
+                .psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
+                .unwrap()
+                .trim()
+                == "lost"
+            {
+                break;
+            }
+        }
+        assert_eq!(
+            pg.psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
+                .unwrap()
+                .trim(),
+            "lost"
+        );
+        let err = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"))
+            .prepare()
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, SourceError::SlotInvalidated { .. }),
+            "{err:?}"
+        );
+        assert!(err.is_terminal());
+        assert!(
+            err.to_string()
+                .contains("pg_drop_replication_slot('inv_slot')"),
+            "{err}"
+        );
+        // and START_REPLICATION's own 55000 says the same
+        let conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
+        let err = conn
+            .start_replication("inv_slot", Lsn::ZERO, &PgOutputOptions::new("e_pub"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SourceError::SlotInvalidated { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.sqlstate(), None);
+
+        // a session driver gives up on it instead of retrying forever
+        let mut s = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"));
+        let t = Instant::now();
+        let err = s.prepare_with_retry().await.err().unwrap();
+        assert!(err.is_terminal() && t.elapsed() < Duration::from_secs(5));
+        if major >= 17 {
+            let reason = pg
+                .psql("SELECT invalidation_reason FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
+                .unwrap();
+            assert!(err.to_string().contains(reason.trim()), "PG{major}: {err}");
         }
     }
-    assert_eq!(
-        pg.psql("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'inv_slot'")
-            .unwrap()
-            .trim(),
-        "lost"
-    );
-    let err = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"))
-        .prepare()
-        .await
-        .err()
-        .unwrap();
-    assert!(
-        matches!(err, SourceError::SlotInvalidated { .. }),
-        "{err:?}"
-    );
-    assert!(err.is_terminal());
-    assert!(
-        err.to_string()
-            .contains("pg_drop_replication_slot('inv_slot')"),
-        "{err}"
-    );
-    // and START_REPLICATION's own 55000 says the same
-    let conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
-    let err = conn
-        .start_replication("inv_slot", Lsn::ZERO, &PgOutputOptions::new("e_pub"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, SourceError::SlotInvalidated { .. }),
-        "{err:?}"
-    );
-    assert_eq!(err.sqlstate(), None);
-
-    // a session driver gives up on it instead of retrying forever
-    let mut s = Session::new(SessionConfig::new(cfg(&pg), "inv_slot", "e_pub"));
-    let t = Instant::now();
-    let err = s.prepare_with_retry().await.err().unwrap();
-    assert!(err.is_terminal() && t.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
@@ -625,4 +651,288 @@ async fn resources_exhausted_is_retryable_but_loud() {
         walcast_relay::source::RetryAdvice::RetryLoudly
     );
     assert!(err.to_string().contains("max_replication_slots"));
+}
+
+/// Writes a file into the data directory, owned by the server's user when we are root.
+fn write_server_file(pg: &PgCluster, name: &str, contents: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = pg.data_dir().join(name);
+    std::fs::write(&path, contents).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let owner = std::process::Command::new("stat")
+        .arg("-c")
+        .arg("%U")
+        .arg(pg.data_dir())
+        .output()
+        .unwrap();
+    let owner = String::from_utf8(owner.stdout).unwrap();
+    let status = std::process::Command::new("chown")
+        .arg(owner.trim())
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn tls_modes() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let pg = PgCluster::start(15).unwrap();
+    let base = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.port);
+
+    // Server without TLS: require refuses, prefer falls back to plain.
+    let err = ReplicationConnection::connect(&cfg_url(&format!("{base}?sslmode=require")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::TlsUnsupported("require")),
+        "{err:?}"
+    );
+    assert!(err.is_terminal());
+    ReplicationConnection::connect(&cfg_url(&format!("{base}?sslmode=prefer")))
+        .await
+        .unwrap();
+
+    // A CA and a server certificate that names only db.example (not 127.0.0.1).
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["db.example".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    write_server_file(&pg, "server.crt", &leaf.pem(), 0o644);
+    write_server_file(&pg, "server.key", &leaf_key.serialize_pem(), 0o600);
+    pg.psql("ALTER SYSTEM SET ssl = on").unwrap();
+    pg.psql("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let other_ca = CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&KeyPair::generate().unwrap())
+        .unwrap();
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, other_ca.pem()).unwrap();
+
+    let uses_tls = |rows: Vec<Vec<Option<String>>>| rows[0][0].as_deref() == Some("t");
+    let ssl_q = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    for mode in ["require", "prefer"] {
+        let mut c = ReplicationConnection::connect(&cfg_url(&format!("{base}?sslmode={mode}")))
+            .await
+            .unwrap();
+        assert!(
+            uses_tls(c.simple_query(ssl_q).await.unwrap()),
+            "{mode} must encrypt"
+        );
+        let sql = SqlConnection::connect(&cfg_url(&format!("{base}?sslmode={mode}")))
+            .await
+            .unwrap();
+        let ssl: bool = sql.client.query_one(ssl_q, &[]).await.unwrap().get(0);
+        assert!(ssl, "SQL connection with {mode}");
+    }
+    // verify-ca: chain checked, name not.
+    let ca_url = format!("{base}?sslmode=verify-ca&sslrootcert={}", ca_path.display());
+    let mut c = ReplicationConnection::connect(&cfg_url(&ca_url))
+        .await
+        .unwrap();
+    assert!(uses_tls(c.simple_query(ssl_q).await.unwrap()));
+    SqlConnection::connect(&cfg_url(&ca_url)).await.unwrap();
+    // verify-full: the certificate does not name 127.0.0.1.
+    let full_url = format!(
+        "{base}?sslmode=verify-full&sslrootcert={}",
+        ca_path.display()
+    );
+    let err = ReplicationConnection::connect(&cfg_url(&full_url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Tls(_)), "{err:?}");
+    assert!(err.is_terminal());
+    // an untrusted CA fails verify-ca, and require with a root file behaves like verify-ca
+    for mode in ["verify-ca", "require"] {
+        let url = format!("{base}?sslmode={mode}&sslrootcert={}", other_path.display());
+        let err = ReplicationConnection::connect(&cfg_url(&url))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SourceError::Tls(_)), "{mode}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn tls_verify_full_accepts_matching_name() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let pg = PgCluster::start(15).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    write_server_file(&pg, "server.crt", &leaf.pem(), 0o644);
+    write_server_file(&pg, "server.key", &leaf_key.serialize_pem(), 0o600);
+    pg.psql("ALTER SYSTEM SET ssl = on").unwrap();
+    pg.psql("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        pg.port,
+        ca_path.display()
+    );
+    let mut c = ReplicationConnection::connect(&cfg_url(&url))
+        .await
+        .unwrap();
+    let rows = c
+        .simple_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .await
+        .unwrap();
+    assert_eq!(rows[0][0].as_deref(), Some("t"));
+    let sql = SqlConnection::connect(&cfg_url(&url)).await.unwrap();
+    let ssl: bool = sql
+        .client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl);
+}
+
+#[tokio::test]
+async fn unix_socket_connection() {
+    let pg = PgCluster::start(15).unwrap();
+    let sock = pg.data_dir().parent().unwrap().join("sock");
+    let url = format!(
+        "postgres://postgres@/postgres?host={}&port={}",
+        sock.display(),
+        pg.port
+    );
+    let mut c = ReplicationConnection::connect(&cfg_url(&url))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.identify_system().await.unwrap().dbname.as_deref(),
+        Some("postgres")
+    );
+    let sql = SqlConnection::connect(&cfg_url(&url)).await.unwrap();
+    let n: i32 = sql.client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+}
+
+/// `next()` cancelled over and over by a short timer (as a `select!` with a status tick does)
+/// must lose no bytes: a large streamed transaction arrives complete.
+#[tokio::test]
+async fn next_is_cancellation_safe() {
+    for major in versions() {
+        let pg = PgCluster::start(major).unwrap();
+        pg.psql("CREATE TABLE big (id int, pad text); CREATE PUBLICATION big_pub FOR TABLE big")
+            .unwrap();
+        let mut conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
+        conn.create_slot("big_slot", CreateSlotOptions::default())
+            .await
+            .unwrap();
+        let mut stream = conn
+            .start_replication("big_slot", Lsn::ZERO, &PgOutputOptions::new("big_pub"))
+            .await
+            .unwrap();
+        const ROWS: usize = 5000;
+        pg.psql(&format!(
+            "INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, {ROWS}) g"
+        ))
+        .unwrap();
+        let mut inserts = 0;
+        let mut cancelled = 0;
+        let mut tags = std::collections::BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "PG{major}: stalled after {inserts} inserts"
+            );
+            tokio::select! {
+                m = stream.next() => match m.unwrap() {
+                    ReplicationMessage::XLogData { data, .. } => {
+                        tags.insert(data[0]);
+                        match data[0] {
+                            b'I' => inserts += 1,
+                            b'C' | b'c' => break,
+                            _ => {}
+                        }
+                    }
+                    ReplicationMessage::Keepalive { wal_end, reply_requested: true, .. } => {
+                        stream.send_status(wal_end, Lsn::ZERO, Lsn::ZERO, false).await.unwrap();
+                    }
+                    ReplicationMessage::Keepalive { .. } => {}
+                },
+                _ = tokio::time::sleep(Duration::from_micros(20)) => cancelled += 1,
+            }
+        }
+        assert_eq!(
+            inserts,
+            ROWS,
+            "tags seen: {:?}",
+            tags.iter().map(|&t| t as char).collect::<String>()
+        );
+        assert!(
+            tags.contains(&b'S'),
+            "64kB logical_decoding_work_mem: the transaction is streamed"
+        );
+        assert!(
+            cancelled > 0,
+            "the timer never cancelled a read; the test proved nothing"
+        );
+    }
+}
+
+/// With wal_sender_timeout=0 an idle server says nothing at all; the receive-timeout probe
+/// (a status with reply_requested) must get an answer rather than a false reconnect.
+#[tokio::test]
+async fn silent_server_is_probed_not_dropped() {
+    let pg = PgCluster::start_with(15, &["wal_sender_timeout = 0"]).unwrap();
+    pg.psql("CREATE TABLE q (id int)").unwrap();
+    let mut sc = SessionConfig::new(cfg(&pg), "q_slot", "q_pub");
+    sc.publication_spec = PublicationSpec::Tables(vec!["q".into()]);
+    sc.receive_timeout = Duration::from_millis(700);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stx, mut sessions) = mpsc::unbounded_channel();
+    let mut sink = TestSink {
+        tx,
+        durable: Lsn::ZERO,
+        sessions: stx,
+    };
+    let h = tokio::spawn(async move { Session::new(sc).run(&mut sink).await.to_string() });
+    tokio::time::timeout(Duration::from_secs(20), sessions.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        sessions.try_recv().is_err(),
+        "reconnected although the server was alive"
+    );
+    pg.psql("INSERT INTO q VALUES (1)").unwrap();
+    next_commit(&mut rx, Duration::from_secs(20)).await;
+    h.abort();
+}
+
+#[tokio::test]
+async fn fatal_error_is_reported_not_lost() {
+    let pg = PgCluster::start(15).unwrap();
+    let mut conn = ReplicationConnection::connect(&cfg(&pg)).await.unwrap();
+    let err = conn
+        .simple_query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .await
+        .unwrap_err();
+    assert_eq!(err.sqlstate(), Some("57P01"), "{err:?}");
+    assert!(!err.is_terminal(), "an admin kill is worth a reconnect");
 }

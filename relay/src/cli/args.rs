@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "walcast", version, about = "PostgreSQL changes, cast to the edge")]
+#[command(
+    name = "walcast",
+    version,
+    about = "PostgreSQL changes, cast to the edge"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -16,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Hold a replication slot, keep a durable log, and serve clients over HTTP and QUIC.
-    Relay(RelayArgs),
+    Relay(Box<RelayArgs>),
     /// Stream decoded changes from a relay to stdout (JSON lines or MessagePack).
     Tail(TailArgs),
     /// Decode `pg_logical_slot_peek_binary_changes` output (one `\x…` per line) from stdin to JSON lines.
@@ -45,7 +49,12 @@ pub struct RelayArgs {
     #[arg(long, env = "WALCAST_PUBLICATION")]
     pub publication: Option<String>,
     /// Create the publication for these tables (schema.table, comma-separated).
-    #[arg(long, env = "WALCAST_TABLES", value_delimiter = ',', conflicts_with = "all_tables")]
+    #[arg(
+        long,
+        env = "WALCAST_TABLES",
+        value_delimiter = ',',
+        conflicts_with = "all_tables"
+    )]
     #[serde(default)]
     pub tables: Vec<String>,
     /// Create the publication FOR ALL TABLES.

@@ -25,11 +25,18 @@ pub fn run(input: impl BufRead, mut out: impl Write) -> anyhow::Result<u64> {
         if line.trim().is_empty() {
             continue;
         }
-        let bytes = parse_bytea_hex(&line)
-            .map_err(|e| anyhow!("line {line_no}: not a hex bytea (character {}): {e}", e.offset))?;
-        let event = decoder
-            .decode(&bytes)
-            .map_err(|e| anyhow!("line {line_no}: bad pgoutput message at byte {}: {e}", e.offset))?;
+        let bytes = parse_bytea_hex(&line).map_err(|e| {
+            anyhow!(
+                "line {line_no}: not a hex bytea (character {}): {e}",
+                e.offset
+            )
+        })?;
+        let event = decoder.decode(&bytes).map_err(|e| {
+            anyhow!(
+                "line {line_no}: bad pgoutput message at byte {}: {e}",
+                e.offset
+            )
+        })?;
         json.clear();
         write_event(&event, None, &mut json);
         json.push('\n');
@@ -54,9 +61,19 @@ mod tests {
         assert_eq!(text, "{\"type\":\"stream_start\",\"xid\":7,\"first_segment\":true}\n{\"type\":\"stream_stop\"}\n");
 
         // A Stream Stop without a Stream Start is out of place: line 1, byte 0.
-        let err = run("\\x45\n".as_bytes(), Vec::new()).unwrap_err().to_string();
-        assert!(err.starts_with("line 1: bad pgoutput message at byte 0"), "{err}");
-        let err = run("\n\\x4g\n".as_bytes(), Vec::new()).unwrap_err().to_string();
-        assert!(err.starts_with("line 2: not a hex bytea (character 3)"), "{err}");
+        let err = run("\\x45\n".as_bytes(), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("line 1: bad pgoutput message at byte 0"),
+            "{err}"
+        );
+        let err = run("\n\\x4g\n".as_bytes(), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("line 2: not a hex bytea (character 3)"),
+            "{err}"
+        );
     }
 }

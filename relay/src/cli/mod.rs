@@ -2,3 +2,8 @@
 //! parsing, exit codes, human output) live here; the library parts they drive live elsewhere.
 
 pub mod args;
+pub mod decode;
+pub mod demo;
+pub mod relay;
+pub mod status;
+pub mod tail;

@@ -33,3 +33,221 @@ pub enum Delivery {
     /// The relay reports the stream complete up to this LSN (idle heartbeat).
     Heartbeat(Lsn),
 }
+
+use crate::log::dedup::{Dedup, Verdict};
+use crate::log::pgoutput_peek::{PeekState, Peeked};
+use crate::serve::request::StreamRequest;
+use crate::source::{Backoff, BackoffConfig};
+use walcast_decoder::frame::FrameReader;
+
+/// Why a subscription stopped for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The relay no longer holds what this client needs: bootstrap again.
+    #[error("resync required: {message}")]
+    ResyncRequired { message: String },
+    /// The relay refused the request (bad LSN, unknown option, …): retrying won't help.
+    #[error("the relay refused the stream ({code}): {message}")]
+    Refused { code: String, message: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The relay sent bytes that are not a valid frame stream.
+    #[error("invalid stream from the relay: {0}")]
+    Protocol(String),
+}
+
+/// A resumable stream of frames from one relay.
+pub struct Subscription {
+    transport: Transport,
+    tables: Vec<(String, String)>,
+    conn: Option<(transport::ByteStream, FrameReader)>,
+    /// Every transaction whose commit end LSN is <= this has been delivered.
+    resume: Option<Lsn>,
+    dedup: Dedup,
+    peek: PeekState,
+    in_txn: bool,
+    delivered_any: bool,
+    reset_due: bool,
+    backoff: Backoff,
+}
+
+impl Subscription {
+    /// A subscription that starts after `from` (`None`: the oldest position the relay holds).
+    pub fn new(transport: Transport, from: Option<Lsn>, tables: Vec<(String, String)>) -> Self {
+        Subscription {
+            transport,
+            tables,
+            conn: None,
+            resume: from,
+            dedup: Dedup::new(from.unwrap_or(Lsn::ZERO)),
+            peek: PeekState::new(),
+            in_txn: false,
+            delivered_any: false,
+            reset_due: false,
+            backoff: Backoff::with_entropy(BackoffConfig::default()),
+        }
+    }
+
+    /// The position to resume from: every transaction whose commit end LSN is <= it was delivered.
+    pub fn resume_lsn(&self) -> Option<Lsn> {
+        self.resume
+    }
+
+    /// The next delivery. Reconnects (with backoff, resuming after the last delivered
+    /// transaction) on network trouble and when the relay restarts; returns an error only when
+    /// retrying cannot help.
+    pub async fn next(&mut self) -> Result<Delivery, ClientError> {
+        loop {
+            if self.reset_due {
+                self.reset_due = false;
+                return Ok(Delivery::Reset);
+            }
+            let Some((stream, reader)) = &mut self.conn else {
+                self.connect().await?;
+                continue;
+            };
+            let frame = match reader.next_frame() {
+                Ok(Some(f)) => OwnedFrame {
+                    kind: f.kind,
+                    lsn: f.lsn,
+                    payload: Bytes::copy_from_slice(f.payload),
+                },
+                Ok(None) => {
+                    match stream.chunk().await {
+                        Ok(Some(chunk)) => reader.push(&chunk),
+                        Ok(None) => self.lost("the relay closed the stream"),
+                        Err(e) => self.lost(&e.to_string()),
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    // A corrupt stream: drop the connection and resume; never skip a change.
+                    tracing::warn!(error = %e, "invalid frame from the relay; reconnecting");
+                    self.lost(&e.to_string());
+                    continue;
+                }
+            };
+            if let Some(d) = self.accept(frame)? {
+                return Ok(d);
+            }
+        }
+    }
+
+    /// Decides what to do with one frame; `None` means "nothing to deliver, read on".
+    fn accept(&mut self, frame: OwnedFrame) -> Result<Option<Delivery>, ClientError> {
+        match frame.kind {
+            FrameKind::Wal => {
+                let verdict = self
+                    .dedup
+                    .on_wal(&frame.payload)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                let (peeked, _) = self
+                    .peek
+                    .peek(&frame.payload)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                if verdict == Verdict::Drop {
+                    return Ok(None);
+                }
+                match peeked {
+                    Peeked::Begin { .. } | Peeked::BeginPrepare { .. } => self.in_txn = true,
+                    Peeked::Commit { end_lsn, .. }
+                    | Peeked::Prepare { end_lsn, .. }
+                    | Peeked::StreamCommit { end_lsn, .. }
+                    | Peeked::StreamPrepare { end_lsn, .. }
+                    | Peeked::CommitPrepared { end_lsn, .. }
+                    | Peeked::RollbackPrepared { end_lsn, .. } => {
+                        self.in_txn = false;
+                        self.advance(end_lsn);
+                    }
+                    _ => {}
+                }
+                self.delivered_any = true;
+                Ok(Some(Delivery::Frame(frame)))
+            }
+            FrameKind::Prelude => Ok(Some(Delivery::Frame(frame))),
+            FrameKind::Heartbeat => {
+                if !self.in_txn && self.peek.in_block().is_none() {
+                    self.advance(frame.lsn);
+                }
+                Ok(Some(Delivery::Heartbeat(frame.lsn)))
+            }
+            FrameKind::Reset => {
+                self.peek.reset();
+                self.dedup.reset(self.resume.unwrap_or(Lsn::ZERO));
+                self.in_txn = false;
+                Ok(Some(Delivery::Reset))
+            }
+            FrameKind::End => {
+                #[derive(serde::Deserialize)]
+                struct End {
+                    code: String,
+                    message: String,
+                }
+                let end: End = serde_json::from_slice(&frame.payload).unwrap_or(End {
+                    code: "unknown".into(),
+                    message: String::from_utf8_lossy(&frame.payload).into_owned(),
+                });
+                match end.code.as_str() {
+                    "resync_required" => Err(ClientError::ResyncRequired {
+                        message: end.message,
+                    }),
+                    "bad_request" | "unauthorized" | "forbidden" => Err(ClientError::Refused {
+                        code: end.code,
+                        message: end.message,
+                    }),
+                    _ => {
+                        tracing::info!(code = %end.code, message = %end.message, "relay ended the stream; reconnecting");
+                        self.lost(&end.message);
+                        Ok(None)
+                    }
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn advance(&mut self, lsn: Lsn) {
+        if self.resume.map_or(true, |r| lsn > r) {
+            self.resume = Some(lsn);
+        }
+    }
+
+    fn lost(&mut self, why: &str) {
+        tracing::debug!(reason = why, "stream to the relay lost");
+        self.conn = None;
+        self.backoff.disconnected(std::time::Instant::now());
+    }
+
+    async fn connect(&mut self) -> Result<(), ClientError> {
+        loop {
+            let request = StreamRequest {
+                from: self.resume,
+                tables: self.tables.clone(),
+            };
+            match self.transport.open(&request).await {
+                Ok(stream) => {
+                    self.backoff.connected(std::time::Instant::now());
+                    self.dedup = Dedup::new(self.resume.unwrap_or(Lsn::ZERO));
+                    self.peek.reset();
+                    self.in_txn = false;
+                    // Whatever was in flight will be sent again from its start.
+                    self.reset_due = self.delivered_any;
+                    self.conn = Some((stream, FrameReader::new()));
+                    return Ok(());
+                }
+                Err(TransportError::Refused { code, message, .. }) if code == "resync_required" => {
+                    return Err(ClientError::ResyncRequired { message })
+                }
+                Err(e) if e.is_transient() => {
+                    let delay = self.backoff.next_delay();
+                    tracing::warn!(error = %e, next_delay = ?delay, "cannot reach the relay; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(TransportError::Refused { code, message, .. }) => {
+                    return Err(ClientError::Refused { code, message })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

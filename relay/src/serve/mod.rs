@@ -1,4 +1,15 @@
 //! Serving clients: each client reads the log at its own pace, through its own table filter.
+//!
+//! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
+//! - [`session`]: one client's stream over the log, transport-independent.
+//! - [`filter`], [`classify`]: table filtering by relation id (pure).
+//! - [`http`], [`quic`]: the transports.
+//! - [`status`]: the status board behind `/v1/status` and `/readyz`.
 
+pub mod classify;
 pub mod filter;
+pub mod http;
+pub mod quic;
 pub mod request;
+pub mod session;
+pub mod status;

@@ -308,11 +308,14 @@ impl ReplicationConnection {
             match frame.tag {
                 b'D' => rows.push(parse_data_row(&frame.body)?),
                 b'E' => {
-                    error = Some(SourceError::classify(
-                        ServerError::parse(&frame.body),
-                        &self.user,
-                        slot,
-                    ))
+                    let e = ServerError::parse(&frame.body);
+                    // FATAL/PANIC close the connection: no ReadyForQuery will follow.
+                    let fatal = e.severity == "FATAL" || e.severity == "PANIC";
+                    let e = SourceError::classify(e, &self.user, slot);
+                    if fatal {
+                        return Err(e);
+                    }
+                    error = Some(e);
                 }
                 b'Z' => break,
                 // RowDescription, CommandComplete, EmptyQueryResponse: nothing to keep.
@@ -478,6 +481,14 @@ impl ReplicationConnection {
                 return Err(SourceError::Closed);
             }
         }
+    }
+
+    /// Whether a complete backend message is already buffered, so the next read won't wait.
+    pub(crate) fn has_buffered_frame(&self) -> bool {
+        self.rbuf.len() >= 5
+            && self.rbuf.len()
+                > u32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]])
+                    as usize
     }
 
     /// Appends to the send buffer; [`Self::flush`] writes it out.

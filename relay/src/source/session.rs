@@ -36,6 +36,10 @@ pub struct SessionConfig {
     pub start_lsn: Option<Lsn>,
     pub backoff: BackoffConfig,
     pub feedback: FeedbackConfig,
+    /// Silence from the server for this long makes walcast ask for a reply (a status with
+    /// reply_requested); twice this long without any message means the connection is dead
+    /// (a black-holed network would otherwise hang until TCP gives up, many minutes later).
+    pub receive_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -58,6 +62,7 @@ impl SessionConfig {
             start_lsn: None,
             backoff: BackoffConfig::default(),
             feedback: FeedbackConfig::default(),
+            receive_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -138,6 +143,13 @@ pub trait ReplicationSink: Send {
     /// The log's durable (fsynced) commit end LSN, and the lowest LSN acked by all registered
     /// durable consumers (None if there are none). Polled often; keep it cheap.
     fn durable(&mut self) -> (Lsn, Option<Lsn>);
+
+    /// Polled between messages: when true, the session makes everything durable, sends a final
+    /// status update to PostgreSQL, closes the connection and [`Session::run`] returns
+    /// [`RunError::Stopped`].
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Why [`Session::run`] stopped.
@@ -147,6 +159,14 @@ pub enum RunError {
     Source(SourceError),
     #[error("sink: {0}")]
     Sink(SinkError),
+    #[error("stopped on request")]
+    Stopped,
+}
+
+/// How one stream ended.
+enum PumpEnd {
+    Failed(SourceError),
+    Stopped,
 }
 
 /// Connects and reconnects one slot's replication session.
@@ -232,8 +252,14 @@ impl Session {
         }
     }
 
-    /// Logs the error and sleeps the backoff delay, or returns it if it is terminal.
-    async fn after_error(&mut self, e: SourceError) -> Result<(), SourceError> {
+    /// The reconnect backoff (call `connected`/`disconnected` on it in a hand-written loop).
+    pub fn backoff_mut(&mut self) -> &mut Backoff {
+        &mut self.backoff
+    }
+
+    /// For hand-written loops: logs a failed attempt and sleeps the backoff delay, or returns
+    /// the error if it is terminal.
+    pub async fn after_error(&mut self, e: SourceError) -> Result<(), SourceError> {
         let advice = e.retry_advice();
         if advice == RetryAdvice::Terminal {
             tracing::error!(error = %e, slot = %self.cfg.slot, "replication source stopped: this needs an operator");
@@ -275,7 +301,8 @@ impl Session {
             );
             self.backoff.connected(Instant::now());
             let err = match self.pump(started, sink).await {
-                Ok(e) => e,
+                Ok(PumpEnd::Failed(e)) => e,
+                Ok(PumpEnd::Stopped) => return RunError::Stopped,
                 Err(sink_err) => return RunError::Sink(sink_err),
             };
             self.backoff.disconnected(Instant::now());
@@ -290,13 +317,31 @@ impl Session {
         &mut self,
         started: Started,
         sink: &mut S,
-    ) -> Result<SourceError, SinkError> {
+    ) -> Result<PumpEnd, SinkError> {
         let mut stream = started.stream;
         let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback);
         // Durability news comes by polling the sink; this bounds how stale it gets.
         const POLL: Duration = Duration::from_millis(100);
+        // Group commit: while a burst of messages is already buffered, keep appending; ask the
+        // sink for durability (which fsyncs) when the burst drains or after this many messages.
+        const MAX_BURST: u32 = 4096;
+        let mut burst = 0u32;
+        let probe_after = self.cfg.receive_timeout;
+        let mut last_rx = Instant::now();
+        let mut probed = false;
         loop {
             let now = Instant::now();
+            let silent = now.saturating_duration_since(last_rx);
+            if silent >= probe_after * 2 {
+                return Ok(PumpEnd::Failed(SourceError::Timeout(silent)));
+            }
+            if silent >= probe_after && !probed {
+                probed = true;
+                let f = fb.sent_flush();
+                if let Err(e) = stream.send_status(fb.received().max(f), f, f, true).await {
+                    return Ok(PumpEnd::Failed(e));
+                }
+            }
             let wait = fb
                 .next_deadline(now)
                 .saturating_duration_since(now)
@@ -304,16 +349,23 @@ impl Session {
             tokio::select! {
                 m = stream.next() => match m {
                     Ok(ReplicationMessage::XLogData { wal_start, wal_end, send_time, data }) => {
+                        (last_rx, probed) = (Instant::now(), false);
                         fb.on_xlog(wal_end, &data);
                         sink.xlog(wal_start, wal_end, send_time, data).await?;
                     }
                     Ok(ReplicationMessage::Keepalive { wal_end, reply_requested, .. }) => {
+                        (last_rx, probed) = (Instant::now(), false);
                         fb.on(Event::Keepalive { wal_end, reply_requested });
                     }
-                    Err(e) => return Ok(e),
+                    Err(e) => return Ok(PumpEnd::Failed(e)),
                 },
                 _ = tokio::time::sleep(wait) => {}
             }
+            burst += 1;
+            if stream.has_buffered() && burst < MAX_BURST && !fb.reply_pending() {
+                continue;
+            }
+            burst = 0;
             let (durable, min_ack) = sink.durable();
             fb.on(Event::Durable { lsn: durable });
             fb.on(Event::ConsumerAck { min: min_ack });
@@ -322,8 +374,19 @@ impl Session {
                     .send_status(st.write, st.flush, st.apply, st.reply_requested)
                     .await
                 {
-                    return Ok(e);
+                    return Ok(PumpEnd::Failed(e));
                 }
+            }
+            if sink.stop_requested() {
+                let flush = fb.allowed_flush();
+                if !flush.is_zero() {
+                    if let Err(e) = stream.send_status(flush, flush, flush, false).await {
+                        tracing::warn!(error = %e, "could not send the final status update");
+                    }
+                }
+                tracing::info!(flush = %flush, "replication stopped; final position confirmed");
+                let _ = stream.close().await;
+                return Ok(PumpEnd::Stopped);
             }
         }
     }

@@ -47,7 +47,14 @@ impl SqlConnection {
         let (client, task) =
             tokio::time::timeout(cfg.connect_timeout + Duration::from_secs(1), fut)
                 .await
-                .map_err(|_| SourceError::Timeout(cfg.connect_timeout))??;
+                .map_err(|_| SourceError::Timeout(cfg.connect_timeout))?
+                .map_err(|e| match e {
+                    SourceError::Auth { message, .. } => SourceError::Auth {
+                        user: cfg.user.clone(),
+                        message,
+                    },
+                    e => e,
+                })?;
         Ok(SqlConnection { client, task })
     }
 }

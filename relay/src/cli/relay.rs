@@ -1,0 +1,387 @@
+//! `walcast relay`: open the log, hold the slot, serve HTTP and QUIC, watch the slot, and shut
+//! down gracefully on SIGTERM/Ctrl-C.
+
+use anyhow::{bail, Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use super::args::RelayArgs;
+use crate::log::{Log, LogConfig, RetentionPolicy};
+use crate::metrics::Metrics;
+use crate::pipeline::LogSink;
+use crate::serve::http::{self, HttpState};
+use crate::serve::quic::{self, Identity};
+use crate::serve::session::Hub;
+use crate::serve::status::{SourceFacts, StatusBoard};
+use crate::source::{
+    PublicationSpec, RunError, Session, SessionConfig, SourceConfig, SqlConnection,
+};
+
+/// Settings after merging flags, environment and the config file, with defaults applied.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub postgres: Option<String>,
+    pub slot: String,
+    pub publication: String,
+    pub publication_spec: PublicationSpec,
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub quic: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub binary: bool,
+    pub retention: RetentionPolicy,
+    pub wal_warn_bytes: u64,
+}
+
+/// Merges `args` (flags and env) over the TOML file named by `--config`.
+pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
+    let file: RelayArgs = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => RelayArgs::default(),
+    };
+    let tables = if args.tables.is_empty() {
+        file.tables
+    } else {
+        args.tables
+    };
+    let all_tables = args.all_tables || file.all_tables;
+    if all_tables && !tables.is_empty() {
+        bail!("give either --tables or --all-tables, not both");
+    }
+    let publication_spec = if all_tables {
+        PublicationSpec::AllTables
+    } else if !tables.is_empty() {
+        PublicationSpec::Tables(tables)
+    } else {
+        PublicationSpec::Existing
+    };
+    let size = |s: Option<String>, what: &str| -> Result<Option<u64>> {
+        s.map(|s| {
+            parse_size(&s)
+                .with_context(|| format!("{what}: {s:?} is not a size like 512MiB or 10GB"))
+        })
+        .transpose()
+    };
+    let retention_age = args
+        .retention_age
+        .or(file.retention_age)
+        .map(|s| humantime::parse_duration(&s).with_context(|| format!("--retention-age {s:?}")))
+        .transpose()?;
+    Ok(RelaySettings {
+        postgres: args.postgres.or(file.postgres),
+        slot: args.slot.or(file.slot).unwrap_or_else(|| "walcast".into()),
+        publication: args
+            .publication
+            .or(file.publication)
+            .unwrap_or_else(|| "walcast".into()),
+        publication_spec,
+        data_dir: args
+            .data_dir
+            .or(file.data_dir)
+            .context("--data-dir (or WALCAST_DATA_DIR) is required")?,
+        http: args
+            .http
+            .or(file.http)
+            .unwrap_or_else(|| "127.0.0.1:7400".parse().expect("literal")),
+        quic: args.quic.or(file.quic),
+        tls_cert: args.tls_cert.or(file.tls_cert),
+        tls_key: args.tls_key.or(file.tls_key),
+        binary: args.binary || file.binary,
+        retention: RetentionPolicy {
+            max_bytes: size(
+                args.retention_bytes.or(file.retention_bytes),
+                "--retention-bytes",
+            )?,
+            max_age: retention_age,
+        },
+        wal_warn_bytes: size(args.wal_warn.or(file.wal_warn), "--wal-warn")?.unwrap_or(1 << 30),
+    })
+}
+
+/// `512MiB`, `10GB`, `1024` (bytes). Binary and decimal units both mean powers of 1024: an
+/// operator sizing a disk means "about this much", and one rule is easier to remember.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().context("no number")?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => bail!("unknown unit {other:?}"),
+    };
+    n.checked_mul(mult).context("too large")
+}
+
+pub async fn run(args: RelayArgs) -> Result<()> {
+    let s = settings(args)?;
+    let source = SourceConfig::from_url_and_env(s.postgres.as_deref(), |k| std::env::var(k).ok())
+        .context("PostgreSQL connection settings")?;
+    if !s.http.ip().is_loopback() {
+        tracing::warn!(addr = %s.http, "serving HTTP on a non-loopback address without authentication");
+    }
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("creating {}", s.data_dir.display()))?;
+    let log_dir = s.data_dir.join("log");
+    let (log, writer, recovered) =
+        tokio::task::block_in_place(|| Log::open(LogConfig::new(&log_dir)))
+            .with_context(|| format!("opening the log in {}", log_dir.display()))?;
+    tracing::info!(dir = %log_dir.display(), recovered = ?recovered, "log open");
+
+    let metrics = Arc::new(Metrics::default());
+    let board = Arc::new(StatusBoard::new(
+        metrics.clone(),
+        SourceFacts {
+            slot: s.slot.clone(),
+            publication: s.publication.clone(),
+            postgres: source.redacted_url(),
+            binary: s.binary,
+            state: "connecting".into(),
+            ..Default::default()
+        },
+        log_dir.display().to_string(),
+    ));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let hub = Hub {
+        log: log.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown_rx.clone(),
+    };
+
+    // HTTP
+    let listener = tokio::net::TcpListener::bind(s.http)
+        .await
+        .with_context(|| format!("binding HTTP on {}", s.http))?;
+    let http_addr = listener.local_addr()?;
+    let app = http::router(HttpState {
+        hub: hub.clone(),
+        status: board.clone(),
+    });
+    let mut http_shutdown = shutdown_rx.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    println!("walcast relay: HTTP on http://{http_addr}  (stream: /v1/stream, status: /v1/status, metrics: /metrics)");
+
+    // QUIC
+    let quic_endpoint = match s.quic {
+        None => None,
+        Some(addr) => {
+            let identity = match (&s.tls_cert, &s.tls_key) {
+                (Some(c), Some(k)) => Identity::from_pem_files(c, k)?,
+                (None, None) => Identity::self_signed(vec!["localhost".into(), addr.ip().to_string()])?,
+                _ => bail!("give both --tls-cert and --tls-key, or neither (a self-signed certificate is then created)"),
+            };
+            let fingerprint = identity.sha256_hex.clone();
+            let endpoint = quic::bind(addr, identity)?;
+            let local = endpoint.local_addr()?;
+            println!("walcast relay: QUIC on quic://{local}  certificate SHA-256 {fingerprint}");
+            tracing::info!(%local, sha256 = %fingerprint, "QUIC listening");
+            tokio::spawn(quic::serve(endpoint.clone(), hub.clone()));
+            Some(endpoint)
+        }
+    };
+
+    // Retention and log gauges.
+    let retention_task = tokio::spawn(retention_loop(
+        log.clone(),
+        s.retention,
+        metrics.clone(),
+        shutdown_rx.clone(),
+    ));
+    // Slot monitoring (lag, retained WAL, warnings).
+    let monitor_task = tokio::spawn(monitor_loop(
+        source.clone(),
+        s.slot.clone(),
+        s.wal_warn_bytes,
+        metrics.clone(),
+        board.clone(),
+    ));
+
+    // The replication session.
+    let mut cfg = SessionConfig::new(source, s.slot.clone(), s.publication.clone());
+    cfg.publication_spec = s.publication_spec.clone();
+    cfg.output.binary = s.binary;
+    cfg.export_snapshot = false;
+    let mut sink = LogSink::new(writer, metrics.clone(), board.clone(), shutdown_rx.clone());
+    let mut session = Session::new(cfg);
+    let session_task = tokio::spawn(async move {
+        let end = session.run(&mut sink).await;
+        if let Err(e) = sink.sync() {
+            tracing::error!(error = %e, "final log sync failed");
+        }
+        end
+    });
+
+    // Wait for a signal or for the session to end by itself.
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut session_task = session_task;
+    let outcome = tokio::select! {
+        _ = &mut signal => {
+            tracing::info!("shutting down: no new clients, syncing the log, confirming the final position");
+            let _ = shutdown_tx.send(true);
+            match tokio::time::timeout(Duration::from_secs(20), &mut session_task).await {
+                Ok(joined) => joined.ok(),
+                Err(_) => {
+                    tracing::warn!("replication did not stop within 20 s");
+                    None
+                }
+            }
+        }
+        joined = &mut session_task => {
+            let _ = shutdown_tx.send(true);
+            joined.ok()
+        }
+    };
+    if let Some(ep) = quic_endpoint {
+        ep.close(0u32.into(), b"relay shutting down; reconnect to resume");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    retention_task.abort();
+    monitor_task.abort();
+    match outcome {
+        Some(RunError::Stopped) | None => Ok(()),
+        Some(RunError::Source(e)) => {
+            board.update(|f| {
+                f.state = "failed".into();
+                f.last_error = Some(e.to_string());
+            });
+            Err(anyhow::Error::new(e).context("replication source stopped"))
+        }
+        Some(RunError::Sink(e)) => Err(anyhow::anyhow!("the log failed: {e}")),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn retention_loop(
+    log: Log,
+    policy: RetentionPolicy,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        if policy.max_bytes.is_some() || policy.max_age.is_some() {
+            match tokio::task::block_in_place(|| {
+                log.apply_retention(&policy, now_ms, walcast_decoder::Lsn::MAX)
+            }) {
+                Ok(report) if !report.deleted.is_empty() => {
+                    tracing::info!(?report, "retention deleted old segments")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
+            }
+        }
+        metrics.log_bytes.store(log.total_bytes(), Relaxed);
+        metrics
+            .log_segments
+            .store(log.segments().len() as u64, Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Samples the slot every few seconds over an ordinary SQL connection: lag, retained WAL,
+/// wal_status. Warns when retained WAL passes the threshold; reconnects quietly on errors.
+async fn monitor_loop(
+    source: SourceConfig,
+    slot: String,
+    warn_bytes: u64,
+    metrics: Arc<Metrics>,
+    board: Arc<StatusBoard>,
+) {
+    let mut conn: Option<SqlConnection> = None;
+    let mut warned = false;
+    loop {
+        if conn.is_none() {
+            conn = SqlConnection::connect(&source).await.ok();
+        }
+        if let Some(c) = &conn {
+            let q = "SELECT (pg_current_wal_lsn() - '0/0')::text, (confirmed_flush_lsn - '0/0')::text, \
+                     (restart_lsn - '0/0')::text, wal_status FROM pg_replication_slots WHERE slot_name = $1";
+            match c.client.query_opt(q, &[&slot]).await {
+                Ok(Some(row)) => {
+                    let num = |i: usize| {
+                        row.get::<_, Option<String>>(i)
+                            .and_then(|s| s.parse::<u64>().ok())
+                    };
+                    let (cur, confirmed, restart) = (num(0), num(1), num(2));
+                    let wal_status: Option<String> = row.get(3);
+                    if let Some(cur) = cur {
+                        metrics.server_wal_lsn.store(cur, Relaxed);
+                        if let Some(cf) = confirmed {
+                            metrics.confirmed_flush_lsn.store(cf, Relaxed);
+                            metrics
+                                .slot_lag_bytes
+                                .store(cur as i64 - cf as i64, Relaxed);
+                        }
+                        if let Some(r) = restart {
+                            let retained = cur.saturating_sub(r);
+                            metrics
+                                .slot_retained_wal_bytes
+                                .store(retained as i64, Relaxed);
+                            if retained > warn_bytes && !warned {
+                                tracing::warn!(%slot, retained_bytes = retained, threshold = warn_bytes,
+                                    "the slot retains more WAL than the warning threshold; check that the relay keeps up and that durable consumers acknowledge (set max_slot_wal_keep_size to bound it)");
+                                warned = true;
+                            } else if retained <= warn_bytes {
+                                warned = false;
+                            }
+                            board.update(|f| {
+                                f.wal_status = wal_status.clone();
+                                f.slot_restart_lsn = Some(walcast_decoder::Lsn(r).to_string());
+                            });
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "slot monitor query failed; reconnecting");
+                    conn = None;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

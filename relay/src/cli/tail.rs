@@ -1,0 +1,105 @@
+//! `walcast tail`: print a relay's stream as JSON lines (the decoder's output contract) or
+//! MessagePack, resuming by itself across disconnects.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use walcast_decoder::frame::FrameKind;
+use walcast_decoder::output::jsonl::write_event;
+use walcast_decoder::output::msgpack::MsgpackEncoder;
+use walcast_decoder::{Decoder, Event, Lsn};
+
+use super::args::{OutputFormat, TailArgs};
+use crate::client::{Delivery, Subscription, Transport};
+use crate::serve::request::parse_table;
+
+pub async fn run(args: TailArgs) -> Result<()> {
+    let from = args
+        .from
+        .as_deref()
+        .map(str::parse::<Lsn>)
+        .transpose()
+        .context("--from")?;
+    let until = args
+        .until
+        .as_deref()
+        .map(str::parse::<Lsn>)
+        .transpose()
+        .context("--until")?;
+    let tables = args
+        .tables
+        .iter()
+        .map(|t| parse_table(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let transport = Transport::from_url(&args.url, args.cert_sha256.as_deref())?;
+    let mut sub = Subscription::new(transport, from, tables);
+    let mut decoder = Decoder::new();
+    let mut msgpack = MsgpackEncoder::new();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut line = String::new();
+    let mut bin = Vec::new();
+    loop {
+        let delivery = sub.next().await?;
+        let frame = match delivery {
+            Delivery::Frame(f) => f,
+            Delivery::Reset => {
+                // Blocks of in-flight streamed transactions come again from their start.
+                decoder.reset();
+                continue;
+            }
+            Delivery::Heartbeat(_) => {
+                out.flush()?;
+                continue;
+            }
+        };
+        let lsn = (frame.kind == FrameKind::Wal).then_some(frame.lsn);
+        let event = decoder
+            .decode(&frame.payload)
+            .with_context(|| format!("decoding the message at {}", frame.lsn))?;
+        match args.format {
+            OutputFormat::Jsonl => {
+                line.clear();
+                write_event(&event, lsn, &mut line);
+                line.push('\n');
+                out.write_all(line.as_bytes())?;
+            }
+            OutputFormat::Msgpack => {
+                bin.clear();
+                msgpack.encode(&event, lsn, &mut bin)?;
+                out.write_all(&bin)?;
+            }
+        }
+        if let Some(until) = until {
+            if closes_at_or_past(&event, until) {
+                out.flush()?;
+                return Ok(());
+            }
+        }
+        // Flush at transaction ends so a reader of the pipe sees whole transactions promptly.
+        if closing_end_lsn(&event).is_some() {
+            out.flush()?;
+        }
+    }
+}
+
+/// The end LSN of a transaction-closing event: a commit (plain, streamed or prepared), a
+/// prepare, or a rollback of a prepared transaction.
+fn closing_end_lsn(event: &Event<'_>) -> Option<Lsn> {
+    match event {
+        Event::Commit(c) => Some(c.end_lsn),
+        Event::StreamCommit(c) => Some(c.end_lsn),
+        Event::Prepare(p) | Event::StreamPrepare(p) => Some(p.end_lsn),
+        Event::CommitPrepared(c) => Some(c.end_lsn),
+        Event::RollbackPrepared(r) => Some(r.rollback_end_lsn),
+        _ => None,
+    }
+}
+
+/// Whether `event` is a commit (plain, streamed or prepared) whose end LSN is at or past
+/// `until`. A Prepare is not a commit: `--until` waits for the outcome.
+fn closes_at_or_past(event: &Event<'_>, until: Lsn) -> bool {
+    !matches!(
+        event,
+        Event::Prepare(_) | Event::StreamPrepare(_) | Event::RollbackPrepared(_)
+    ) && closing_end_lsn(event).is_some_and(|end| end >= until)
+}

@@ -1,0 +1,142 @@
+//! The ingest path: what the replication session receives goes into the log, and the log's
+//! durable position goes back to the session as the LSN it may confirm.
+//!
+//! Group commit: the session appends a burst of messages and asks for durability when the burst
+//! drains; that is when this sink fsyncs. PostgreSQL therefore never hears of a flush position
+//! that is not on disk here.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::watch;
+use walcast_decoder::frame::FrameKind;
+use walcast_decoder::Lsn;
+
+use crate::log::{Appended, LogError, LogWriter};
+use crate::metrics::Metrics;
+use crate::serve::status::StatusBoard;
+use crate::source::{Prepared, ReplicationSink, SinkError};
+
+/// The lowest LSN that registered durable consumers have acknowledged (`None`: no such consumer).
+pub type ConsumerFloor = Arc<dyn Fn() -> Option<Lsn> + Send + Sync>;
+
+pub struct LogSink {
+    writer: LogWriter,
+    metrics: Arc<Metrics>,
+    board: Arc<StatusBoard>,
+    sessions: u64,
+    unsynced: bool,
+    /// A sync failure: the next append reports it and stops the session (the log must be reopened).
+    failed: Option<LogError>,
+    consumer_floor: Option<ConsumerFloor>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl LogSink {
+    pub fn new(
+        writer: LogWriter,
+        metrics: Arc<Metrics>,
+        board: Arc<StatusBoard>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        metrics.durable_lsn.store(writer.durable().lsn.0, Relaxed);
+        LogSink {
+            writer,
+            metrics,
+            board,
+            sessions: 0,
+            unsynced: false,
+            failed: None,
+            consumer_floor: None,
+            shutdown,
+        }
+    }
+
+    pub fn with_consumer_floor(mut self, floor: ConsumerFloor) -> Self {
+        self.consumer_floor = Some(floor);
+        self
+    }
+
+    /// Makes everything appended durable now.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        // fsync blocks; let the runtime move other tasks off this worker meanwhile.
+        let durable = tokio::task::block_in_place(|| self.writer.sync())?;
+        self.unsynced = false;
+        self.metrics.durable_lsn.store(durable.lsn.0, Relaxed);
+        Ok(())
+    }
+
+    pub fn into_writer(self) -> LogWriter {
+        self.writer
+    }
+}
+
+impl ReplicationSink for LogSink {
+    async fn prepared(&mut self, p: &Prepared) -> Result<(), SinkError> {
+        if let Some(e) = self.failed.take() {
+            return Err(Box::new(e));
+        }
+        // Every new walsender session: clients must drop in-flight streamed transactions, and
+        // the log starts dropping what PostgreSQL resends from the slot's confirmed position.
+        self.writer
+            .append(FrameKind::Reset, self.writer.appended_boundary(), &[])?;
+        self.unsynced = true;
+        if self.sessions > 0 {
+            self.metrics.source_reconnects.fetch_add(1, Relaxed);
+        }
+        self.sessions += 1;
+        self.board.update(|f| {
+            f.server_version = Some(p.server.version_num.to_string());
+            f.proto_version = Some(p.proto_version);
+            f.state = "streaming".into();
+            f.last_error = None;
+        });
+        self.metrics.source_connected.store(1, Relaxed);
+        Ok(())
+    }
+
+    async fn xlog(
+        &mut self,
+        wal_start: Lsn,
+        _wal_end: Lsn,
+        _send_time: i64,
+        data: Bytes,
+    ) -> Result<(), SinkError> {
+        if let Some(e) = self.failed.take() {
+            return Err(Box::new(e));
+        }
+        match self.writer.append_wal(wal_start, &data)? {
+            Appended::Kept { .. } => {
+                self.metrics.frames_in.fetch_add(1, Relaxed);
+                self.metrics.bytes_in.fetch_add(data.len() as u64, Relaxed);
+                if matches!(data.first(), Some(b'C' | b'c' | b'K' | b'r' | b'P' | b'p')) {
+                    self.metrics.transactions_logged.fetch_add(1, Relaxed);
+                }
+                self.unsynced = true;
+            }
+            Appended::Dropped => {
+                self.metrics.duplicates_dropped.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn durable(&mut self) -> (Lsn, Option<Lsn>) {
+        if self.failed.is_none() {
+            if let Err(e) = self.sync() {
+                tracing::error!(error = %e, "making the log durable failed; stopping replication (nothing is confirmed past the last good sync)");
+                self.failed = Some(e);
+            }
+        }
+        let floor = self.consumer_floor.as_ref().and_then(|f| f());
+        (self.writer.durable().lsn, floor)
+    }
+
+    fn stop_requested(&self) -> bool {
+        *self.shutdown.borrow() || self.failed.is_some()
+    }
+}

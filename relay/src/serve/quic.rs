@@ -1,0 +1,192 @@
+//! The QUIC side (quinn): a client opens a bidirectional stream, sends its request as JSON
+//! (`{"from": "...", "tables": [...]}`, at most 8 KiB) and finishes its side; the relay answers
+//! on the same stream with exactly the bytes the HTTP endpoint would send. A bad request gets a
+//! single `'e'` frame with code `bad_request`, and the connection goes on serving other streams.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use walcast_decoder::frame::{self, FrameKind};
+use walcast_decoder::Lsn;
+
+use super::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
+use super::session::Hub;
+
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuicSetupError {
+    #[error("reading TLS certificate/key {path}: {detail}")]
+    Pem { path: String, detail: String },
+    #[error("creating a self-signed certificate: {0}")]
+    SelfSigned(String),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("binding QUIC on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A certificate chain and key, and the SHA-256 fingerprint of the leaf (for pinning).
+pub struct Identity {
+    pub chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    pub key: rustls::pki_types::PrivateKeyDer<'static>,
+    pub sha256_hex: String,
+}
+
+impl Identity {
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Identity, QuicSetupError> {
+        let pem_err = |path: &Path, detail: String| QuicSetupError::Pem {
+            path: path.display().to_string(),
+            detail,
+        };
+        let cert_bytes = std::fs::read(cert).map_err(|e| pem_err(cert, e.to_string()))?;
+        let chain = rustls_pemfile::certs(&mut cert_bytes.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_err(cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(pem_err(cert, "no CERTIFICATE block".into()));
+        }
+        let key_bytes = std::fs::read(key).map_err(|e| pem_err(key, e.to_string()))?;
+        let key_der = rustls_pemfile::private_key(&mut key_bytes.as_slice())
+            .map_err(|e| pem_err(key, e.to_string()))?
+            .ok_or_else(|| pem_err(key, "no PRIVATE KEY block".into()))?;
+        let sha256_hex = hex::encode(Sha256::digest(chain[0].as_ref()));
+        Ok(Identity {
+            chain,
+            key: key_der,
+            sha256_hex,
+        })
+    }
+
+    /// ECDSA P-256, valid 13 days: what browsers accept for WebTransport `serverCertificateHashes`.
+    pub fn self_signed(names: Vec<String>) -> Result<Identity, QuicSetupError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| QuicSetupError::SelfSigned(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(names)
+            .map_err(|e| QuicSetupError::SelfSigned(e.to_string()))?;
+        let now = std::time::SystemTime::now();
+        params.not_before = (now - Duration::from_secs(3600)).into();
+        params.not_after = (now + Duration::from_secs(13 * 24 * 3600)).into();
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| QuicSetupError::SelfSigned(e.to_string()))?;
+        let der = cert.der().clone();
+        let sha256_hex = hex::encode(Sha256::digest(der.as_ref()));
+        Ok(Identity {
+            chain: vec![der],
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            sha256_hex,
+        })
+    }
+}
+
+/// Binds the QUIC endpoint.
+pub fn bind(addr: SocketAddr, identity: Identity) -> Result<quinn::Endpoint, QuicSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| QuicSetupError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)
+        .map_err(|e| QuicSetupError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| QuicSetupError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("30 s fits")));
+    transport.keep_alive_interval(Some(Duration::from_secs(10)));
+    transport.max_concurrent_bidi_streams(16u32.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    config.transport_config(Arc::new(transport));
+    quinn::Endpoint::server(config, addr).map_err(|source| QuicSetupError::Bind { addr, source })
+}
+
+/// Accepts connections until the endpoint is closed.
+pub async fn serve(endpoint: quinn::Endpoint, hub: Hub) {
+    while let Some(incoming) = endpoint.accept().await {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "QUIC handshake failed");
+                    return;
+                }
+            };
+            let remote = conn.remote_address();
+            loop {
+                match conn.accept_bi().await {
+                    Ok((send, recv)) => {
+                        tokio::spawn(serve_stream(send, recv, hub.clone(), remote));
+                    }
+                    Err(e) => {
+                        tracing::debug!(%remote, error = %e, "QUIC connection closed");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    hub: Hub,
+    remote: SocketAddr,
+) {
+    let request =
+        match tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(MAX_REQUEST_BYTES)).await {
+            Ok(Ok(body)) => StreamRequest::from_json(&body),
+            Ok(Err(e)) => Err(super::request::BadRequest(format!(
+                "could not read the request: {e}"
+            ))),
+            Err(_) => Err(super::request::BadRequest(format!(
+                "no request within {REQUEST_TIMEOUT:?}"
+            ))),
+        };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => {
+            hub.metrics.clients_rejected.fetch_add(1, Relaxed);
+            tracing::info!(%remote, error = %e, "refused a QUIC stream request");
+            let _ = send.write_all(&end_stream("bad_request", &e.0)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let mut client = match hub.open(&request) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = send.write_all(&end_stream(e.code(), &e.to_string())).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    hub.metrics.clients_quic.fetch_add(1, Relaxed);
+    while let Some(chunk) = client.next_chunk().await {
+        if send.write_chunk(chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = send.finish();
+    hub.metrics.clients_quic.fetch_sub(1, Relaxed);
+}
+
+/// A whole stream consisting of the header and one `'e'` frame.
+fn end_stream(code: &str, message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::encode_header(&mut out);
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    frame::encode_frame(FrameKind::End, Lsn::ZERO, body.as_bytes(), &mut out);
+    out
+}
