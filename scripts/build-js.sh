@@ -5,6 +5,7 @@
 #
 #   scripts/build-js.sh                        build (prints the gzipped .wasm size)
 #   WALCAST_WASM_FEATURES="" scripts/build-js.sh   without MessagePack / JSON lines output (smaller)
+#   WALCAST_WASM_OPT_LEVEL=z scripts/build-js.sh   smallest instead of fastest (default 3)
 #   WALCAST_WASM_MAX_GZ=N                      fail above N gzipped bytes (regression guard)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +13,15 @@ root=$(pwd)
 js=$root/js
 dist=$js/dist
 target_gz=61440 # the size goal: 60 KiB gzipped
-max_gz=${WALCAST_WASM_MAX_GZ:-112640}
+max_gz=${WALCAST_WASM_MAX_GZ:-122880}
 features=${WALCAST_WASM_FEATURES-msgpack,jsonl}
 
-# Size-first profile for the wasm build only (env overrides keep the native profiles untouched).
-# A separate target dir keeps these flags from invalidating native release builds.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=${WALCAST_WASM_OPT_LEVEL:-z}
+# Release profile for the wasm build only (env overrides keep the native profiles untouched; a
+# separate target dir keeps them from invalidating native release builds). Optimized for speed:
+# measured on the narrow7 capture, opt-level 3 decodes ~2.5x faster in WASM than "z" for ~10 KB
+# more gzipped. WALCAST_WASM_OPT_LEVEL=z (or s) builds the smallest module instead.
+opt_level=${WALCAST_WASM_OPT_LEVEL:-3}
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=$opt_level
 export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
@@ -36,7 +40,7 @@ opt=$target_dir/walcast_wasm.opt.wasm
 # WALCAST_WASM_NAMES=1 keeps function names, for profiling (node --cpu-prof shows them).
 strip=(--strip-debug --strip-producers)
 [ "${WALCAST_WASM_NAMES:-0}" = 1 ] && strip=(-g --strip-dwarf)
-wasm-opt -Oz "${strip[@]}" \
+wasm-opt "-O$opt_level" "${strip[@]}" \
   --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-reference-types --enable-multivalue \
   -o "$opt" "$raw"
@@ -56,7 +60,7 @@ cp "$js/src/index.d.ts" "$dist/index.d.ts"
 
 raw_size=$(stat -c %s "$dist/walcast.wasm")
 gz_size=$(gzip -9 -c "$dist/walcast.wasm" | wc -c)
-echo "walcast.wasm: $raw_size bytes, $gz_size bytes gzipped (features: ${features:-none}; goal $target_gz, limit $max_gz)"
+echo "walcast.wasm: $raw_size bytes, $gz_size bytes gzipped (opt-level $opt_level, features: ${features:-none}; goal $target_gz, limit $max_gz)"
 if [ "$gz_size" -gt "$target_gz" ]; then
   echo "warning: walcast.wasm is above the $target_gz-byte gzipped goal" >&2
 fi

@@ -4,7 +4,7 @@
 //
 //   node bench/bench.mjs [--rows N] [--fixture path/to/narrow7.hex] [--min-ratio 5] [--min-rows 1.5e6]
 //
-// Input: tests/fixtures/narrow7.hex (one `\x…` pgoutput message per line, captured by the e2e
+// Input: tests/fixtures/narrow7_text.hex (one `\x…` pgoutput message per line, captured by the e2e
 // suite) when present, else a synthetic stream of the same shape: 7 columns
 // (int8 pk, int4, text, timestamptz, numeric, bool, float8), 100 rows per transaction.
 import { readFileSync, existsSync } from 'node:fs';
@@ -21,7 +21,7 @@ const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
 );
 const ROWS = Number(args.rows ?? 200000);
-const fixture = args.fixture ?? fileURLToPath(new URL('../../tests/fixtures/narrow7.hex', import.meta.url));
+const fixture = args.fixture ?? fileURLToPath(new URL('../../tests/fixtures/narrow7_text.hex', import.meta.url));
 
 function synthetic(rows) {
   const msgs = [];
