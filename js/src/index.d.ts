@@ -38,6 +38,8 @@ export interface Column {
   typeMod: number;
   /** Part of the replica identity key. */
   key: boolean;
+  /** "schema.name" of a user-defined type, when PostgreSQL described it. */
+  typeName?: string;
 }
 
 export interface Relation {
@@ -63,9 +65,13 @@ interface RowChangeBase {
   /** Set by connect(): the transaction this change belongs to. */
   commit?: CommitInfo;
 }
-export interface InsertEvent extends RowChangeBase { type: 'insert'; old: null; new: Row }
-export interface UpdateEvent extends RowChangeBase { type: 'update'; old: Row | null; oldKind: 'key' | 'full' | null; new: Row }
-export interface DeleteEvent extends RowChangeBase { type: 'delete'; old: Row; oldKind: 'key' | 'full'; new: null }
+/**
+ * Rows as in the native JSON contract: `new` (insert, update), `old` (the whole old row, under
+ * REPLICA IDENTITY FULL), `key` (the old key under DEFAULT/INDEX: other columns `undefined`).
+ */
+export interface InsertEvent extends RowChangeBase { type: 'insert'; new: Row; old: null; key: null }
+export interface UpdateEvent extends RowChangeBase { type: 'update'; new: Row; old: Row | null; key: Row | null }
+export interface DeleteEvent extends RowChangeBase { type: 'delete'; new: null; old: Row | null; key: Row | null }
 export interface TruncateEvent { type: 'truncate'; xid: number; relations: Relation[]; cascade: boolean; restartIdentity: boolean; commit?: CommitInfo }
 export interface MessageEvent { type: 'message'; xid: number; transactional: boolean; lsn: Lsn; prefix: string; content: Uint8Array; commit?: CommitInfo }
 export type Change = InsertEvent | UpdateEvent | DeleteEvent | TruncateEvent | MessageEvent;
@@ -73,14 +79,18 @@ export type Change = InsertEvent | UpdateEvent | DeleteEvent | TruncateEvent | M
 export type WalcastEvent =
   | Change
   | { type: 'begin'; xid: number; finalLsn: Lsn; commitTime: Date | string }
-  | { type: 'commit'; flags: number; commitLsn: Lsn; endLsn: Lsn; commitTime: Date | string }
+  | { type: 'commit'; xid: number; flags: number; commitLsn: Lsn; endLsn: Lsn; commitTime: Date | string }
   | { type: 'relation'; xid: number; relation: Relation }
   | { type: 'origin'; lsn: Lsn; name: string }
   | { type: 'type'; xid: number; oid: number; schema: string; name: string }
   | { type: 'streamStart'; xid: number; first: boolean }
   | { type: 'streamStop' }
   | { type: 'streamCommit'; xid: number; flags: number; commitLsn: Lsn; endLsn: Lsn; commitTime: Date | string }
-  | { type: 'streamAbort'; xid: number; subxid: number }
+  | { type: 'streamAbort'; xid: number; subxid: number; abortLsn: Lsn | null; abortTime: Date | string | null; discarded: number[] }
+  | { type: 'beginPrepare' | 'prepare' | 'streamPrepare'; xid: number; gid: string; prepareLsn: Lsn; endLsn: Lsn; prepareTime: Date | string }
+  | { type: 'commitPrepared'; xid: number; gid: string; commitLsn: Lsn; endLsn: Lsn; commitTime: Date | string }
+  | { type: 'rollbackPrepared'; xid: number; gid: string; prepareEndLsn: Lsn; rollbackEndLsn: Lsn; prepareTime: Date | string; rollbackTime: Date | string }
+  | { type: 'unknown' }
   | { type: 'heartbeat'; lsn: Lsn }
   | { type: 'reset' }
   | { type: 'end'; code: 'resync_required' | 'shutdown' | 'bad_request' | string; message: string };
@@ -96,6 +106,12 @@ export declare class Decoder {
   decodeMessage(message: Uint8Array): WalcastEvent[];
   /** Decode several raw pgoutput messages in one WASM call. */
   decodeMessages(messages: Uint8Array[]): WalcastEvent[];
+  /** Like push(), but the native MessagePack records of the WAL frames' events. */
+  decodeToMsgpack(chunk: Uint8Array): Uint8Array;
+  /** The native MessagePack records of raw pgoutput messages. */
+  messagesToMsgpack(messages: Uint8Array[]): Uint8Array;
+  /** The native JSON lines contract (docs/output.md) of raw pgoutput messages. */
+  messagesToJsonLines(messages: Uint8Array[]): string;
   /** The next chunk starts a new frame stream (after a reconnect). */
   newStream(): void;
   /** Free the WASM-side memory. */
