@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { Decoder, UNCHANGED_TOAST } from '../dist/node/index.mjs';
-import { fromHexLine } from './pgwire.mjs';
+import { fromHexLine, frames, stream } from './pgwire.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dirs = ['tests/fixtures', 'decoder/tests/fixtures/pg15'].map((d) => join(root, d));
@@ -25,6 +25,14 @@ function nativeJsonl(file) {
     encoding: 'utf8',
     maxBuffer: 1 << 28,
   });
+}
+
+function nativeMsgpackHex(file) {
+  return execFileSync('cargo', ['run', '-q', '--offline', '-p', 'walcast-wasm', '--example', 'fixture_jsonl', '--', '--msgpack', file], {
+    cwd: root,
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  }).trim();
 }
 
 const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');
@@ -106,6 +114,15 @@ for (const file of fixtures) {
       }
     });
     assert.ok(rows > 0, `${name} has no row changes`);
+
+    // 3. MessagePack: the WASM records equal the native ones, from raw messages and from frames.
+    const want = nativeMsgpackHex(file);
+    assert.equal(hex(new Decoder().messagesToMsgpack(msgs)), want);
+    const framed = stream(msgs.map((m) => frames.msg(m)));
+    const fd = new Decoder();
+    let got = '';
+    for (let o = 0; o < framed.length; o += 777) got += hex(fd.decodeToMsgpack(framed.subarray(o, o + 777)));
+    assert.equal(got, want);
   });
 }
 

@@ -1,11 +1,13 @@
 //! Native reference for the JS conformance test: reads a fixture (one `\x…` hex pgoutput
-//! message per line) and prints the native JSON lines contract for it, one line per message.
+//! message per line) and prints the native JSON lines contract for it, one line per message,
+//! or with `--msgpack` the native MessagePack records of the whole fixture, as one hex line.
 //!
-//!     cargo run -q -p walcast-wasm --example fixture_jsonl -- FILE.hex
+//!     cargo run -q -p walcast-wasm --example fixture_jsonl -- [--msgpack] FILE.hex
 
 use std::process::ExitCode;
 
 use walcast_decoder::output::jsonl::write_event;
+use walcast_decoder::output::msgpack::MsgpackEncoder;
 use walcast_decoder::Decoder;
 
 fn unhex(line: &str) -> Option<Vec<u8>> {
@@ -20,10 +22,14 @@ fn unhex(line: &str) -> Option<Vec<u8>> {
 }
 
 fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: fixture_jsonl FILE.hex");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let msgpack = args.iter().any(|a| a == "--msgpack");
+    let Some(path) = args.iter().find(|a| !a.starts_with("--")).cloned() else {
+        eprintln!("usage: fixture_jsonl [--msgpack] FILE.hex");
         return ExitCode::from(2);
     };
+    let mut enc = MsgpackEncoder::new();
+    let mut packed = Vec::new();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -39,11 +45,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         };
         match decoder.decode(&msg) {
+            Ok(event) if msgpack => {
+                if let Err(e) = enc.encode(&event, None, &mut packed) {
+                    eprintln!("{path}:{}: {e}", n + 1);
+                    return ExitCode::from(1);
+                }
+            }
             Ok(event) => write_event(&event, None, &mut out),
             Err(e) => {
                 eprintln!("{path}:{}: {e}", n + 1);
                 return ExitCode::from(1);
             }
+        }
+        out.push('\n');
+    }
+    if msgpack {
+        out.clear();
+        for b in packed {
+            out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
         }
         out.push('\n');
     }
