@@ -4,10 +4,13 @@
 # scripts/install-deps.sh installs (wasm32 target, wasm-bindgen CLI, wasm-opt, node_modules).
 #
 #   scripts/build-js.sh                        build (prints the gzipped .wasm size)
+#   scripts/build-js.sh --test                 build, then run the package's tests (what CI runs)
 #   WALCAST_WASM_FEATURES="" scripts/build-js.sh   without MessagePack / JSON lines output (smaller)
 #   WALCAST_WASM_OPT_LEVEL=z scripts/build-js.sh   smallest instead of fastest (default 3)
 #   WALCAST_WASM_MAX_GZ=N                      fail above N gzipped bytes (regression guard)
 set -euo pipefail
+run_tests=0
+[ "${1:-}" = "--test" ] && run_tests=1
 cd "$(dirname "$0")/.."
 root=$(pwd)
 js=$root/js
@@ -67,4 +70,10 @@ fi
 if [ "$gz_size" -gt "$max_gz" ]; then
   echo "error: walcast.wasm is larger than $max_gz bytes gzipped" >&2
   exit 1
+fi
+
+if [ "$run_tests" = 1 ]; then
+  # The live end-to-end tests use the relay binary when it is built; build it so they run.
+  cargo build -q -p walcast-relay --bin walcast
+  (cd "$js" && npm test)
 fi
