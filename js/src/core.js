@@ -172,6 +172,10 @@ function makeCell(opts) {
   };
 }
 
+function defineField(o, name, value) {
+  Object.defineProperty(o, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function identName(c) {
   return /^[A-Za-z_$][\w$]*$/.test(c) ? c : JSON.stringify(c);
 }
@@ -180,14 +184,17 @@ function identName(c) {
 function makeRowClass(columns, cell, schema, table) {
   const names = columns.map((c) => c.name);
   try {
-    const body = names.map((n) => `this[${JSON.stringify(n)}] = cell();`).join('\n');
+    // A column named __proto__ must become an own field, not the row's prototype.
+    const body = names
+      .map((n) => (n === '__proto__' ? `defineField(this, "__proto__", cell());` : `this[${JSON.stringify(n)}] = cell();`))
+      .join('\n');
     const label = identName(`${schema}_${table}`).replace(/[^\w$]/g, '_');
     // eslint-disable-next-line no-new-func
-    return new Function('cell', `return function ${/^\d/.test(label) ? '_' + label : label}() {\n${body}\n};`)(cell);
+    return new Function('cell', 'defineField', `return function ${/^\d/.test(label) ? '_' + label : label}() {\n${body}\n};`)(cell, defineField);
   } catch {
     // Content-Security-Policy without 'unsafe-eval': a generic (slower) constructor.
     return function Row() {
-      for (let i = 0; i < names.length; i++) this[names[i]] = cell();
+      for (let i = 0; i < names.length; i++) defineField(this, names[i], cell());
     };
   }
 }
@@ -319,7 +326,7 @@ export class Decoder {
     if (n === rel.columns.length) return new rel.Row();
     // Defensive: a tuple shape that differs from the cached relation (never sent by PostgreSQL).
     const o = {};
-    for (let i = 0; i < n; i++) o[rel.columns[i]?.name ?? `col${i}`] = this._cell();
+    for (let i = 0; i < n; i++) defineField(o, rel.columns[i]?.name ?? `col${i}`, this._cell());
     return o;
   }
 

@@ -1,7 +1,15 @@
 // LSNs are printed the way PostgreSQL does ("16/B374D848") and compared as BigInt.
 
+// The high half changes every 4 GiB of WAL: cache its text (LSNs are formatted per commit).
+let lastHi = -1;
+let lastHiText = '';
+
 export function formatLsn(hi, lo) {
-  return hi.toString(16).toUpperCase() + '/' + lo.toString(16).toUpperCase();
+  if (hi !== lastHi) {
+    lastHi = hi;
+    lastHiText = hi.toString(16).toUpperCase() + '/';
+  }
+  return lastHiText + lo.toString(16).toUpperCase();
 }
 
 export function lsnToBigInt(lsn) {

@@ -141,3 +141,14 @@ test('streamed transactions, truncate and logical messages', () => {
   assert.equal(ev[6].subxid, 901);
   assert.equal(ev[7].endLsn, '0/20');
 });
+
+test('column names are data, never code or prototypes', () => {
+  const cols = [{ name: '__proto__', oid: 25 }, { name: 'a"b\\c', oid: 23 }, { name: '}); throw 1; ({', oid: 23 }, { name: 'constructor', oid: 25 }];
+  const [, ins] = new Decoder().decodeMessages([pg.relation(5, 'weird schema', '1-table', cols), pg.insert(5, ['p', '1', '2', 'c'])]);
+  assert.equal(Object.getPrototypeOf(ins.new), ins.relation.Row.prototype);
+  assert.deepEqual(Object.keys(ins.new), cols.map((c) => c.name));
+  assert.equal(ins.new['__proto__'], 'p');
+  assert.equal(ins.new['a"b\\c'], 1);
+  assert.equal(ins.new['}); throw 1; ({'], 2);
+  assert.equal(ins.new.constructor, 'c');
+});
