@@ -309,3 +309,84 @@ fn write_event(e: &Event<'_>, out: &mut Flat) {
         _ => out.event(ev::UNKNOWN),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<Vec<u8>> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../decoder/tests/fixtures/pg15/"
+        );
+        let text = std::fs::read_to_string(format!("{path}{name}")).expect("fixture present");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let h = l.trim().trim_start_matches("\\x");
+                (0..h.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn frame(kind: u8, lsn: u64, payload: &[u8], out: &mut Vec<u8>) {
+        let kind = FrameKind::from_byte(kind);
+        walcast_decoder::frame::encode_frame(kind, Lsn(lsn), payload, out);
+    }
+
+    #[test]
+    fn every_captured_message_becomes_one_flat_event() {
+        for name in [
+            "basic_text.hex",
+            "basic_binary.hex",
+            "stream.hex",
+            "twophase.hex",
+        ] {
+            let msgs = fixture(name);
+            let mut e = Engine::default();
+            for m in &msgs {
+                e.message(m).expect("captured messages decode");
+            }
+            assert_eq!(e.out.events as usize, msgs.len(), "{name}");
+            assert!(!e.out.words.is_empty());
+        }
+    }
+
+    #[test]
+    fn frames_give_the_same_words_as_messages_plus_control_events() {
+        let msgs = fixture("basic_text.hex");
+        let mut direct = Engine::default();
+        for m in &msgs {
+            direct.message(m).expect("decodes");
+        }
+        let mut stream = Vec::new();
+        walcast_decoder::frame::encode_header(&mut stream);
+        for m in &msgs {
+            frame(b'w', 0, m, &mut stream);
+        }
+        frame(b'k', 0x1234_5678_9abc, &[], &mut stream);
+        frame(
+            b'e',
+            0,
+            br#"{"code":"shutdown","message":"bye"}"#,
+            &mut stream,
+        );
+        frame(b'w', 0, b"garbage after the end is ignored", &mut stream);
+        let mut framed = Engine::default();
+        // Split at an awkward size: frames straddle chunks.
+        for chunk in stream.chunks(7) {
+            framed.frames(chunk).expect("valid stream");
+        }
+        let n = direct.out.words.len();
+        assert_eq!(framed.out.words[..n], direct.out.words[..]);
+        assert_eq!(
+            framed.out.words[n..n + 3],
+            [ev::HEARTBEAT, 0x1234, 0x5678_9abc]
+        );
+        assert_eq!(framed.out.words[n + 3], ev::END);
+        assert_eq!(framed.out.events as usize, msgs.len() + 2);
+    }
+}
