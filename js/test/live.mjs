@@ -62,9 +62,9 @@ export async function startPostgres() {
   };
 }
 
-export async function startRelay(pg, { tables, dataDir } = {}) {
+export async function startRelay(pg, { tables, dataDir, httpPort: port } = {}) {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'walcast-js-relay-'));
-  const httpPort = await freePort();
+  const httpPort = port ?? (await freePort());
   const quicPort = await freePort();
   const args = ['relay', '--postgres', pg.url, '--slot', 'walcast_js', '--publication', 'walcast_js', '--data-dir', dir, '--http', `127.0.0.1:${httpPort}`, '--quic', `127.0.0.1:${quicPort}`];
   if (tables) args.push('--tables', tables.join(','));
@@ -91,6 +91,7 @@ export async function startRelay(pg, { tables, dataDir } = {}) {
   }
   return {
     url,
+    httpPort,
     dataDir: dir,
     log: () => log,
     async stop(signal = 'SIGTERM') {

@@ -15,14 +15,16 @@ const SCHEMA = `
   ALTER TABLE items ALTER COLUMN big SET STORAGE EXTERNAL;
   CREATE TABLE other (id int PRIMARY KEY, v text);`;
 
+// The next n changes, leaving the subscription open (a for-await `break` would close it).
 async function take(sub, n, ms = 30000) {
   const out = [];
-  const timer = setTimeout(() => sub.return(), ms);
-  for await (const c of sub) {
-    out.push(c);
-    if (out.length >= n) break;
+  const deadline = Date.now() + ms;
+  while (out.length < n) {
+    const r = await Promise.race([sub.next(), new Promise((res) => setTimeout(() => res({ timeout: true }), Math.max(0, deadline - Date.now())))]);
+    if (r.timeout) throw new Error(`timed out after ${out.length} of ${n} changes`);
+    if (r.done) break;
+    out.push(r.value);
   }
-  clearTimeout(timer);
   return out;
 }
 
@@ -49,16 +51,24 @@ test('live relay: Node client sees typed changes, resumes across a relay restart
     assert.equal(del.key.id, '9007199254740993');
     const position = sub.position;
     assert.equal(position, del.commit.endLsn);
-    ac.abort();
 
-    // Restart the relay on the same log; a new subscription from `position` gets only new work.
+    // Restart the relay (same port, same log) under the live subscription: it reconnects from
+    // its position and delivers only the new transaction, exactly once.
+    const reconnects = [];
+    const sub2 = connect(relay.url, { from: position, tables: ['public.items'], signal: ac.signal, backoff: { initialMs: 100, maxMs: 500 }, onReconnect: (i) => reconnects.push(i.position) });
+    pg.psql(`INSERT INTO items (id, name) VALUES (2, 'before restart')`);
+    const [before] = await take(sub2, 1);
+    assert.equal(before.new.id, 2);
+    const { httpPort, dataDir } = relay;
     await relay.stop();
-    const dataDir = relay.dataDir;
-    relay = await startRelay(pg, { tables: ['public.items'], dataDir });
-    pg.psql(`INSERT INTO items (id, name) VALUES (2, 'after restart')`);
-    const next = await take(connect(relay.url, { from: position, tables: ['public.items'] }), 1);
-    assert.equal(next[0].new.id, 2);
-    assert.equal(next[0].new.name, 'after restart');
+    pg.psql(`INSERT INTO items (id, name) VALUES (3, 'while down')`);
+    relay = await startRelay(pg, { tables: ['public.items'], dataDir, httpPort });
+    pg.psql(`INSERT INTO items (id, name) VALUES (4, 'after restart')`);
+    const after = await take(sub2, 2);
+    assert.deepEqual(after.map((c) => c.new.id), [3, 4]);
+    assert.ok(reconnects.length >= 1, 'the subscription reconnected');
+    assert.equal(reconnects[0], before.commit.endLsn);
+    ac.abort();
   } finally {
     await relay?.stop();
     if (relay) rmSync(relay.dataDir, { recursive: true, force: true });
