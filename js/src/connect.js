@@ -44,12 +44,17 @@ export function fetchTransport({ fetch: fetchImpl = globalThis.fetch, headers } 
   };
 }
 
+// The relay's error bodies are JSON {"code","message"}; anything else is shown as text.
 async function bodyText(res) {
+  let text = '';
   try {
-    return (await res.text()).slice(0, 500);
+    text = (await res.text()).slice(0, 2000);
+    const j = JSON.parse(text);
+    if (j && typeof j.message === 'string') return j.message;
   } catch {
-    return '';
+    /* not JSON */
   }
+  return text.slice(0, 500);
 }
 
 async function* readerIterable(body) {

@@ -96,6 +96,15 @@ test('resync_required surfaces as ResyncRequiredError, bad requests are not retr
   await r.close();
 });
 
+test('HTTP 410 with the relay\'s JSON error body is a ResyncRequiredError carrying its message', async () => {
+  const r = await relay(() => ({ status: 410, chunks: [new TextEncoder().encode('{"code":"resync_required","message":"0/10 is older than the log"}')] }));
+  await assert.rejects(async () => {
+    for await (const _ of connect(r.base, { from: '0/10', ...fast })) void _;
+  }, (e) => e instanceof ResyncRequiredError && e.message === '0/10 is older than the log' && e.position === '0/10');
+  assert.equal(r.requests.length, 1);
+  await r.close();
+});
+
 test('streamed transactions are delivered at stream commit, minus aborted subtransactions', async () => {
   const r = await relay(() => ({
     chunks: [
