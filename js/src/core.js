@@ -86,11 +86,19 @@ function civil(days) {
   return [yoe + era * 400 + (m <= 2 ? 1 : 0), m, d];
 }
 
+const pad2 = (n) => (n < 10 ? '0' + n : '' + n);
+
 // Days since 2000-01-01 as PostgreSQL prints them: years before 1 AD get " BC" (year 0 is 1 BC),
-// appended by the caller after the rest of the value.
+// appended by the caller after the rest of the value. Consecutive values mostly share a day.
+let lastDays = NaN;
+let lastYmd = ['', false];
 function ymd(days) {
+  if (days === lastDays) return lastYmd;
   const [y, m, d] = civil(days + 10957);
-  return [pad(y > 0 ? y : 1 - y, 4) + '-' + pad(m, 2) + '-' + pad(d, 2), y <= 0];
+  const year = y > 0 ? y : 1 - y;
+  lastDays = days;
+  lastYmd = [(year >= 1000 ? '' + year : pad(year, 4)) + '-' + pad2(m) + '-' + pad2(d), y <= 0];
+  return lastYmd;
 }
 
 function dateText(days) {
@@ -103,8 +111,16 @@ function timestampText(secs, us, zoned) {
   const days = Math.floor(secs / 86400);
   const sod = secs - days * 86400;
   const [date, bc] = ymd(days);
-  let s = date + 'T' + pad(Math.floor(sod / 3600), 2) + ':' + pad(Math.floor(sod / 60) % 60, 2) + ':' + pad(sod % 60, 2);
-  if (us !== 0) s += '.' + pad(us, 6).replace(/0+$/, '');
+  let s = date + 'T' + pad2(Math.floor(sod / 3600)) + ':' + pad2(Math.floor(sod / 60) % 60) + ':' + pad2(sod % 60);
+  if (us !== 0) {
+    let f = us;
+    let w = 6;
+    while (f % 10 === 0) {
+      f /= 10;
+      w--;
+    }
+    s += '.' + pad(f, w);
+  }
   if (zoned) s += '+00:00';
   return bc ? s + ' BC' : s;
 }
