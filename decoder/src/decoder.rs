@@ -9,6 +9,7 @@
 pub mod streamed;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::pgoutput::{
@@ -196,23 +197,46 @@ impl StreamAbortEvent {
 struct StreamState {
     /// Subtransaction xids in the order their first change arrived.
     subxids: Vec<u32>,
-    seen: HashSet<u32>,
+    seen: IdSet,
     /// Relations described inside this transaction's stream blocks. They may describe a schema
     /// that only exists if the transaction commits, so they stay out of the session cache until then.
-    relations: HashMap<u32, Arc<RelationInfo>>,
+    relations: IdMap<Arc<RelationInfo>>,
 }
+
+/// Hasher for u32 ids (relation OIDs, xids): one multiply instead of SipHash, since the relation
+/// lookup runs once per row. Ids come from the server, and a map of a few hundred relations
+/// gains nothing from DoS-resistant hashing.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (u64::from(v) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+pub(crate) type IdSet = HashSet<u32, BuildHasherDefault<IdHasher>>;
 
 /// Stateful pgoutput decoder. One per walsender session (or one per replayed log).
 #[derive(Debug, Default, Clone)]
 pub struct Decoder {
-    relations: HashMap<u32, Arc<RelationInfo>>,
+    relations: IdMap<Arc<RelationInfo>>,
     /// User type OID → `schema.name`.
-    types: HashMap<u32, String>,
+    types: IdMap<String>,
     /// Top-level xid of the stream block we are inside.
     current_stream: Option<u32>,
     /// Xid of the open (non-streamed) transaction, from its Begin.
     current_xid: Option<u32>,
-    streams: HashMap<u32, StreamState>,
+    streams: IdMap<StreamState>,
 }
 
 impl Decoder {

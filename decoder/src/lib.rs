@@ -28,5 +28,6 @@ pub use decoder::{Cell, Change, Decoder, Event, Row};
 pub use envelope::{encode_standby_status, parse_envelope, Envelope};
 pub use error::{DecodeError, ErrorKind, Result};
 pub use lsn::{Lsn, ParseLsnError};
+pub use output::{jsonl::write_event, msgpack::MsgpackEncoder};
 pub use relation::{ColumnInfo, RelationInfo, ReplicaIdentity};
 pub use value::Value;

@@ -276,4 +276,38 @@ proptest! {
             let _ = json(&v);
         }
     }
+
+    #[test]
+    fn text_arrays_quoted_like_array_out_agree(elems in proptest::collection::vec(proptest::option::of("[a-zA-Z0-9 ,{}\"\\\\\t\né]{0,8}|NULL|null"), 1..8)) {
+        // array_out quotes an element only when it must: empty, NULL-like, or holding
+        // delimiters, braces, quotes, backslashes or whitespace.
+        let quote = |s: &str| -> String {
+            let needs = s.is_empty()
+                || s.eq_ignore_ascii_case("NULL")
+                || s.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\' | ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'));
+            if needs {
+                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                s.to_string()
+            }
+        };
+        let text = format!(
+            "{{{}}}",
+            elems.iter().map(|e| e.as_deref().map_or("NULL".to_string(), quote)).collect::<Vec<_>>().join(",")
+        );
+        let raw = array_send(oid::TEXT, &[(elems.len() as u32, 1)], &elems.iter().map(|e| e.clone().map(String::into_bytes)).collect::<Vec<_>>());
+        let t = txt(oid::TEXT_ARRAY, text.as_bytes()).unwrap();
+        prop_assert_eq!(&t, &bin(oid::TEXT_ARRAY, &raw).unwrap(), "{}", text);
+        let parsed: Vec<Option<String>> = serde_json::from_str(&json(&t)).unwrap();
+        prop_assert_eq!(parsed, elems);
+    }
+
+    #[test]
+    fn array_syntax_garbage_never_panics(s in "[{}\",\\\\ a1NUL\\[\\]:=-]{0,40}") {
+        for ty in [oid::TEXT_ARRAY, oid::INT4_ARRAY, oid::NUMERIC_ARRAY] {
+            if let Ok(v) = txt(ty, s.as_bytes()) {
+                let _ = json(&v);
+            }
+        }
+    }
 }

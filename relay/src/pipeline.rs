@@ -80,6 +80,15 @@ impl ReplicationSink for LogSink {
         if let Some(e) = self.failed.take() {
             return Err(Box::new(e));
         }
+        let fresh = self.writer.durable().frames == 0 && self.writer.durable().lsn.is_zero();
+        if self.sessions == 0 && fresh {
+            // A fresh log starts where the slot does: clients asking for anything older get
+            // "resync required" rather than a silent gap. (NotEmpty: the log already has data.)
+            match self.writer.set_start_lsn(p.start_lsn) {
+                Ok(()) | Err(LogError::NotEmpty) => {}
+                Err(e) => return Err(Box::new(e)),
+            }
+        }
         // Every new walsender session: clients must drop in-flight streamed transactions, and
         // the log starts dropping what PostgreSQL resends from the slot's confirmed position.
         self.writer

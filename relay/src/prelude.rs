@@ -46,6 +46,8 @@ pub struct Prelude {
     committed: BTreeMap<Key, Entry>,
     pending: HashMap<u32, Vec<(Key, Entry)>>,
     seq: u64,
+    /// Bumped on every change of the committed set, so callers can cache [`Prelude::frames`].
+    changes: u64,
     peek: PeekState,
 }
 
@@ -61,6 +63,11 @@ impl Prelude {
 
     pub fn is_empty(&self) -> bool {
         self.committed.is_empty()
+    }
+
+    /// A counter that changes whenever the committed prelude does.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Total payload bytes of the committed prelude.
@@ -82,6 +89,7 @@ impl Prelude {
                     Peeked::Type { oid } => Key::Type(oid),
                     _ => return Ok(()),
                 };
+                self.changes += 1;
                 self.committed.insert(
                     key,
                     Entry {
@@ -132,6 +140,7 @@ impl Prelude {
                 for (key, entry) in self.pending.remove(&xid).unwrap_or_default() {
                     let newer = self.committed.get(&key).is_some_and(|c| c.seq > entry.seq);
                     if !newer {
+                        self.changes += 1;
                         self.committed.insert(key, entry);
                     }
                 }
@@ -144,8 +153,15 @@ impl Prelude {
         Ok(())
     }
 
+    /// Drops the schema held for a streamed xid without promoting it (its commit was a duplicate
+    /// the log dropped).
+    pub fn forget_stream(&mut self, xid: u32) {
+        self.pending.remove(&xid);
+    }
+
     fn commit(&mut self, key: Key, lsn: Lsn, msg: Vec<u8>) {
         self.seq += 1;
+        self.changes += 1;
         self.committed.insert(
             key,
             Entry {

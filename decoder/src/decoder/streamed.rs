@@ -25,21 +25,19 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
-
-use super::StreamAbortEvent;
+use super::{IdMap, StreamAbortEvent};
 
 /// Items of in-progress streamed transactions, per top-level xid, in arrival order.
 #[derive(Debug, Clone)]
 pub struct StreamedTransactions<T> {
-    txns: HashMap<u32, Vec<(u32, T)>>,
+    txns: IdMap<Vec<(u32, T)>>,
     items: usize,
 }
 
 impl<T> Default for StreamedTransactions<T> {
     fn default() -> Self {
         StreamedTransactions {
-            txns: HashMap::new(),
+            txns: IdMap::default(),
             items: 0,
         }
     }

@@ -4,13 +4,12 @@
 //! arrays of values without column names: a relation record describing the columns is written
 //! once per relation, before its first row, and again only when the description changes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::Serialize;
 
-use crate::decoder::{Cell, Change, Event, Row};
+use crate::decoder::{Cell, Change, Event, IdMap, Row};
 use crate::relation::RelationInfo;
 use crate::value::{Array, InetAddr, Value};
 use crate::Lsn;
@@ -44,7 +43,7 @@ pub type EncodeError = rmp_serde::encode::Error;
 /// Use one per output stream (a reader must read the stream from its start).
 #[derive(Debug, Default, Clone)]
 pub struct MsgpackEncoder {
-    described: HashMap<u32, Arc<RelationInfo>>,
+    described: IdMap<Arc<RelationInfo>>,
 }
 
 impl MsgpackEncoder {

@@ -129,7 +129,7 @@ pub fn decode_binary(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
         oid::MONEY => Value::Money(i64::from_be_bytes(exact(raw, "money")?)),
         oid::BIT | oid::VARBIT => Value::Bit(Cow::Owned(bits(raw)?)),
         _ => match oid::array_element(type_oid) {
-            Some(elem) => Value::Array(array(elem, raw)?),
+            Some(elem) => Value::Array(Box::new(array(elem, raw)?)),
             None => Value::UnknownBinary {
                 type_oid,
                 bytes: Cow::Borrowed(raw),

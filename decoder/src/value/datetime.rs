@@ -6,6 +6,17 @@
 
 use super::fmt::{push_int, push_zero_padded};
 
+/// Two zero-padded digits, the overwhelmingly common case of every date/time field.
+#[inline]
+fn push_2(out: &mut String, v: u64) {
+    if v < 100 {
+        out.push((b'0' + (v / 10) as u8) as char);
+        out.push((b'0' + (v % 10) as u8) as char);
+    } else {
+        push_zero_padded(out, v, 2);
+    }
+}
+
 /// Julian day of 2000-01-01, PostgreSQL's epoch for date, timestamp and timestamptz.
 pub const POSTGRES_EPOCH_JDATE: i64 = 2_451_545;
 pub const USECS_PER_SEC: i64 = 1_000_000;
@@ -55,11 +66,17 @@ fn push_ymd(out: &mut String, jd: i64) -> bool {
     let (year, month, day) = j2date(jd);
     let bc = year <= 0;
     let shown = if bc { 1 - year } else { year };
-    push_zero_padded(out, shown.unsigned_abs(), 4);
+    let shown = shown.unsigned_abs();
+    if shown < 10_000 {
+        push_2(out, shown / 100);
+        push_2(out, shown % 100);
+    } else {
+        push_zero_padded(out, shown, 4);
+    }
     out.push('-');
-    push_zero_padded(out, month as u64, 2);
+    push_2(out, month as u64);
     out.push('-');
-    push_zero_padded(out, day as u64, 2);
+    push_2(out, day as u64);
     bc
 }
 
@@ -68,16 +85,16 @@ fn push_ymd(out: &mut String, jd: i64) -> bool {
 pub fn push_hms(out: &mut String, micros: u64) {
     let hours = micros / USECS_PER_HOUR as u64;
     let rest = micros % USECS_PER_HOUR as u64;
-    push_zero_padded(out, hours, 2);
+    push_2(out, hours);
     out.push(':');
-    push_zero_padded(out, rest / USECS_PER_MINUTE as u64, 2);
+    push_2(out, rest / USECS_PER_MINUTE as u64);
     out.push(':');
     push_seconds(out, rest % USECS_PER_MINUTE as u64);
 }
 
 /// `SS[.ffffff]` from microseconds within a minute.
 fn push_seconds(out: &mut String, micros: u64) {
-    push_zero_padded(out, micros / USECS_PER_SEC as u64, 2);
+    push_2(out, micros / USECS_PER_SEC as u64);
     let mut frac = micros % USECS_PER_SEC as u64;
     if frac != 0 {
         out.push('.');
@@ -90,14 +107,15 @@ fn push_seconds(out: &mut String, micros: u64) {
     }
 }
 
-/// A zone offset as `EncodeTimezone` prints it. `offset_east` is seconds east of UTC;
-/// `always_minutes` is the XSD style used by `to_json` (`+02:00` rather than `+02`).
-pub fn push_tz(out: &mut String, offset_east: i32, always_minutes: bool) {
+/// A zone offset as `EncodeTimezone` prints it for timetz (`+02`, `-05:30`, `+00:19:32`).
+/// `offset_east` is seconds east of UTC. (`to_json` of timetz keeps this short form; only
+/// timestamptz gets the XSD `+00:00`, written by [`push_timestamp`].)
+pub fn push_tz(out: &mut String, offset_east: i32) {
     out.push(if offset_east >= 0 { '+' } else { '-' });
     let abs = offset_east.unsigned_abs() as u64;
     let (hours, minutes, seconds) = (abs / 3600, abs / 60 % 60, abs % 60);
     push_zero_padded(out, hours, 2);
-    if seconds != 0 || minutes != 0 || always_minutes {
+    if seconds != 0 || minutes != 0 {
         out.push(':');
         push_zero_padded(out, minutes, 2);
     }
@@ -356,6 +374,9 @@ pub fn parse_timetz(s: &[u8]) -> Option<(i64, i32)> {
 /// timestamp / timestamptz text → microseconds since 2000-01-01 (UTC for timestamptz).
 /// A zone offset is required for timestamptz and refused for timestamp.
 pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
+    if let Some(v) = parse_timestamp_fast(s, with_tz) {
+        return Some(v);
+    }
     match s {
         b"infinity" => return Some(i64::MAX),
         b"-infinity" => return Some(i64::MIN),
@@ -378,6 +399,62 @@ pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
         .checked_add(t)?
         .checked_sub(tz as i64 * USECS_PER_SEC)?;
     (v != i64::MAX && v != i64::MIN).then_some(v)
+}
+
+/// The common shape `YYYY-MM-DD HH:MM:SS[.f{1,6}][+HH]` (AD, 4-digit year, whole-hour zone) at
+/// fixed positions, without the general parser's bookkeeping. `None` means "use the general parser".
+fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
+    #[inline]
+    fn d2(s: &[u8], i: usize) -> Option<i64> {
+        let (a, b) = (s[i].wrapping_sub(b'0'), s[i + 1].wrapping_sub(b'0'));
+        (a < 10 && b < 10).then_some((a * 10 + b) as i64)
+    }
+    if s.len() < 19
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b' '
+        || s[13] != b':'
+        || s[16] != b':'
+    {
+        return None;
+    }
+    let year = d2(s, 0)? * 100 + d2(s, 2)?;
+    let (month, day) = (d2(s, 5)?, d2(s, 8)?);
+    let (h, m, sec) = (d2(s, 11)?, d2(s, 14)?, d2(s, 17)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut frac = 0i64;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < s.len() && s[i].is_ascii_digit() && i - start < 6 {
+            frac = frac * 10 + (s[i] - b'0') as i64;
+            i += 1;
+        }
+        if i == start || s.get(i).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        frac *= [1, 100_000, 10_000, 1_000, 100, 10, 1][i - start];
+    }
+    let mut tz = 0;
+    if with_tz {
+        if s.len() != i + 3 {
+            return None;
+        }
+        let hours = d2(s, i + 1)?;
+        tz = match s[i] {
+            b'+' => hours * 3600,
+            b'-' => -hours * 3600,
+            _ => return None,
+        };
+    } else if s.len() != i {
+        return None;
+    }
+    let days = date2j(year, month, day) - POSTGRES_EPOCH_JDATE;
+    let t = h * USECS_PER_HOUR + m * USECS_PER_MINUTE + sec * USECS_PER_SEC + frac;
+    Some(days * USECS_PER_DAY + t - tz * USECS_PER_SEC)
 }
 
 /// interval text (IntervalStyle=postgres) → (months, days, microseconds).

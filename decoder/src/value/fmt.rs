@@ -27,12 +27,9 @@ pub fn push_zero_padded(out: &mut String, mut v: u64, width: usize) {
             break;
         }
     }
-    let width = width.min(buf.len());
-    let start = i.min(buf.len() - width);
-    // SAFETY-free: the buffer only holds ASCII digits.
-    for &b in &buf[start..] {
-        out.push(b as char);
-    }
+    let start = i.min(buf.len() - width.min(buf.len()));
+    // The buffer holds only ASCII digits.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -46,10 +43,22 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// A fixed stack buffer implementing `fmt::Write`, so `{:e}` needs no heap.
+/// A fixed stack buffer implementing `fmt::Write`, so the rare `{:.*e}` fallback needs no heap.
 struct StackBuf {
     buf: [u8; 64],
     len: usize,
+}
+
+impl StackBuf {
+    fn new() -> StackBuf {
+        StackBuf {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
 }
 
 impl std::fmt::Write for StackBuf {
@@ -64,58 +73,51 @@ impl std::fmt::Write for StackBuf {
     }
 }
 
-/// Appends a finite float as PostgreSQL's `float8out`/`float4out` print it with
-/// `extra_float_digits > 0`: the shortest digits that round-trip, in fixed notation when the
-/// decimal exponent is in `-4..max_fixed_exp` (15 for float8, 6 for float4, like `%g`),
-/// otherwise as `d.ddde+XX` with at least two exponent digits.
-///
-/// `shortest` is Rust's `{:e}` rendering of the value, which is the shortest round-trip
-/// digit string, as PostgreSQL's Ryu-based output is.
-fn push_pg_float(out: &mut String, sci: &str, max_fixed_exp: i32) {
-    let (neg, sci) = match sci.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, sci),
-    };
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    // The significant digits without the decimal point.
-    let mut digits = [0u8; 40];
+/// Appends the decimal `d · 10^e` (`d > 0`, no trailing zeros) as PostgreSQL's `float8out` /
+/// `float4out` print it with `extra_float_digits > 0`: fixed notation when the decimal exponent
+/// of the first digit is in `-4..max_fixed_exp` (15 for float8, 6 for float4, like `%g`),
+/// otherwise `d.ddde+XX` with at least two exponent digits.
+fn push_pg_decimal(out: &mut String, d: u64, e: i32, max_fixed_exp: i32) {
+    let mut digits = [0u8; 20];
     let mut n = 0;
-    for b in mantissa.bytes().filter(u8::is_ascii_digit) {
-        if n < digits.len() {
-            digits[n] = b;
-            n += 1;
+    let mut v = d;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
         }
     }
-    let digits = &digits[..n.max(1)];
-    if neg {
-        out.push('-');
-    }
-    if digits == b"0" {
-        out.push('0');
-        return;
-    }
+    digits[..n].reverse();
+    let digits = &digits[..n];
+    let exp = e + n as i32 - 1;
+    let push = |out: &mut String, ds: &[u8]| out.push_str(std::str::from_utf8(ds).unwrap_or(""));
     if (-4..max_fixed_exp).contains(&exp) {
         if exp < 0 {
             out.push_str("0.");
             for _ in 0..(-exp - 1) {
                 out.push('0');
             }
-            digits.iter().for_each(|&d| out.push(d as char));
+            push(out, digits);
         } else {
             let int_len = exp as usize + 1;
-            for i in 0..int_len.max(digits.len()) {
-                if i == int_len {
-                    out.push('.');
+            if int_len >= n {
+                push(out, digits);
+                for _ in n..int_len {
+                    out.push('0');
                 }
-                out.push(digits.get(i).copied().unwrap_or(b'0') as char);
+            } else {
+                push(out, &digits[..int_len]);
+                out.push('.');
+                push(out, &digits[int_len..]);
             }
         }
     } else {
-        out.push(digits[0] as char);
-        if digits.len() > 1 {
+        push(out, &digits[..1]);
+        if n > 1 {
             out.push('.');
-            digits[1..].iter().for_each(|&d| out.push(d as char));
+            push(out, &digits[1..]);
         }
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
@@ -171,30 +173,37 @@ fn parts_f32(v: f32) -> Parts {
 }
 
 /// Is the decimal `d · 10^e` exactly `n · 2^t` (`n` odd)? Compared through odd parts and
-/// powers of two, so no big integers are needed: an odd part `< 2^57` rules out large powers of 5.
+/// powers of two in plain `u64` arithmetic: both odd parts are below 2^57, which rules out all
+/// but small powers of 5.
 fn decimal_equals(d: u64, e: i32, n: u64, t: i32) -> bool {
     if d == 0 {
         return false;
     }
     let tz = d.trailing_zeros() as i32;
-    let odd = (d >> tz) as u128;
-    let lhs_odd = if e >= 0 {
-        if e > 27 {
-            return false;
-        }
-        odd * 5u128.pow(e as u32)
-    } else {
-        if -e > 27 {
-            return false;
-        }
-        let p = 5u128.pow((-e) as u32);
-        if odd % p != 0 {
-            return false;
-        }
-        odd / p
+    if tz + e != t {
+        return false;
+    }
+    let odd = d >> tz;
+    let Some(&p) = POW5.get(e.unsigned_abs() as usize) else {
+        return false;
     };
-    lhs_odd == n as u128 && tz + e == t
+    if e >= 0 {
+        odd.checked_mul(p) == Some(n)
+    } else {
+        odd % p == 0 && odd / p == n
+    }
 }
+
+/// 5^0 … 5^27, every power of 5 that fits in a u64.
+const POW5: [u64; 28] = {
+    let mut t = [1u64; 28];
+    let mut i = 1;
+    while i < 28 {
+        t[i] = t[i - 1] * 5;
+        i += 1;
+    }
+    t
+};
 
 /// Whether `d · 10^e` sits exactly on the rounding boundary between `v` and a neighbour.
 /// PostgreSQL's Ryu (`d2s.c`/`f2s.c`) treats the interval of round-tripping decimals as open,
@@ -209,62 +218,63 @@ fn on_boundary(p: &Parts, d: u64, e: i32) -> bool {
     upper || lower
 }
 
-/// Splits `{:e}` output (`-1.25e-3`) into significant digits `d`, their count, and `e` so that
-/// the magnitude is `d · 10^e`; trailing zeros are dropped.
-fn sci_parts(sci: &str) -> Option<(u64, u32, i32)> {
-    let sci = sci.strip_prefix('-').unwrap_or(sci);
-    let (mantissa, exp) = sci.split_once('e')?;
-    let exp: i32 = exp.parse().ok()?;
-    let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+/// Reads a plain decimal (`123.45`, `1.5e-7`, `1e20`, `100.0`) into `d · 10^e` with no
+/// trailing zeros in `d`. Returns `None` for more than 19 significant digits.
+fn decimal_parts(s: &str) -> Option<(u64, i32)> {
+    let s = s.strip_prefix('-').unwrap_or(s);
+    let (mantissa, exp) = match s.split_once(['e', 'E']) {
+        Some((m, x)) => (m, x.parse::<i32>().ok()?),
+        None => (s, 0),
+    };
     let mut d: u64 = 0;
-    let mut n = 0u32;
-    for b in digits {
-        d = d.checked_mul(10)?.checked_add((b - b'0') as u64)?;
-        n += 1;
+    let mut e = exp;
+    let mut after_point = false;
+    for b in mantissa.bytes() {
+        match b {
+            b'.' => after_point = true,
+            b'0'..=b'9' => {
+                d = d.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+                if after_point {
+                    e -= 1;
+                }
+            }
+            _ => return None,
+        }
     }
-    let mut e = exp - (n as i32 - 1);
     while d != 0 && d % 10 == 0 {
         d /= 10;
-        n -= 1;
         e += 1;
     }
-    Some((d, n.max(1), e))
+    Some((d, e))
 }
 
-/// Shortest round-trip digits of a non-negative `v` as PostgreSQL chooses them, in `{:e}` form, into `b`.
+/// Shortest round-trip digits of a positive finite `v` as PostgreSQL chooses them: `d · 10^e`.
 ///
-/// Rust's `{:e}` gives the shortest digits in the *closed* interval of decimals that read back as
-/// `v`, and may break an exact tie between two equally close candidates upwards. PostgreSQL's Ryu
-/// uses the open interval and breaks ties to even. Both differences only arise for decimals
-/// that are exact binary fractions, which [`decimal_equals`] detects without big integers.
-fn shortest_sci<T>(b: &mut StackBuf, v: T, parts: Parts, max_digits: usize)
+/// The `ryu` crate gives the shortest digits in the *closed* interval of decimals that read back
+/// as `v` (round-half-even parsing). PostgreSQL's copy of Ryu uses the open interval. The two
+/// differ only when the closed interval's choice lies exactly on a boundary, which
+/// [`on_boundary`] detects exactly. Then longer, correctly rounded candidates are tried until one
+/// is strictly inside. Exact ties between two candidates go to the even one, as in Ryu.
+fn shortest<T>(v: T, shortest_str: &str, parts: Parts, max_digits: usize) -> (u64, i32)
 where
     T: std::fmt::LowerExp + Copy + PartialEq + std::str::FromStr,
 {
-    let _ = write!(b, "{v:e}");
-    let Some((mut d, n, mut e)) = sci_parts(b.as_str()) else {
-        return;
+    let Some((mut d, mut e)) = decimal_parts(shortest_str) else {
+        return (0, 0);
     };
     let inside = |d: u64, e: i32| -> bool {
-        let mut c = StackBuf {
-            buf: [0; 64],
-            len: 0,
-        };
-        write_sci(&mut c, d, e);
+        let mut c = StackBuf::new();
+        let _ = write!(c, "{d}e{e}");
         c.as_str().parse::<T>().is_ok_and(|back| back == v) && !on_boundary(&parts, d, e)
     };
-    let mut changed = false;
     if on_boundary(&parts, d, e) {
-        for prec in n as usize..=max_digits {
-            let mut c = StackBuf {
-                buf: [0; 64],
-                len: 0,
-            };
+        let n = d.checked_ilog10().unwrap_or(0) as usize + 1;
+        for prec in n..=max_digits {
+            let mut c = StackBuf::new();
             let _ = write!(c, "{:.*e}", prec - 1, v);
-            if let Some((cd, _, ce)) = sci_parts(c.as_str()) {
+            if let Some((cd, ce)) = decimal_parts(c.as_str()) {
                 if inside(cd, ce) {
                     (d, e) = (cd, ce);
-                    changed = true;
                     break;
                 }
             }
@@ -275,43 +285,17 @@ where
         let tz = parts.m.trailing_zeros() as i32;
         let (odd, t) = (parts.m >> tz, parts.k + tz);
         for alt in [d - 1, d + 1] {
-            let twice = 2 * d.min(alt) + 1;
-            if decimal_equals(twice, e, odd, t + 1) && inside(alt, e) {
+            if decimal_equals(2 * d.min(alt) + 1, e, odd, t + 1) && inside(alt, e) {
                 d = alt;
-                changed = true;
                 break;
             }
         }
     }
-    if changed {
-        *b = StackBuf {
-            buf: [0; 64],
-            len: 0,
-        };
-        write_sci(b, d, e);
+    while d != 0 && d % 10 == 0 {
+        d /= 10;
+        e += 1;
     }
-}
-
-/// Writes `d · 10^e` as `{:e}` would (`1.25e-3`).
-fn write_sci(b: &mut StackBuf, d: u64, e: i32) {
-    let mut digits = StackBuf {
-        buf: [0; 64],
-        len: 0,
-    };
-    let _ = write!(digits, "{d}");
-    let ds = &digits.buf[..digits.len];
-    let _ = b.write_str(std::str::from_utf8(&ds[..1]).unwrap_or("0"));
-    if ds.len() > 1 {
-        let _ = b.write_str(".");
-        let _ = b.write_str(std::str::from_utf8(&ds[1..]).unwrap_or(""));
-    }
-    let _ = write!(b, "e{}", e + ds.len() as i32 - 1);
-}
-
-impl StackBuf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
-    }
+    (d, e)
 }
 
 /// float8 as PostgreSQL prints it (`NaN`, `Infinity`, `-Infinity` for the specials).
@@ -325,12 +309,14 @@ pub fn push_f64(out: &mut String, v: f64) {
             out.push('-');
         }
         let v = v.abs();
-        let mut b = StackBuf {
-            buf: [0; 64],
-            len: 0,
-        };
-        shortest_sci(&mut b, v, parts_f64(v), 17);
-        push_pg_float(out, b.as_str(), 15);
+        // Whole numbers below 10^15 print as their integer digits (fixed notation).
+        if v < 1e15 && v.fract() == 0.0 {
+            push_uint(out, v as u64);
+            return;
+        }
+        let mut buf = ryu::Buffer::new();
+        let (d, e) = shortest(v, buf.format_finite(v), parts_f64(v), 17);
+        push_pg_decimal(out, d, e, 15);
     }
 }
 
@@ -345,12 +331,13 @@ pub fn push_f32(out: &mut String, v: f32) {
             out.push('-');
         }
         let v = v.abs();
-        let mut b = StackBuf {
-            buf: [0; 64],
-            len: 0,
-        };
-        shortest_sci(&mut b, v, parts_f32(v), 9);
-        push_pg_float(out, b.as_str(), 6);
+        if v < 1e6 && v.fract() == 0.0 {
+            push_uint(out, v as u64);
+            return;
+        }
+        let mut buf = ryu::Buffer::new();
+        let (d, e) = shortest(v, buf.format_finite(v), parts_f32(v), 9);
+        push_pg_decimal(out, d, e, 6);
     }
 }
 

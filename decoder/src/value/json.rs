@@ -3,7 +3,8 @@
 //! The rules are those of `datum_to_json` in PostgreSQL's `json.c`:
 //! int2/int4/int8/float4/float8/numeric are bare JSON numbers unless their text is not a valid
 //! JSON number (`NaN`, `Infinity`), in which case they are strings; bool is `true`/`false`;
-//! date/timestamp/timestamptz/time/timetz use the XSD forms (`2024-05-01T12:00:00+00:00`);
+//! date/timestamp/timestamptz use the XSD forms (`2024-05-01T12:00:00+00:00`), time and timetz
+//! their output text (`12:00:00+02`);
 //! json and jsonb are embedded as their text; arrays become nested JSON arrays (lower bounds
 //! are dropped); every other type (oid, money, interval, inet, uuid, bytea, …) is its output
 //! text as a JSON string.
@@ -40,10 +41,12 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             }
         }
         Value::Numeric(s) => {
-            if matches!(s.as_ref(), "NaN" | "Infinity" | "-Infinity") {
-                escape_json(out, s);
-            } else {
+            // PostgreSQL's IsValidJsonNumber decides: NaN/Infinity (or any hand-built oddity)
+            // become strings.
+            if is_json_number(s) {
                 out.push_str(s);
+            } else {
+                escape_json(out, s);
             }
         }
         Value::Text(s) => escape_json(out, s),
@@ -60,7 +63,7 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             offset_secs,
         } => quoted(out, |o| {
             push_hms(o, (*micros).max(0) as u64);
-            push_tz(o, *offset_secs, false);
+            push_tz(o, *offset_secs);
         }),
         Value::Timestamp(t) => quoted(out, |o| push_timestamp(o, *t, false)),
         Value::TimestampTz(t) => quoted(out, |o| push_timestamp(o, *t, true)),
@@ -81,6 +84,40 @@ pub fn write_json(value: &Value<'_>, out: &mut String) {
             push_hex(o, bytes);
         }),
     }
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    let n = digits(&mut i);
+    if n == 0 || (n > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Writes `"…"` around text that never needs escaping (digits, dates, hex, addresses).
@@ -308,6 +345,27 @@ mod tests {
         let mut s = String::new();
         escape_json(&mut s, "a\"b\\c\n\u{1}/é\u{7f}");
         assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001/é\u{7f}\"");
+    }
+
+    #[test]
+    fn json_number_grammar() {
+        for ok in ["0", "-0", "12.3400", "1e5", "-1.5E+3", "100"] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1x",
+        ] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
     }
 
     #[test]

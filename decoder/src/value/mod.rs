@@ -28,7 +28,8 @@ pub enum Value<'a> {
     Float8(f64),
     /// numeric, exactly as PostgreSQL prints it: `-12.3400`, `NaN`, `Infinity`, `-Infinity`.
     Numeric(Cow<'a, str>),
-    /// text, varchar, bpchar, name, "char", citext-like and enum labels.
+    /// text, varchar, bpchar (blank-padded, as stored), name and `"char"`. Enum labels and other
+    /// non-built-in types arrive as [`Value::UnknownText`], since only their OID is known.
     Text(Cow<'a, str>),
     Bytea(Cow<'a, [u8]>),
     /// json or jsonb, as JSON text.
@@ -64,7 +65,8 @@ pub enum Value<'a> {
     Money(i64),
     /// bit or varbit, as a string of '0'/'1'.
     Bit(Cow<'a, str>),
-    Array(Array<'a>),
+    /// Boxed so that the common scalar variants keep `Value` small (32 bytes).
+    Array(Box<Array<'a>>),
     /// A type this decoder does not know, in text mode: PostgreSQL's text output
     /// (enums, domains, composite types, ranges, extension types…).
     UnknownText {
@@ -160,12 +162,12 @@ impl Value<'_> {
             Value::MacAddr8(v) => Value::MacAddr8(*v),
             Value::Money(v) => Value::Money(*v),
             Value::Bit(v) => Value::Bit(own_str(v)),
-            Value::Array(a) => Value::Array(Array {
+            Value::Array(a) => Value::Array(Box::new(Array {
                 element_oid: a.element_oid,
                 dims: a.dims.clone(),
                 lower_bounds: a.lower_bounds.clone(),
                 elements: a.elements.iter().map(Value::to_owned_static).collect(),
-            }),
+            })),
             Value::UnknownText { type_oid, text } => Value::UnknownText {
                 type_oid: *type_oid,
                 text: own_str(text),
@@ -187,5 +189,18 @@ impl Value<'_> {
         let mut s = String::new();
         json::write_json(self, &mut s);
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_stays_small() {
+        // Rows are decoded into Vec<Value>; a fat enum costs memory bandwidth on every column.
+        assert!(
+            std::mem::size_of::<super::Value<'_>>() <= 32,
+            "{}",
+            std::mem::size_of::<super::Value<'_>>()
+        );
     }
 }

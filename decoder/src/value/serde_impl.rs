@@ -15,10 +15,25 @@ use super::{Array, Value};
 /// The version of this mapping; bump it when any form changes.
 pub const VALUES_FORMAT_VERSION: &str = "values v1";
 
+thread_local! {
+    /// Scratch space for the formatted forms, so serializing a timestamp does not allocate.
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 fn text_with<S: Serializer>(s: S, f: impl FnOnce(&mut String)) -> Result<S::Ok, S::Error> {
-    let mut buf = String::with_capacity(32);
-    f(&mut buf);
-    s.serialize_str(&buf)
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            f(&mut buf);
+            s.serialize_str(&buf)
+        }
+        // Only reachable if a serializer re-entered us mid-string; fall back to a fresh buffer.
+        Err(_) => {
+            let mut buf = String::with_capacity(32);
+            f(&mut buf);
+            s.serialize_str(&buf)
+        }
+    })
 }
 
 impl Serialize for Value<'_> {
@@ -45,7 +60,7 @@ impl Serialize for Value<'_> {
                 offset_secs,
             } => text_with(s, |o| {
                 push_hms(o, (*micros).max(0) as u64);
-                push_tz(o, *offset_secs, false);
+                push_tz(o, *offset_secs);
             }),
             Value::Timestamp(t) => text_with(s, |o| push_timestamp(o, *t, false)),
             Value::TimestampTz(t) => text_with(s, |o| push_timestamp(o, *t, true)),

@@ -105,7 +105,7 @@ pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
             Value::Bit(Cow::Borrowed(utf8(raw, "bit")?))
         }
         _ => match oid::array_element(type_oid) {
-            Some(elem) => Value::Array(parse_array(elem, raw)?),
+            Some(elem) => Value::Array(Box::new(parse_array(elem, raw)?)),
             None => Value::UnknownText {
                 type_oid,
                 text: Cow::Borrowed(utf8(raw, "unknown type")?),

@@ -15,8 +15,11 @@
 //! - a streamed transaction's chunks cannot be judged when they arrive (the commit LSN is not
 //!   known yet). A reader learns the fate of in-flight xids by a pre-scan and passes
 //!   `done_streams` (xids whose Stream Commit/Prepare end_lsn <= from); their blocks and commit
-//!   are dropped. Chunks of other xids pass; a Stream Commit/Prepare/Abort whose chunks were
-//!   dropped or never seen, and whose end_lsn <= from, is dropped too. After a reset (`'x'`),
+//!   are dropped. Chunks of other xids pass; a Stream Commit/Prepare whose end_lsn <= from is
+//!   dropped (even if chunks passed: that stream is a duplicate, and stays uncommitted for the
+//!   client until the next reset), and so is a Stream Abort whose chunks were not passed. A continuation block
+//!   (first-segment flag 0) of an xid whose first block was not passed is dropped: it belongs
+//!   to a stream that ended before the reader's start. After a reset (`'x'`),
 //!   chunks of never-committed xids from the old session are harmless: clients discard them.
 
 use std::collections::HashSet;
@@ -84,6 +87,15 @@ impl Dedup {
         *self = Dedup::new(from);
     }
 
+    /// A reset frame seen while reading: forget in-flight state, keep `from` and the streams
+    /// known to be done (a done xid restreamed after the reset is still done).
+    pub fn new_session(&mut self) {
+        self.peek.reset();
+        self.in_txn = None;
+        self.in_block = None;
+        self.seen_chunks.clear();
+    }
+
     /// Whether the next `'w'` frame carrying pgoutput `msg` is kept.
     pub fn on_wal(&mut self, msg: &[u8]) -> Result<Verdict, PeekError> {
         let (p, block_xid) = self.peek.peek(msg)?;
@@ -113,8 +125,12 @@ impl Dedup {
                 self.in_txn = Some(keep);
                 keep
             }
-            Peeked::StreamStart { xid } => {
-                let keep = !self.done_streams.contains(&xid);
+            Peeked::StreamStart { xid, first } => {
+                // A continuation block of an xid whose first block we did not pass (it lies
+                // before where this reader started, and the xid ended before X) is useless:
+                // the client could not decode it. Drop it.
+                let keep =
+                    !self.done_streams.contains(&xid) && (first || self.seen_chunks.contains(&xid));
                 if keep {
                     self.seen_chunks.insert(xid);
                 }
@@ -123,9 +139,12 @@ impl Dedup {
             }
             Peeked::StreamCommit { xid, end_lsn, .. }
             | Peeked::StreamPrepare { xid, end_lsn, .. } => {
-                let seen = self.seen_chunks.remove(&xid);
-                let done = self.done_streams.remove(&xid);
-                !(end_lsn <= from && (done || !seen))
+                self.seen_chunks.remove(&xid);
+                self.done_streams.remove(&xid);
+                // At or below `from` it is applied already, whatever chunks were passed: a
+                // duplicate stream (restreamed after a reconnect) stays uncommitted for clients,
+                // who drop its chunks at the next reset.
+                end_lsn > from
             }
             Peeked::StreamAbort { xid, subxid } => {
                 let seen = self.seen_chunks.contains(&xid);
@@ -208,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn stream_commit_without_chunks_below_from_is_dropped_but_with_chunks_kept() {
+    fn stream_commit_at_or_below_from_is_dropped_even_after_its_chunks() {
         let mut d = Dedup::new(Lsn(0x500));
         assert_eq!(
             d.on_wal(&stream_commit(1, 0x100, 0x110)).unwrap(),
@@ -219,8 +238,14 @@ mod tests {
             stream_stop(),
             stream_commit(2, 0x100, 0x110),
         ];
-        assert_eq!(run(&mut d, &msgs), vec![true, true, true]);
+        assert_eq!(run(&mut d, &msgs), vec![true, true, false]);
         assert_eq!(d.on_wal(&stream_abort(3, 3)).unwrap(), Verdict::Drop);
+        let msgs = vec![
+            stream_start(4),
+            stream_stop(),
+            stream_commit(4, 0x600, 0x610),
+        ];
+        assert_eq!(run(&mut d, &msgs), vec![true, true, true]);
     }
 
     #[test]

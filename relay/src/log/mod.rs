@@ -13,6 +13,7 @@
 //! - [`dedup`], [`pgoutput_peek`]: the pure pieces of pgoutput the log needs.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -88,6 +89,13 @@ pub enum LogError {
         requested: Lsn,
         oldest_available: Lsn,
     },
+    /// The client claims a position the log never reached: it comes from another log (the
+    /// relay's data was wiped, or another relay). Serving it would silently skip changes.
+    #[error("requested position {requested} is ahead of the log (durable up to {durable})")]
+    AheadOfLog { requested: Lsn, durable: Lsn },
+    /// [`LogWriter::set_start_lsn`] after data was written.
+    #[error("the log's start LSN can only be set on an empty log")]
+    NotEmpty,
     #[error("corrupt log at offset {offset} in {path}: {detail}")]
     Corrupt {
         path: PathBuf,
@@ -126,6 +134,23 @@ pub(crate) struct Shared {
     pub(crate) read_buffer: usize,
     pub(crate) segments: Mutex<Vec<SegmentInfo>>,
     pub(crate) durable: watch::Sender<Durable>,
+    /// Bumped whenever a segment is added or removed, so readers refresh their list cheaply.
+    pub(crate) generation: AtomicU64,
+    /// Base of the oldest segment on disk; a reader positioned below it lost its data.
+    pub(crate) oldest_base: AtomicU64,
+    /// The writer's state at its last quiescent sync, so readers resuming exactly there (the
+    /// common reconnect of a caught-up client) skip the pre-scan.
+    pub(crate) tail: Mutex<Option<Arc<TailSnapshot>>>,
+}
+
+/// Where a reader resuming from `lsn` can start without scanning: at `offset` (or earlier at
+/// `stream_open_since`), with `prelude` as the schema.
+#[derive(Debug)]
+pub(crate) struct TailSnapshot {
+    pub(crate) lsn: Lsn,
+    pub(crate) offset: u64,
+    pub(crate) stream_open_since: Option<u64>,
+    pub(crate) prelude: Arc<Vec<crate::prelude::PreludeFrame>>,
 }
 
 impl Shared {
@@ -133,6 +158,29 @@ impl Shared {
         // A panic while holding this lock cannot leave the Vec half-updated in a way that matters
         // more than stopping; recover the data rather than propagate the poison.
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Call after changing the segment list (with the lock released).
+    pub(crate) fn segments_changed(&self) {
+        let oldest = self.segments().first().map(|s| s.meta.base).unwrap_or(0);
+        self.oldest_base.store(oldest, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn tail(&self) -> Option<Arc<TailSnapshot>> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_tail(&self, t: Arc<TailSnapshot>) {
+        *self.tail.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn oldest_base(&self) -> u64 {
+        self.oldest_base.load(Ordering::Acquire)
     }
 }
 

@@ -34,8 +34,8 @@ pub enum Peeked {
     },
     /// `r`: flags @1, prepare end_lsn @2, rollback end_lsn @10, prepare ts @18, rollback ts @26, xid @34.
     RollbackPrepared { end_lsn: Lsn, xid: u32 },
-    /// `S`: xid @1, first-segment flag @5.
-    StreamStart { xid: u32 },
+    /// `S`: xid @1, first-segment flag @5 (1 = the first block of this xid in this session).
+    StreamStart { xid: u32, first: bool },
     /// `E`: no fields.
     StreamStop,
     /// `c`: xid @1, flags @5, commit_lsn @6, end_lsn @14, ts @22.
@@ -143,6 +143,7 @@ pub fn peek(msg: &[u8], in_stream_block: bool) -> Result<Peeked, PeekError> {
         },
         b'S' => Peeked::StreamStart {
             xid: u32_at(msg, 1)?,
+            first: u8_at(msg, 5)? == 1,
         },
         b'E' => Peeked::StreamStop,
         b'c' => Peeked::StreamCommit {
@@ -196,7 +197,7 @@ impl PeekState {
         let in_block = self.block;
         let p = peek(msg, in_block.is_some())?;
         match p {
-            Peeked::StreamStart { xid } => self.block = Some(xid),
+            Peeked::StreamStart { xid, .. } => self.block = Some(xid),
             Peeked::StreamStop => self.block = None,
             _ => {}
         }
@@ -275,6 +276,12 @@ pub mod build {
         let mut v = vec![b'S'];
         u32v(&mut v, xid);
         v.push(1);
+        v
+    }
+    /// A Stream Start that continues an xid already streamed (first-segment flag 0).
+    pub fn stream_start_next(xid: u32) -> Vec<u8> {
+        let mut v = stream_start(xid);
+        v[5] = 0;
         v
     }
     pub fn stream_stop() -> Vec<u8> {

@@ -53,8 +53,9 @@ pub struct LogReader {
     dedup: Dedup,
     pending_prelude: VecDeque<OwnedFrame>,
     from: Lsn,
-    /// Base of the segment currently read, to detect its deletion by retention.
-    segment_base: u64,
+    /// The segment list generation the scanner knows.
+    generation: u64,
+    prescanned: u64,
 }
 
 impl LogReader {
@@ -62,6 +63,7 @@ impl LogReader {
     /// end_lsn <= `from`; `None` starts at the oldest retained data.
     /// Errors with [`LogError::ResyncRequired`] if the log no longer holds what the client needs.
     pub fn open(log: &Log, from: Option<Lsn>) -> Result<LogReader, LogError> {
+        let generation = log.shared.generation();
         let segs = log.shared.segments().clone();
         let (first_ok, oldest) = oldest_servable(&segs).ok_or(LogError::ResyncRequired {
             requested: from.unwrap_or(Lsn::ZERO),
@@ -74,27 +76,71 @@ impl LogReader {
                 oldest_available: oldest,
             });
         }
+        let durable_lsn = log.durable().lsn;
+        if x > durable_lsn {
+            return Err(LogError::AheadOfLog {
+                requested: x,
+                durable: durable_lsn,
+            });
+        }
+        let bases: Vec<u64> = segs.iter().map(|s| s.meta.base).collect();
+        let durable = log.durable();
+        let cap = log.shared.read_buffer;
+
+        // Fast path: resuming exactly at the writer's last quiescent sync. Only the span of
+        // streams still open there is scanned (for streams that finished inside it).
+        let first_base = segs[first_ok].meta.base;
+        if let Some(tail) = log.shared.tail() {
+            let start = tail.stream_open_since.unwrap_or(tail.offset);
+            if tail.lsn == x && start >= first_base {
+                let mut scanner = Scanner::new(&log.shared.dir, bases, start, cap);
+                let (done, prescanned) =
+                    done_streams(&mut scanner, tail.offset, x).map_err(|e| match e {
+                        DoneError::Scan(e) => scan_error(log, x, oldest, e),
+                        DoneError::Log(e) => e,
+                    })?;
+                scanner.seek(start);
+                let pending_prelude = tail
+                    .prelude
+                    .iter()
+                    .map(|p| OwnedFrame {
+                        kind: FrameKind::Prelude,
+                        lsn: p.lsn,
+                        payload: p.msg.clone(),
+                    })
+                    .collect();
+                return Ok(LogReader {
+                    log: log.clone(),
+                    scanner,
+                    dedup: Dedup::with_done_streams(x, done),
+                    pending_prelude,
+                    from: x,
+                    generation,
+                    prescanned,
+                });
+            }
+        }
+
         let k = first_ok + segs[first_ok..].partition_point(|s| s.meta.start_lsn <= x) - 1;
         let meta = segs[k].meta;
         let start = match meta.stream_open_since {
             Some(s) if s < meta.first_frame() => s,
             _ => meta.first_frame(),
         };
-        let bases: Vec<u64> = segs.iter().map(|s| s.meta.base).collect();
-        let durable = log.durable();
-        let cap = log.shared.read_buffer;
 
         // Pre-scan: prelude as of the first transaction after X, and streams done by X.
         let mut scanner = Scanner::new(&log.shared.dir, bases.clone(), start, cap);
         let mut prelude = Prelude::new();
         let mut peek = PeekState::new();
         let mut done = HashSet::new();
+        let mut prescanned = 0u64;
         loop {
             let f = match scanner.next(durable.offset, false) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => return Err(scan_error(log, x, oldest, e)),
             };
+            prescanned += 1;
             if f.kind == FrameKind::Wal {
                 let (p, block) = peek
                     .peek(f.payload)
@@ -144,8 +190,14 @@ impl LogReader {
             dedup: Dedup::with_done_streams(x, done),
             pending_prelude,
             from: x,
-            segment_base: segs[k].meta.base,
+            generation,
+            prescanned,
         })
+    }
+
+    /// Frames read to position this reader (diagnostics: how much a resume cost).
+    pub fn prescanned_frames(&self) -> u64 {
+        self.prescanned
     }
 
     /// The position this reader resumes after (the `from` it was opened with, or the oldest
@@ -162,6 +214,12 @@ impl LogReader {
     /// The read buffer's current allocation (bounded; see the module docs).
     pub fn buffer_capacity(&self) -> usize {
         self.scanner.buffer_capacity()
+    }
+
+    /// Frees the read buffer while caught up (see [`Scanner::release_idle_buffer`]); call it
+    /// before waiting for new data so idle clients cost little memory.
+    pub fn release_idle_buffer(&mut self) {
+        self.scanner.release_idle_buffer();
     }
 
     /// Watch the log's durable position (wake up, then call `read_available` again).
@@ -208,37 +266,65 @@ impl LogReader {
         Ok(n)
     }
 
+    /// Like [`LogReader::read_available`], but waits on `durable` (from [`LogReader::subscribe`])
+    /// until at least one frame is available. Returns `Ok(0)` only when the writer is gone (the
+    /// relay is shutting down). File reads are small and usually hit the page cache; a serving
+    /// layer that must never block its executor can call `read_available` from `spawn_blocking`
+    /// instead.
+    pub async fn read_or_wait(
+        &mut self,
+        durable: &mut tokio::sync::watch::Receiver<Durable>,
+        out: &mut Vec<u8>,
+        max_bytes: usize,
+    ) -> Result<usize, LogError> {
+        loop {
+            // Mark the current value seen *before* reading, so a sync that lands during the
+            // read wakes the next `changed()`.
+            durable.borrow_and_update();
+            let n = self.read_available(out, max_bytes)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if durable.changed().await.is_err() {
+                return Ok(0);
+            }
+        }
+    }
+
     /// Produces at most one frame through `emit` (kind, lsn, payload, raw bytes if on disk).
     fn step(&mut self, emit: &mut Emit<'_>) -> Result<(), LogError> {
         if let Some(p) = self.pending_prelude.pop_front() {
             emit(p.kind, p.lsn, &p.payload, None);
             return Ok(());
         }
-        let (segs, durable) = (self.log.shared.segments().clone(), self.log.durable());
-        let oldest_base = segs.first().map(|s| s.meta.base).unwrap_or(0);
-        let oldest = self.log.oldest_available();
+        let durable = self.log.durable();
+        let shared = &self.log.shared;
         loop {
-            // A segment deleted under us by retention: the client fell too far behind.
-            let pos = self.scanner.pos();
-            let cur_base = segs
-                .iter()
-                .rev()
-                .find(|s| s.meta.base <= pos)
-                .map(|s| s.meta.base)
-                .unwrap_or(0);
-            self.segment_base = self.segment_base.max(cur_base);
-            if self.segment_base < oldest_base || pos < oldest_base {
+            let generation = shared.generation();
+            if generation != self.generation {
+                self.scanner
+                    .set_bases(shared.segments().iter().map(|s| s.meta.base).collect());
+                self.generation = generation;
+            }
+            // Our segment was deleted by retention: the client fell too far behind. (Segments
+            // go oldest first, so "deleted" is exactly "position below the oldest base".)
+            if self.scanner.pos() < shared.oldest_base() {
                 return Err(LogError::ResyncRequired {
                     requested: self.from,
-                    oldest_available: oldest,
+                    oldest_available: self.log.oldest_available(),
                 });
             }
-            self.scanner
-                .set_bases(segs.iter().map(|s| s.meta.base).collect());
             let f = match self.scanner.next(durable.offset, false) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(scan_error(&self.log, self.from, oldest, e)),
+                Err(e) => {
+                    return Err(scan_error(
+                        &self.log,
+                        self.from,
+                        self.log.oldest_available(),
+                        e,
+                    ))
+                }
             };
             let keep = match f.kind {
                 FrameKind::Wal => {
@@ -248,10 +334,7 @@ impl LogReader {
                         == Verdict::Keep
                 }
                 FrameKind::Reset => {
-                    // Keep dedup's notion of `from`; only in-flight state is reset.
-                    let from = self.dedup.from();
-                    let done = HashSet::new();
-                    self.dedup = Dedup::with_done_streams(from, done);
+                    self.dedup.new_session();
                     true
                 }
                 FrameKind::Heartbeat => f.lsn >= self.from,
@@ -265,6 +348,43 @@ impl LogReader {
             }
         }
     }
+}
+
+enum DoneError {
+    Scan(ScanError),
+    Log(LogError),
+}
+
+/// Streamed xids that commit (or prepare) at or before `x` between the scanner's position and
+/// `until`, and the number of frames read.
+fn done_streams(
+    scanner: &mut Scanner,
+    until: u64,
+    x: Lsn,
+) -> Result<(HashSet<u32>, u64), DoneError> {
+    let mut peek = PeekState::new();
+    let mut done = HashSet::new();
+    let mut n = 0;
+    while let Some(f) = scanner.next(until, false).map_err(DoneError::Scan)? {
+        n += 1;
+        match f.kind {
+            FrameKind::Wal => {
+                let (p, _) = peek
+                    .peek(f.payload)
+                    .map_err(|source| DoneError::Log(LogError::Pgoutput { lsn: f.lsn, source }))?;
+                if let Peeked::StreamCommit { xid, end_lsn, .. }
+                | Peeked::StreamPrepare { xid, end_lsn, .. } = p
+                {
+                    if end_lsn <= x {
+                        done.insert(xid);
+                    }
+                }
+            }
+            FrameKind::Reset => peek.reset(),
+            _ => {}
+        }
+    }
+    Ok((done, n))
 }
 
 fn scan_error(log: &Log, requested: Lsn, oldest: Lsn, e: ScanError) -> LogError {

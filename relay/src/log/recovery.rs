@@ -19,6 +19,7 @@
 
 use std::fs::OpenOptions;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -60,7 +61,13 @@ fn corrupt(dir: &Path, base: u64, offset: u64, detail: String) -> LogError {
 
 pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), LogError> {
     let dir = config.dir.clone();
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Make the new directory's own entry durable too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
     let mut bases = list_segments(&dir).map_err(io_err(&dir))?;
 
     // Metas of every segment; a torn meta is only acceptable on the last one.
@@ -98,6 +105,9 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         read_buffer: config.read_buffer,
         segments: Mutex::new(Vec::new()),
         durable: durable_tx,
+        generation: AtomicU64::new(0),
+        oldest_base: AtomicU64::new(0),
+        tail: Mutex::new(None),
     });
 
     let Some(last) = infos.last().copied() else {
@@ -110,6 +120,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         };
         let (file, len) = create_segment(&dir, &meta, &Prelude::new())?;
         shared.segments().push(SegmentInfo { meta, len });
+        shared.segments_changed();
         let durable = Durable {
             offset: len,
             lsn: Lsn::ZERO,
@@ -130,6 +141,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
             durable,
             frames: 0,
             poisoned: false,
+            prelude_cache: None,
         };
         let rec = Recovered {
             fresh: true,
@@ -165,6 +177,15 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         let f = match item {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            Err(ScanError::Torn { offset }) if offset < base => {
+                // A sealed segment (replayed for an in-flight stream) is short: not a crash tail.
+                return Err(corrupt(
+                    &dir,
+                    base,
+                    offset,
+                    "sealed segment ends early".into(),
+                ));
+            }
             Err(ScanError::Torn { offset }) => {
                 if offset < file_end {
                     tail_problem = Some(format!("torn frame at offset {offset}"));
@@ -256,6 +277,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
     }
     let segments = infos.len();
     *shared.segments() = infos;
+    shared.segments_changed();
     let durable = Durable {
         offset: cut,
         lsn: cut_lsn,
@@ -275,10 +297,16 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         durable,
         frames: 0,
         poisoned: false,
+        prelude_cache: None,
     };
     info!(dir = %dir.display(), segments, durable_lsn = %cut_lsn, truncated_bytes, "log recovered");
-    writer.append(FrameKind::Reset, cut_lsn, &[])?;
-    writer.sync()?;
+    // A log that holds nothing but its first segment's head stays empty, so the relay can still
+    // declare its start LSN (`set_start_lsn`) after a crash before the first append.
+    let empty = segments == 1 && base == 0 && cut == last.meta.first_frame() + meta_frame_len();
+    if !empty {
+        writer.append(FrameKind::Reset, cut_lsn, &[])?;
+        writer.sync()?;
+    }
     let rec = Recovered {
         fresh: false,
         durable,
@@ -289,6 +317,10 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         tail_problem,
     };
     Ok((Log { shared }, writer, rec))
+}
+
+fn meta_frame_len() -> u64 {
+    (walcast_decoder::frame::FRAME_PREFIX_LEN + walcast_decoder::frame::BODY_FIXED_LEN + 24) as u64
 }
 
 fn scanner_pos(e: &ScanError) -> u64 {

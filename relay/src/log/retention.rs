@@ -86,6 +86,9 @@ impl Log {
             let n = plan(&segs, policy, now_ms, min_keep_lsn);
             segs.drain(..n).collect()
         };
+        if !doomed.is_empty() {
+            self.shared.segments_changed();
+        }
         let mut report = RetentionReport {
             oldest_available: self.oldest_available(),
             ..Default::default()

@@ -194,6 +194,15 @@ impl Scanner {
         self.buf.capacity()
     }
 
+    /// Frees the read buffer when nothing is buffered, so a caught-up reader waiting for new
+    /// data holds no buffer memory (it is allocated again on the next read).
+    pub fn release_idle_buffer(&mut self) {
+        if self.start >= self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
     /// Learns about segments created since the scanner was made.
     pub fn set_bases(&mut self, bases: Vec<u64>) {
         self.bases = bases;
@@ -298,7 +307,8 @@ impl Scanner {
     }
 
     /// Ensures `need` bytes are buffered at `pos`, reading at most `avail` bytes past `pos`.
-    /// Returns false if the file (or `avail`) ends first.
+    /// Returns false if `need` exceeds `avail`; a file that ends before `avail` is
+    /// [`ScanError::Torn`].
     fn fill(&mut self, idx: usize, need: usize, avail: u64) -> Result<bool, ScanError> {
         let have = self.buf.len() - self.start;
         if have >= need {
@@ -346,6 +356,11 @@ impl Scanner {
             file_off += n as u64;
         }
         self.buf.truncate(filled);
-        Ok(filled >= need)
+        if filled < need {
+            // The file ends before bytes the log says exist (a sealed segment's end, or the
+            // durable offset): a damaged file. Report it rather than wait forever for data.
+            return Err(ScanError::Torn { offset: self.pos });
+        }
+        Ok(true)
     }
 }

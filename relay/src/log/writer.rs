@@ -8,15 +8,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use walcast_decoder::frame::{self, FrameKind, HEADER_LEN, MAX_PAYLOAD_LEN};
 use walcast_decoder::Lsn;
 
 use super::dedup::{Dedup, Verdict};
 use super::pgoutput_peek::{PeekError, PeekState, Peeked};
 use super::segment::{segment_path, SegmentMeta};
+use super::TailSnapshot;
 use super::{io_err, Durable, LogError, SegmentInfo, Shared};
-use crate::prelude::Prelude;
+use crate::prelude::{Prelude, PreludeFrame};
 
 /// Buffered bytes beyond which `append` writes (without syncing) to bound memory.
 const WRITE_THROUGH: usize = 1 << 20;
@@ -74,7 +75,7 @@ impl TxnState {
                         self.in_txn = false;
                         Some(end_lsn)
                     }
-                    Peeked::StreamStart { xid } => {
+                    Peeked::StreamStart { xid, .. } => {
                         self.open_streams.entry(xid).or_insert(offset);
                         None
                     }
@@ -116,6 +117,11 @@ impl TxnState {
         }
     }
 
+    /// Stops tracking a streamed xid whose commit was dropped. True if it was open.
+    pub(crate) fn forget_stream(&mut self, xid: u32) -> bool {
+        self.open_streams.remove(&xid).is_some()
+    }
+
     /// Outside any regular transaction and any stream block: a segment may start here.
     pub(crate) fn quiescent(&self) -> bool {
         !self.in_txn && self.peek.in_block().is_none()
@@ -144,6 +150,8 @@ pub struct LogWriter {
     /// Frames appended since open (synced or not).
     pub(crate) frames: u64,
     pub(crate) poisoned: bool,
+    /// `Prelude::frames()` cached by `Prelude::changes()`.
+    pub(crate) prelude_cache: Option<(u64, Arc<Vec<PreludeFrame>>)>,
 }
 
 fn now_ms() -> u64 {
@@ -182,6 +190,18 @@ impl LogWriter {
                     .on_wal(payload)
                     .map_err(|source| LogError::Pgoutput { lsn, source })?;
                 if verdict == Verdict::Drop {
+                    if let Ok(
+                        Peeked::StreamCommit { xid, .. } | Peeked::StreamPrepare { xid, .. },
+                    ) = super::pgoutput_peek::peek(payload, false)
+                    {
+                        // Its chunks (if any reached the log) stay uncommitted: stop tracking it.
+                        if self.txn.forget_stream(xid) {
+                            warn!(xid, %lsn, durable = %self.dedup.from(),
+                                "a streamed transaction already in the log was streamed again; its chunks stay \
+                                 uncommitted (start replication at the log's durable LSN to avoid this)");
+                        }
+                        self.prelude.forget_stream(xid);
+                    }
                     debug!(%lsn, tag = ?payload.first().map(|&b| b as char), "dropping resent message");
                     return Ok(Appended::Dropped);
                 }
@@ -239,6 +259,23 @@ impl LogWriter {
         if let Some(last) = self.shared.segments().last_mut() {
             last.len = self.file_len;
         }
+        if self.txn.quiescent() {
+            let changes = self.prelude.changes();
+            let prelude = match &self.prelude_cache {
+                Some((c, frames)) if *c == changes => frames.clone(),
+                _ => {
+                    let frames = Arc::new(self.prelude.frames());
+                    self.prelude_cache = Some((changes, frames.clone()));
+                    frames
+                }
+            };
+            self.shared.set_tail(Arc::new(TailSnapshot {
+                lsn: self.txn.boundary_lsn,
+                offset: self.durable.offset,
+                stream_open_since: self.txn.stream_open_since(),
+                prelude,
+            }));
+        }
         let d = self.durable;
         self.shared.durable.send_if_modified(|cur| {
             let changed = *cur != d;
@@ -246,6 +283,36 @@ impl LogWriter {
             changed
         });
         Ok(d)
+    }
+
+    /// Declares where a fresh log begins: the slot's confirmed_flush_lsn (or its consistent
+    /// point when the relay creates the slot). Clients resuming from an older position then get
+    /// `ResyncRequired` instead of a silent gap. Only allowed while the log holds no frames.
+    pub fn set_start_lsn(&mut self, lsn: Lsn) -> Result<(), LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        let head = (HEADER_LEN + frame::FRAME_PREFIX_LEN + frame::BODY_FIXED_LEN + 24) as u64;
+        let mut segs = self.shared.segments();
+        if segs.len() != 1 || self.base != 0 || self.file_len != head || !self.buf.is_empty() {
+            return Err(LogError::NotEmpty);
+        }
+        let mut meta = segs[0].meta;
+        meta.start_lsn = lsn;
+        let mut bytes = Vec::with_capacity(head as usize);
+        frame::encode_header(&mut bytes);
+        meta.encode_frame(&mut bytes);
+        let path = segment_path(&self.shared.dir, self.base);
+        self.file.write_all_at(&bytes, 0).map_err(io_err(&path))?;
+        self.file.sync_data().map_err(io_err(&path))?;
+        segs[0].meta = meta;
+        drop(segs);
+        self.txn.boundary_lsn = lsn;
+        self.dedup.reset(lsn);
+        self.durable.lsn = lsn;
+        let d = self.durable;
+        self.shared.durable.send_replace(d);
+        Ok(())
     }
 
     /// The last synced position.
@@ -309,6 +376,7 @@ impl LogWriter {
             .inspect_err(|_| self.poisoned = true)?;
         info!(base = format_args!("{base:016x}"), start_lsn = %meta.start_lsn, prelude = self.prelude.len(), "log segment rolled");
         self.shared.segments().push(SegmentInfo { meta, len });
+        self.shared.segments_changed();
         self.file = file;
         self.base = base;
         self.file_len = len;

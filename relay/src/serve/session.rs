@@ -111,7 +111,8 @@ impl ClientStream {
         if self.finished {
             return None;
         }
-        let mut out = Vec::with_capacity(CHUNK_BYTES);
+        // Grows as frames arrive: an idle client waiting below holds no chunk buffer.
+        let mut out = Vec::new();
         if !self.header_sent {
             frame::encode_header(&mut out);
             self.header_sent = true;
@@ -150,6 +151,7 @@ impl ClientStream {
                 }
             }
             // Caught up: wait for more durable data, shutdown, or the heartbeat time.
+            self.reader.release_idle_buffer();
             tokio::select! {
                 changed = self.durable.changed() => {
                     if changed.is_err() {

@@ -285,6 +285,13 @@ impl Session {
                 Ok(p) => p,
                 Err(e) => return RunError::Source(e),
             };
+            let mut prepared = prepared;
+            // Never ask for less than what the sink already holds durably: PostgreSQL then has
+            // no committed transaction to send again (the slot's position may lag after a crash).
+            let (held, _) = sink.durable();
+            if held > prepared.start_lsn {
+                prepared.start_lsn = held;
+            }
             if let Err(e) = sink.prepared(&prepared).await {
                 return RunError::Sink(e);
             }

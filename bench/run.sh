@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs walcast's benchmarks and writes their sections into BENCHMARKS.md.
+#   bench/run.sh relay     end-to-end relay throughput, latency, memory per client
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-relay}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+cargo build --release -p walcast-relay --bin walcast -p walcast-bench --bins
+out=$(mktemp)
+case "$what" in
+  relay) ./target/release/relay_bench | tee "$out" ;;
+  *) echo "unknown benchmark $what" >&2; exit 2 ;;
+esac
+python3 - "$what" "$out" <<'PY'
+import sys, pathlib
+name, out = sys.argv[1], pathlib.Path(sys.argv[2]).read_text()
+path = pathlib.Path("BENCHMARKS.md")
+text = path.read_text() if path.exists() else "# Benchmarks\n\nFigures measured on this project's machines; each section says the command that reproduces it.\n"
+start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+block = f"{start}\n{out.strip()}\n{end}"
+if start in text:
+    before, rest = text.split(start, 1)
+    text = before + block + rest.split(end, 1)[1]
+else:
+    text = text.rstrip() + "\n\n" + block + "\n"
+path.write_text(text)
+PY
+echo "BENCHMARKS.md updated ($what)"
