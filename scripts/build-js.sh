@@ -16,7 +16,7 @@ root=$(pwd)
 js=$root/js
 dist=$js/dist
 target_gz=61440 # the size goal: 60 KiB gzipped
-max_gz=${WALCAST_WASM_MAX_GZ:-122880}
+max_gz=${WALCAST_WASM_MAX_GZ:-163840}
 features=${WALCAST_WASM_FEATURES-msgpack,jsonl}
 
 # Release profile for the wasm build only (env overrides keep the native profiles untouched; a
