@@ -290,7 +290,11 @@ mod tests {
             classify(&commit_msg(0x50)),
             Some(Event::Commit { end_lsn: Lsn(0x50) })
         );
-        assert_eq!(classify(b"B"), Some(Event::Begin));
+        assert_eq!(
+            classify(&crate::log::pgoutput_peek::build::begin(0x50, 7)),
+            Some(Event::Begin)
+        );
+        assert_eq!(classify(b"B"), None, "short begin is ignored, not a panic");
         assert_eq!(
             classify(b"C\0\0"),
             None,
