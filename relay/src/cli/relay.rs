@@ -36,6 +36,7 @@ pub struct RelaySettings {
     pub binary: bool,
     pub retention: RetentionPolicy,
     pub wal_warn_bytes: u64,
+    pub ui_dir: Option<PathBuf>,
 }
 
 /// Merges `args` (flags and env) over the TOML file named by `--config`.
@@ -105,6 +106,7 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
             max_age: retention_age,
         },
         wal_warn_bytes: size(args.wal_warn.or(file.wal_warn), "--wal-warn")?.unwrap_or(1 << 30),
+        ui_dir: args.ui_dir.or(file.ui_dir),
     })
 }
 
@@ -166,10 +168,13 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", s.http))?;
     let http_addr = listener.local_addr()?;
-    let app = http::router(HttpState {
-        hub: hub.clone(),
-        status: board.clone(),
-    });
+    let app = http::router_with_ui(
+        HttpState {
+            hub: hub.clone(),
+            status: board.clone(),
+        },
+        s.ui_dir.as_deref(),
+    );
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(listener, app)
