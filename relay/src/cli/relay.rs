@@ -229,7 +229,7 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     let mut session = Session::new(cfg);
     let session_task = tokio::spawn(async move {
         let end = session.run(&mut sink).await;
-        if let Err(e) = sink.sync() {
+        if let Err(e) = sink.sync().await {
             tracing::error!(error = %e, "final log sync failed");
         }
         end
