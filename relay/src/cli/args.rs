@@ -89,6 +89,10 @@ pub struct RelayArgs {
     /// Warn when the slot retains more WAL than this (e.g. 1GiB).
     #[arg(long, env = "WALCAST_WAL_WARN")]
     pub wal_warn: Option<String>,
+    /// Start a new log segment after this size (default 64MiB). Smaller segments let retention
+    /// free space in finer steps; tests use tiny ones to exercise retention.
+    #[arg(long, env = "WALCAST_SEGMENT_BYTES", hide = true)]
+    pub segment_bytes: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
