@@ -531,10 +531,26 @@ pub fn txn_sql(i: u64) -> String {
 
 /// Commits the writer's transactions `range`, many per psql call.
 pub fn write_txns(pg: &PgCluster, range: std::ops::RangeInclusive<u64>) -> Result<()> {
+    write_txns_paced(pg, range, 100, Duration::ZERO, |_| {})
+}
+
+/// Commits `range` in psql calls of `per_call` transactions, sleeping `pause` between calls
+/// and reporting the last committed `i` after each call. Commits are synchronous (the test
+/// clusters default to `synchronous_commit = off`, whose commits a crash may lose).
+pub fn write_txns_paced(
+    pg: &PgCluster,
+    range: std::ops::RangeInclusive<u64>,
+    per_call: usize,
+    pause: Duration,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
     let all: Vec<u64> = range.collect();
-    for chunk in all.chunks(100) {
-        let sql: String = chunk.iter().map(|i| txn_sql(*i)).collect();
+    for chunk in all.chunks(per_call.max(1)) {
+        let mut sql = String::from("SET synchronous_commit = on;\n");
+        sql.extend(chunk.iter().map(|i| txn_sql(*i)));
         pg.psql(&sql)?;
+        progress(*chunk.last().expect("chunks are not empty"));
+        std::thread::sleep(pause);
     }
     Ok(())
 }
