@@ -30,9 +30,39 @@ pub fn walcast_bin() -> PathBuf {
         let root = workspace_root();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         // Cargo only builds binaries of the package under test; build ours (usually a no-op).
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // `cargo test` gives its tests variables (CARGO_PKG_*, CARGO_MANIFEST_DIR,
+        // LD_LIBRARY_PATH, …) that cargo would track as changed and rebuild for; drop them so
+        // this build matches the one the developer's own `cargo build` makes.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            let keep = ["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&k.as_ref())
+                || k.starts_with("CARGO_BUILD_")
+                || k.starts_with("CARGO_REGISTRIES_")
+                || k.starts_with("CARGO_NET_")
+                || k.starts_with("CARGO_TERM_");
+            if (k.starts_with("CARGO_") && !keep)
+                || k == "LD_LIBRARY_PATH"
+                || k == "OUT_DIR"
+                || k == "RUST_TEST_THREADS"
+            {
+                build.env_remove(&key);
+            }
+        }
+        let status = build
             .current_dir(&root)
-            .args(["build", "-q", "-p", "walcast-relay", "--bin", "walcast"])
+            // Select walcast-tests too: features then unify as in `cargo test -p walcast-tests`,
+            // so this build and the test build share artifacts instead of rebuilding each other.
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "walcast-tests",
+                "-p",
+                "walcast-relay",
+                "--bin",
+                "walcast",
+            ])
             .status()
             .expect("running cargo build for the walcast binary");
         assert!(status.success(), "cargo build -p walcast-relay failed");
@@ -218,6 +248,11 @@ impl Relay {
         self.spawn()
     }
 
+    /// The directory of the relay's log segments.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data.path().join("state").join("log")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.data.path().join("relay.log")).unwrap_or_default()
     }
@@ -250,16 +285,28 @@ impl Drop for Relay {
     }
 }
 
-/// A minimal blocking HTTP/1.1 GET (status, body), so tests need no second HTTP stack.
+/// A minimal blocking HTTP/1.1 GET (status, body), so tests need no second HTTP stack. Reads
+/// until the server closes or for at most 5 s (a stream never closes).
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(Duration::from_millis(250)))?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 16 * 1024];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").context("no HTTP header end")?;
     let status: u16 = head
