@@ -140,3 +140,69 @@ fn confirmed_flush_never_passes_the_fsynced_log() {
         "some commits were confirmed before the kill (cf {cf_at_kill})"
     );
 }
+
+#[test]
+fn relay_killed_inside_a_streamed_transaction_delivers_it_once_whole() {
+    let (pg, mut relay) = setup();
+    let live = Consumer::start(&relay.url(), None, None, &[]);
+    write_txns(&pg, 1..=10).unwrap();
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            // Far past logical_decoding_work_mem before the pause, so blocks are streamed
+            // (and logged by the relay) while the transaction is still open.
+            pg.psql(
+                "BEGIN; \
+                 INSERT INTO t SELECT g, -g, repeat('s', 200) FROM generate_series(1000001, 1005000) g; \
+                 SELECT pg_sleep(3); \
+                 INSERT INTO t SELECT g, -g, repeat('s', 200) FROM generate_series(1005001, 1010000) g; \
+                 COMMIT;",
+            )
+        });
+        // Wait until the relay has logged stream blocks of the open transaction.
+        poll(
+            Duration::from_secs(20),
+            "streamed blocks in the relay",
+            || {
+                let frames = relay.metric("walcast_frames_in_total").ok()?;
+                (frames > 3000).then_some(())
+            },
+        )
+        .unwrap();
+        relay.kill9();
+        relay.restart().unwrap();
+        writer.join().unwrap().unwrap();
+    });
+    write_txns(&pg, 11..=20).unwrap();
+    let until = fence(&pg).unwrap();
+    let check = |txns: &[Txn]| {
+        let big: Vec<&Txn> = txns
+            .iter()
+            .filter(|t| t.on("t").iter().any(|c| change_summary(c).1 > 1_000_000))
+            .collect();
+        assert_eq!(
+            big.len(),
+            1,
+            "the streamed transaction applied exactly once"
+        );
+        let ids: Vec<i64> = big[0].on("t").iter().map(|c| change_summary(c).1).collect();
+        assert_eq!(ids, (1_000_001..=1_010_000).collect::<Vec<i64>>());
+        let small: Vec<Txn> = txns
+            .iter()
+            .filter(|t| !t.on("t").iter().any(|c| change_summary(c).1 > 1_000_000))
+            .cloned()
+            .collect();
+        check_exactly_once(&small, 1..=20).unwrap();
+        for w in txns.windows(2) {
+            assert!(w[0].end_lsn < w[1].end_lsn);
+        }
+    };
+    let txns = live
+        .wait_for(until, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e:#}\nrelay log:\n{}", relay.log_text()));
+    check(&txns);
+    assert_eq!(apply_to_map(&txns), table_map(&pg).unwrap());
+    // A client reading the whole log afterwards (partial blocks from the killed session, then
+    // the transaction streamed again) gets the same.
+    let fresh = Consumer::start(&relay.url(), None, None, &[]);
+    check(&fresh.wait_for(until, Duration::from_secs(30)).unwrap());
+}
