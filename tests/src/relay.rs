@@ -436,12 +436,12 @@ impl Consumer {
         self.with(|s| s.error.clone())
     }
 
-    /// Waits until a transaction ending at or past `lsn` was applied; fails early if the
-    /// subscription stopped with an error.
+    /// Waits until a transaction ending after `lsn` was applied (for `lsn` from [`fence`]: the
+    /// fence commit); fails early if the subscription stopped with an error.
     pub fn wait_for(&self, lsn: Lsn, timeout: Duration) -> Result<Vec<Txn>> {
-        poll(timeout, &format!("a commit at or past {lsn}"), || {
+        poll(timeout, &format!("a commit ending after {lsn}"), || {
             self.with(|s| {
-                if s.error.is_some() || s.txns.last().is_some_and(|t| t.end_lsn >= lsn) {
+                if s.error.is_some() || s.txns.last().is_some_and(|t| t.end_lsn > lsn) {
                     Some(())
                 } else {
                     None
@@ -714,8 +714,9 @@ pub fn table_map(pg: &PgCluster) -> Result<std::collections::BTreeMap<i64, (i64,
     Ok(m)
 }
 
-/// The server's current WAL insert position, then one more commit (into `fence`): a consumer
-/// that applied a commit ending at or past the returned LSN has seen every commit made before.
+/// The server's current WAL insert position, then one more commit (into `fence`): every commit
+/// made before ends at or before the returned LSN (the last one may end exactly there), and the
+/// fence commit ends after it.
 /// (Not `pg_current_wal_lsn()`: with `synchronous_commit = off` the write position lags the
 /// commits already made, so a commit made before could end after it.)
 pub fn fence(pg: &PgCluster) -> Result<Lsn> {

@@ -259,3 +259,39 @@ fn tail_until_exits_zero_with_json_lines_and_status_summarizes() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.is_object());
 }
+
+#[test]
+fn concurrent_writers_arrive_in_commit_order() {
+    let pg = PgCluster::start(15).unwrap();
+    create_tables(&pg).unwrap();
+    pg.psql("CREATE TABLE u (id int PRIMARY KEY)").unwrap();
+    let relay = Relay::start(&pg, &["public.t", "public.u", "public.fence"], &[]).unwrap();
+    let consumer = Consumer::start(&relay.url(), None, None, &[]);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| write_txns_paced(&pg, 1..=300, 30, Duration::ZERO, |_| {}));
+        let b = s.spawn(|| -> anyhow::Result<()> {
+            for chunk in (1..=300).collect::<Vec<u32>>().chunks(30) {
+                let sql: String = chunk
+                    .iter()
+                    .map(|i| format!("BEGIN; INSERT INTO u VALUES ({i}); COMMIT;\n"))
+                    .collect();
+                pg.psql(&sql)?;
+            }
+            Ok(())
+        });
+        a.join().unwrap().unwrap();
+        b.join().unwrap().unwrap();
+    });
+    let until = fence(&pg).unwrap();
+    let txns = consumer.wait_for(until, WAIT).unwrap();
+    // Strictly increasing end LSNs across both sessions, and each session's own order kept.
+    check_exactly_once(&txns, 1..=300).unwrap();
+    let u_ids: Vec<i64> = txns
+        .iter()
+        .flat_map(|t| t.on("u"))
+        .map(|c| c["new"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(u_ids, (1..=300).collect::<Vec<i64>>());
+    assert_eq!(txns.len(), 601, "300 + 300 + the fence");
+    assert_eq!(txns.last().unwrap().on("fence").len(), 1);
+}
