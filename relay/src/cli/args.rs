@@ -92,6 +92,10 @@ pub struct RelayArgs {
     /// Serve static files from this directory for paths the API does not use (the demo page).
     #[arg(long, env = "WALCAST_UI_DIR", hide = true)]
     pub ui_dir: Option<PathBuf>,
+    /// Start a new log segment after this size (default 64MiB). Smaller segments let retention
+    /// free space in finer steps; tests use tiny ones to exercise retention.
+    #[arg(long, env = "WALCAST_SEGMENT_BYTES", hide = true)]
+    pub segment_bytes: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

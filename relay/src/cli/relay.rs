@@ -37,6 +37,7 @@ pub struct RelaySettings {
     pub retention: RetentionPolicy,
     pub wal_warn_bytes: u64,
     pub ui_dir: Option<PathBuf>,
+    pub segment_bytes: u64,
 }
 
 /// Merges `args` (flags and env) over the TOML file named by `--config`.
@@ -107,6 +108,9 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
         },
         wal_warn_bytes: size(args.wal_warn.or(file.wal_warn), "--wal-warn")?.unwrap_or(1 << 30),
         ui_dir: args.ui_dir.or(file.ui_dir),
+        segment_bytes: size(args.segment_bytes.or(file.segment_bytes), "--segment-bytes")?
+            .unwrap_or(crate::log::DEFAULT_SEGMENT_BYTES)
+            .max(1),
     })
 }
 
@@ -138,9 +142,10 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let log_dir = s.data_dir.join("log");
-    let (log, writer, recovered) =
-        tokio::task::block_in_place(|| Log::open(LogConfig::new(&log_dir)))
-            .with_context(|| format!("opening the log in {}", log_dir.display()))?;
+    let mut log_config = LogConfig::new(&log_dir);
+    log_config.segment_bytes = s.segment_bytes;
+    let (log, writer, recovered) = tokio::task::block_in_place(|| Log::open(log_config))
+        .with_context(|| format!("opening the log in {}", log_dir.display()))?;
     tracing::info!(dir = %log_dir.display(), recovered = ?recovered, "log open");
 
     let metrics = Arc::new(Metrics::default());
