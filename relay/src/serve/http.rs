@@ -35,6 +35,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .merge(super::consumer_http::routes())
         .layer(cors)
         .with_state(state)
 }
@@ -62,6 +63,9 @@ async fn stream(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Re
                 OpenError::ResyncRequired { .. } => StatusCode::GONE,
                 OpenError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 OpenError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                OpenError::Consumer(ref c) => {
+                    StatusCode::from_u16(c.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+                }
             };
             return error_response(status, e.code(), &e.to_string());
         }
@@ -114,7 +118,13 @@ async fn status(State(state): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let body = state.hub.metrics.render();
+    let mut body = state.hub.metrics.render();
+    let durable = state.hub.log.durable().lsn;
+    let views = state
+        .hub
+        .consumers
+        .views(durable, crate::consumers::now_unix_ms());
+    crate::metrics::render_consumers(&mut body, &views);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
