@@ -125,6 +125,11 @@ pub fn register(
     from: Option<Lsn>,
 ) -> Result<(Registered, ConsumerView), ConsumerError> {
     let durable = hub.log.durable().lsn;
+    crate::consumers::validate_name(name)?;
+    if let Some(view) = hub.consumers.view(name, durable, now_unix_ms()) {
+        // Idempotent: an existing consumer keeps its position whatever `from` says.
+        return Ok((Registered::Existed, view));
+    }
     let oldest_available = hub.log.oldest_available();
     let from = from.unwrap_or(oldest_available);
     if from < oldest_available {
