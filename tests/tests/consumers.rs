@@ -47,6 +47,16 @@ struct Relay {
 
 impl Relay {
     fn start(bin: &Path, pg: &PgCluster, data: &Path, port: u16) -> Result<Relay> {
+        Self::start_with(bin, pg, data, port, &[])
+    }
+
+    fn start_with(
+        bin: &Path,
+        pg: &PgCluster,
+        data: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<Relay> {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = data.with_file_name(format!("relay-{n}.log"));
@@ -57,6 +67,7 @@ impl Relay {
             .arg(data)
             .args(["--http", &format!("127.0.0.1:{port}")])
             .args(["--segment-bytes", "64KiB", "--retention-bytes", "1"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -175,6 +186,7 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 
 /// `walcast tail` until the commit at `until`; returns the end LSNs of the commits it printed.
 fn tail(bin: &Path, url: &str, extra: &[&str], until: Lsn) -> Vec<Lsn> {
+    let t = Instant::now();
     let out = Command::new(bin)
         .args(["tail", "--url", url, "--until", &until.to_string()])
         .args(extra)
@@ -186,6 +198,7 @@ fn tail(bin: &Path, url: &str, extra: &[&str], until: Lsn) -> Vec<Lsn> {
         "tail failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    eprintln!("tail {url} {extra:?} took {:?}", t.elapsed());
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -374,5 +387,78 @@ fn durable_consumers_bound_the_slot_survive_restarts_and_hold_retention() {
     assert_eq!(
         st, 410,
         "the start of the log is gone once no consumer needs it"
+    );
+}
+
+#[test]
+fn a_consumer_registers_streams_and_acks_over_quic() {
+    let bin = walcast_bin();
+    let pg = PgCluster::start(15).unwrap();
+    pg.psql("CREATE TABLE t (id int PRIMARY KEY, v text)")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let qport = free_port();
+    let quic_addr = format!("127.0.0.1:{qport}");
+    let relay = Relay::start_with(&bin, &pg, &data, port, &["--quic", &quic_addr]).unwrap();
+    let fingerprint = relay
+        .log_text()
+        .lines()
+        .find_map(|l| l.split("certificate SHA-256 ").nth(1).map(str::trim))
+        .map(str::to_owned)
+        .expect("the relay prints its certificate fingerprint");
+    for i in 0..6 {
+        pg.psql(&format!("INSERT INTO t VALUES ({i}, 'v{i}')"))
+            .unwrap();
+    }
+    let last_insert: Lsn = pg
+        .psql("SELECT pg_current_wal_insert_lsn()")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for(
+        "the log to hold every insert",
+        Duration::from_secs(30),
+        || relay.durable() >= last_insert,
+    );
+    let http_url = format!("http://127.0.0.1:{port}");
+    let commits = tail(&bin, &http_url, &[], relay.durable());
+    assert_eq!(commits.len(), 6, "{commits:?}");
+
+    let quic_url = format!("quic://{quic_addr}");
+    let from = commits[1].to_string();
+    // Registration (with a start position) and acks go over QUIC control streams.
+    let got = tail(
+        &bin,
+        &quic_url,
+        &[
+            "--cert-sha256",
+            &fingerprint,
+            "--consumer",
+            "q1",
+            "--from",
+            &from,
+        ],
+        commits[3],
+    );
+    assert_eq!(got, commits[2..=3].to_vec());
+    let c = relay.consumer("q1");
+    assert_eq!(lsn(&c["acked_lsn"]), commits[3], "{c}");
+    // The stream request names the consumer: it resumes after the ack.
+    let got = tail(
+        &bin,
+        &quic_url,
+        &["--cert-sha256", &fingerprint, "--consumer", "q1"],
+        commits[5],
+    );
+    assert_eq!(got, commits[4..=5].to_vec());
+    assert_eq!(lsn(&relay.consumer("q1")["acked_lsn"]), commits[5]);
+    // The relay notices a closed stream at its next write (a heartbeat at the latest).
+    wait_for(
+        "the consumer to show as disconnected",
+        Duration::from_secs(15),
+        || relay.consumer("q1")["connected"] == 0,
     );
 }

@@ -2,6 +2,7 @@
 //! (`{"from": "...", "tables": [...]}`, at most 8 KiB) and finishes its side; the relay answers
 //! on the same stream with exactly the bytes the HTTP endpoint would send. A bad request gets a
 //! single `'e'` frame with code `bad_request`, and the connection goes on serving other streams.
+//! A request with an `"op"` key is a durable-consumer control request instead ([`super::control`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
