@@ -222,6 +222,9 @@ pub struct ConsumerView {
 pub struct Registry {
     path: PathBuf,
     state: Mutex<State>,
+    /// Serializes changes, so the state lock is never held across an fsync (the replication
+    /// session reads the minimum ack through it).
+    writes: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -261,6 +264,7 @@ impl Registry {
                 consumers,
                 connected: BTreeMap::new(),
             }),
+            writes: Mutex::new(()),
         }))
     }
 
@@ -274,14 +278,14 @@ impl Registry {
         &self,
         change: impl FnOnce(&mut Consumers) -> Result<(T, bool), ConsumerError>,
     ) -> Result<T, ConsumerError> {
-        let mut st = self.lock();
-        let mut next = st.consumers.clone();
+        let _writing = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.lock().consumers.clone();
         let (out, changed) = change(&mut next)?;
         if changed {
             write_atomically(&self.path, &next)?;
         }
         // Also keeps last-ack times of no-op acks in memory (they are not worth an fsync).
-        st.consumers = next;
+        self.lock().consumers = next;
         Ok(out)
     }
 

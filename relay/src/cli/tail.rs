@@ -9,7 +9,7 @@ use walcast_decoder::output::msgpack::MsgpackEncoder;
 use walcast_decoder::{Decoder, Event, Lsn};
 
 use super::args::{OutputFormat, TailArgs};
-use crate::client::{Delivery, Subscription, Transport};
+use crate::client::{ClientError, Delivery, Subscription, Transport};
 use crate::serve::request::parse_table;
 
 pub async fn run(args: TailArgs) -> Result<()> {
@@ -132,11 +132,16 @@ impl Acker {
         if !now && self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
             return Ok(());
         }
-        self.acked = sub
-            .ack(target)
-            .await
-            .context("acknowledging to the relay")?;
         self.last = Some(std::time::Instant::now());
+        match sub.ack(target).await {
+            Ok(acked) => self.acked = acked,
+            // The relay is restarting or the network is down: the stream reconnects by itself,
+            // and the next ack covers this one.
+            Err(ClientError::Transport(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "could not acknowledge to the relay; will retry");
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("acknowledging to the relay")),
+        }
         Ok(())
     }
 }
