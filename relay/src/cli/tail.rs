@@ -92,6 +92,7 @@ pub async fn run(args: TailArgs) -> Result<()> {
                 if let Some(a) = &mut acks {
                     a.maybe_ack(&sub, true).await?;
                 }
+                sub.close().await;
                 return Ok(());
             }
         }

@@ -135,6 +135,12 @@ impl Subscription {
         acked_of(&v)
     }
 
+    /// Ends the subscription, closing its connection gracefully.
+    pub async fn close(mut self) {
+        self.conn = None;
+        self.transport.close().await;
+    }
+
     fn consumer_name(&self) -> Result<&str, ClientError> {
         self.consumer
             .as_deref()
