@@ -33,7 +33,7 @@ pub enum ConsumerError {
     InvalidName(String),
     #[error("no consumer named {0:?}")]
     NotFound(String),
-    #[error("ack {ack} is beyond the relay's durable position {durable}")]
+    #[error("{ack} is beyond the relay's durable position {durable} (the relay never sent it)")]
     AheadOfDurable { ack: Lsn, durable: Lsn },
     #[error("start position {from} is no longer in the relay's log (oldest available: {oldest_available})")]
     TooOld { from: Lsn, oldest_available: Lsn },

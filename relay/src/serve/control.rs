@@ -244,3 +244,82 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod hub_tests {
+    use super::*;
+    use crate::consumers::Registry;
+    use crate::log::{Log, LogConfig};
+    use crate::metrics::Metrics;
+    use crate::serve::request::StreamRequest;
+    use crate::serve::session::OpenError;
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn register_ack_and_open_as_a_consumer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut writer, _) = Log::open(LogConfig::new(dir.path().join("log"))).unwrap();
+        writer.set_start_lsn(Lsn(0x100)).unwrap();
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let hub = Hub {
+            log,
+            metrics: Arc::new(Metrics::default()),
+            shutdown,
+            consumers: Registry::open(dir.path()).unwrap(),
+        };
+        let (r, v) = register(&hub, "a", None).unwrap();
+        assert_eq!(
+            (r, v.acked_lsn),
+            (Registered::Created, Lsn(0x100)),
+            "default: oldest"
+        );
+        assert!(matches!(
+            register(&hub, "b", Some(Lsn(0x50))),
+            Err(ConsumerError::TooOld { .. })
+        ));
+        assert!(matches!(
+            register(&hub, "b", Some(Lsn(0x101))),
+            Err(ConsumerError::AheadOfDurable { .. })
+        ));
+        assert!(matches!(
+            register(&hub, "b c", None),
+            Err(ConsumerError::InvalidName(_))
+        ));
+        let (r, _) = register(&hub, "a", Some(Lsn(0x50))).unwrap();
+        assert_eq!(r, Registered::Existed, "idempotent, 'from' ignored");
+        assert!(matches!(
+            ack(&hub, "a", Lsn(0x101)),
+            Err(ConsumerError::AheadOfDurable { .. })
+        ));
+        assert_eq!(ack(&hub, "a", Lsn(0x100)).unwrap().acked_lsn, Lsn(0x100));
+
+        let req = StreamRequest {
+            consumer: Some("a".into()),
+            ..Default::default()
+        };
+        let stream = hub.open(&req).map_err(|e| e.to_string()).unwrap();
+        assert_eq!(hub.consumers.view("a", Lsn(0x100), 0).unwrap().connected, 1);
+        drop(stream);
+        assert_eq!(hub.consumers.view("a", Lsn(0x100), 0).unwrap().connected, 0);
+        let unknown = StreamRequest {
+            consumer: Some("zz".into()),
+            ..Default::default()
+        };
+        match hub.open(&unknown) {
+            Err(e @ OpenError::Consumer(_)) => assert_eq!(e.code(), "unknown_consumer"),
+            _ => panic!("an unknown consumer must be refused"),
+        }
+        // QUIC control answers
+        let v = handle(
+            &hub,
+            Control::Ack {
+                consumer: "nope".into(),
+                lsn: Lsn(1),
+            },
+        );
+        assert_eq!(v["code"], "unknown_consumer");
+        remove(&hub, "a").unwrap();
+        assert!(hub.consumers.is_empty());
+        assert!(matches!(remove(&hub, "a"), Err(ConsumerError::NotFound(_))));
+    }
+}
