@@ -94,6 +94,9 @@ pub struct RelayArgs {
     /// Log segment roll size (e.g. 64KiB; tests use small segments to exercise retention).
     #[arg(long, hide = true)]
     pub segment_bytes: Option<String>,
+    /// Serve static files from this directory for paths the API does not use (the demo page).
+    #[arg(long, env = "WALCAST_UI_DIR", hide = true)]
+    pub ui_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -38,6 +38,7 @@ pub struct RelaySettings {
     pub retention: RetentionPolicy,
     pub wal_warn_bytes: u64,
     pub segment_bytes: Option<u64>,
+    pub ui_dir: Option<PathBuf>,
 }
 
 /// Merges `args` (flags and env) over the TOML file named by `--config`.
@@ -108,6 +109,7 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
         },
         wal_warn_bytes: size(args.wal_warn.or(file.wal_warn), "--wal-warn")?.unwrap_or(1 << 30),
         segment_bytes: size(args.segment_bytes.or(file.segment_bytes), "--segment-bytes")?,
+        ui_dir: args.ui_dir.or(file.ui_dir),
     })
 }
 
@@ -174,10 +176,13 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", s.http))?;
     let http_addr = listener.local_addr()?;
-    let app = http::router(HttpState {
-        hub: hub.clone(),
-        status: board.clone(),
-    });
+    let app = http::router_with_ui(
+        HttpState {
+            hub: hub.clone(),
+            status: board.clone(),
+        },
+        s.ui_dir.as_deref(),
+    );
     let mut http_shutdown = shutdown_rx.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -236,7 +241,7 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     let mut session = Session::new(cfg);
     let session_task = tokio::spawn(async move {
         let end = session.run(&mut sink).await;
-        if let Err(e) = sink.sync() {
+        if let Err(e) = sink.sync().await {
             tracing::error!(error = %e, "final log sync failed");
         }
         end

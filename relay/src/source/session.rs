@@ -150,6 +150,13 @@ pub trait ReplicationSink: Send {
     fn stop_requested(&self) -> bool {
         false
     }
+
+    /// How soon the session should call [`ReplicationSink::durable`] again while no message
+    /// arrives (`None`: the session's own idle poll). A sink with durability work in flight
+    /// asks for a short interval.
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Why [`Session::run`] stopped.
@@ -356,7 +363,7 @@ impl Session {
             let wait = fb
                 .next_deadline(now)
                 .saturating_duration_since(now)
-                .min(POLL);
+                .min(sink.poll_interval().unwrap_or(POLL));
             tokio::select! {
                 m = stream.next() => match m {
                     Ok(ReplicationMessage::XLogData { wal_start, wal_end, send_time, data }) => {
@@ -389,6 +396,15 @@ impl Session {
                 }
             }
             if sink.stop_requested() {
+                // Let the sink finish making everything durable (bounded), so the final status
+                // confirms all of it.
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while sink.poll_interval().is_some() && Instant::now() < give_up {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let (durable, min_ack) = sink.durable();
+                    fb.on(Event::Durable { lsn: durable });
+                    fb.on(Event::ConsumerAck { min: min_ack });
+                }
                 let flush = fb.allowed_flush();
                 if !flush.is_zero() {
                     if let Err(e) = stream.send_status(flush, flush, flush, false).await {
