@@ -27,6 +27,8 @@ pub enum Command {
     Decode,
     /// One-screen summary of a running relay.
     Status(StatusArgs),
+    /// List, inspect or remove the durable consumers of a running relay.
+    Consumers(ConsumersArgs),
     /// Start a throwaway PostgreSQL, a relay and a writer, and show the live decoded stream.
     Demo(DemoArgs),
 }
@@ -124,6 +126,37 @@ pub struct TailArgs {
     /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate, as the relay printed it.
     #[arg(long, env = "WALCAST_CERT_SHA256")]
     pub cert_sha256: Option<String>,
+    /// Be this durable consumer: register it (if new), start after its ack (unless --from),
+    /// and acknowledge each transaction once it is written to stdout and flushed.
+    #[arg(long)]
+    pub consumer: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumersArgs {
+    /// Relay HTTP URL.
+    #[arg(
+        long,
+        env = "WALCAST_URL",
+        default_value = "http://127.0.0.1:7400",
+        global = true
+    )]
+    pub url: String,
+    /// Print JSON instead of the human summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: ConsumersAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConsumersAction {
+    /// Every durable consumer: acked LSN, lag, time since its last ack, connected or not.
+    List,
+    /// One consumer in detail.
+    Inspect { name: String },
+    /// Remove a consumer: it stops holding the slot and the log back.
+    Remove { name: String },
 }
 
 #[derive(Debug, Clone, Args)]

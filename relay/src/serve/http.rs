@@ -41,7 +41,8 @@ pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Rou
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .merge(super::consumer_http::routes());
     if let Some(dir) = ui_dir {
         // Set before the layers so the static files get CORS like everything else.
         routes = routes.fallback_service(tower_http::services::ServeDir::new(dir));
@@ -72,6 +73,9 @@ async fn stream(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Re
                 OpenError::ResyncRequired { .. } => StatusCode::GONE,
                 OpenError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 OpenError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                OpenError::Consumer(ref c) => {
+                    StatusCode::from_u16(c.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+                }
             };
             return error_response(status, e.code(), &e.to_string());
         }
@@ -124,7 +128,13 @@ async fn status(State(state): State<HttpState>) -> Response {
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let body = state.hub.metrics.render();
+    let mut body = state.hub.metrics.render();
+    let durable = state.hub.log.durable().lsn;
+    let views = state
+        .hub
+        .consumers
+        .views(durable, crate::consumers::now_unix_ms());
+    crate::metrics::render_consumers(&mut body, &views);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

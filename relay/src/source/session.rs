@@ -293,6 +293,7 @@ impl Session {
                 Err(e) => return RunError::Source(e),
             };
             let mut prepared = prepared;
+            let confirmed = prepared.start_lsn;
             // Never ask for less than what the sink already holds durably: PostgreSQL then has
             // no committed transaction to send again (the slot's position may lag after a crash).
             let (held, _) = sink.durable();
@@ -314,7 +315,7 @@ impl Session {
                 proto_version = started.proto_version, "streaming"
             );
             self.backoff.connected(Instant::now());
-            let err = match self.pump(started, sink).await {
+            let err = match self.pump(started, confirmed, sink).await {
                 Ok(PumpEnd::Failed(e)) => e,
                 Ok(PumpEnd::Stopped) => return RunError::Stopped,
                 Err(sink_err) => return RunError::Sink(sink_err),
@@ -330,10 +331,13 @@ impl Session {
     async fn pump<S: ReplicationSink>(
         &mut self,
         started: Started,
+        confirmed: Lsn,
         sink: &mut S,
     ) -> Result<PumpEnd, SinkError> {
         let mut stream = started.stream;
-        let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback);
+        // Streaming may start past the slot's position (the log holds more); durable consumers
+        // may still need what lies between, so that is not confirmed until they ack it.
+        let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback).with_confirmed(confirmed);
         // Durability news comes by polling the sink; this bounds how stale it gets.
         const POLL: Duration = Duration::from_millis(100);
         // Group commit: while a burst of messages is already buffered, keep appending; ask the
