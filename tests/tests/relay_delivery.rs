@@ -295,3 +295,50 @@ fn concurrent_writers_arrive_in_commit_order() {
     assert_eq!(txns.len(), 601, "300 + 300 + the fence");
     assert_eq!(txns.last().unwrap().on("fence").len(), 1);
 }
+
+/// The same delivery guarantees on every other PostgreSQL major this machine has (14, 16, 17,
+/// 18 from the npm packages), so each pgoutput protocol version (2–4, streaming 'on' and
+/// 'parallel') goes through the relay end to end.
+#[test]
+fn every_available_major_delivers_plain_and_streamed_transactions() {
+    let majors: Vec<u32> = walcast_testkit::available_versions()
+        .into_iter()
+        .filter(|m| *m != 15)
+        .collect();
+    if majors.is_empty() {
+        eprintln!("skipped: only PostgreSQL 15 is installed here (scripts/install-deps.sh fetches 14/16/17/18)");
+        return;
+    }
+    for major in majors {
+        let pg = PgCluster::start(major).unwrap_or_else(|e| panic!("PostgreSQL {major}: {e:#}"));
+        create_tables(&pg).unwrap();
+        let relay = Relay::start(&pg, TABLES, &[])
+            .unwrap_or_else(|e| panic!("relay on PostgreSQL {major}: {e:#}"));
+        let consumer = Consumer::start(&relay.url(), None, None, &[]);
+        write_txns(&pg, 1..=60).unwrap();
+        let big = "INSERT INTO t SELECT g, -g, repeat('x', 200) || g FROM generate_series(100001, 103000) g;";
+        pg.psql(&format!("BEGIN; {big} ROLLBACK;")).unwrap();
+        pg.psql(&format!("BEGIN; {big} COMMIT;")).unwrap();
+        let until = fence(&pg).unwrap();
+        let txns = consumer
+            .wait_for(until, WAIT)
+            .unwrap_or_else(|e| panic!("PostgreSQL {major}: {e:#}"));
+        let plain: Vec<Txn> = txns.iter().filter(|t| !t.streamed).cloned().collect();
+        check_exactly_once(&plain, 1..=60).unwrap_or_else(|e| panic!("PostgreSQL {major}: {e:#}"));
+        let big_txns: Vec<&Txn> = txns.iter().filter(|t| t.on("t").len() == 3000).collect();
+        assert_eq!(
+            big_txns.len(),
+            1,
+            "PostgreSQL {major}: exactly the committed big transaction"
+        );
+        assert!(
+            big_txns[0].streamed,
+            "PostgreSQL {major}: the big transaction was streamed"
+        );
+        assert_eq!(
+            apply_to_map(&txns),
+            table_map(&pg).unwrap(),
+            "PostgreSQL {major}"
+        );
+    }
+}
