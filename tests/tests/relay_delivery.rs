@@ -342,3 +342,43 @@ fn every_available_major_delivers_plain_and_streamed_transactions() {
         );
     }
 }
+
+/// HTTP/2 with prior knowledge (h2c) serves the same frame stream as HTTP/1.1.
+#[test]
+fn http2_prior_knowledge_streams_frames() {
+    let (pg, relay) = setup();
+    write_txns(&pg, 1..=5).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let mut resp = client
+            .get(format!("{}/v1/stream", relay.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/x-walcast-frames"
+        );
+        let mut got = Vec::new();
+        while got.len() < 64 {
+            let chunk = tokio::time::timeout(WAIT, resp.chunk())
+                .await
+                .expect("data in time")
+                .unwrap()
+                .expect("open stream");
+            got.extend_from_slice(&chunk);
+        }
+        let (version, _) = walcast_decoder::frame::parse_header(&got)
+            .unwrap()
+            .expect("whole header");
+        assert_eq!(version, 1);
+    });
+}
