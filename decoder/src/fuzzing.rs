@@ -1,6 +1,7 @@
 //! What the fuzz target runs, shared with the regression test over `decoder/fuzz/regressions`
 //! (inputs the fuzzer once crashed on), so a fixed crash stays fixed on stable Rust too.
 
+use crate::frame::{self, FrameReader};
 use crate::output::{jsonl, msgpack::MsgpackEncoder};
 use crate::{parse_envelope, pgoutput, Decoder, Envelope};
 
@@ -13,6 +14,17 @@ pub fn decode_everything(data: &[u8]) {
     for in_stream in [false, true] {
         if let Err(e) = pgoutput::parse(data, in_stream) {
             assert!(e.offset <= data.len());
+        }
+    }
+    // The frame layer, as a relay stream: whole, and pushed in small uneven chunks.
+    if let Err(e) = frame::parse_frame(data) {
+        assert!(e.offset <= data.len());
+    }
+    let mut reader = FrameReader::new();
+    for chunk in data.chunks(7) {
+        reader.push(chunk);
+        while let Ok(Some(f)) = reader.next_frame() {
+            let _ = (f.kind, f.lsn, f.payload.len());
         }
     }
     // A sequence: split on a separator byte so the fuzzer can build Relation-then-row
