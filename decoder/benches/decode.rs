@@ -26,8 +26,16 @@ fn load(name: &'static str) -> Fixture {
         .map(|l| parse_bytea_hex(l).expect("fixture line is a hex bytea"))
         .collect();
     let bytes = messages.iter().map(Vec::len).sum();
-    let rows = messages.iter().filter(|m| matches!(m.first(), Some(b'I' | b'U' | b'D'))).count();
-    Fixture { name, messages, bytes, rows }
+    let rows = messages
+        .iter()
+        .filter(|m| matches!(m.first(), Some(b'I' | b'U' | b'D')))
+        .count();
+    Fixture {
+        name,
+        messages,
+        bytes,
+        rows,
+    }
 }
 
 /// Parses every message, following stream blocks the way a consumer must.
@@ -74,15 +82,30 @@ fn json_all(messages: &[Vec<u8>], out: &mut String) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let fixtures = [load("narrow7_text"), load("narrow7_binary"), load("wide_toast")];
+    let fixtures = [
+        load("narrow7_text"),
+        load("narrow7_binary"),
+        load("wide_toast"),
+    ];
     // Sizes per iteration, for bench/run.sh to turn times into rates.
     let meta: Vec<String> = fixtures
         .iter()
-        .map(|f| format!("{{\"name\":\"{}\",\"bytes\":{},\"rows\":{},\"messages\":{}}}", f.name, f.bytes, f.rows, f.messages.len()))
+        .map(|f| {
+            format!(
+                "{{\"name\":\"{}\",\"bytes\":{},\"rows\":{},\"messages\":{}}}",
+                f.name,
+                f.bytes,
+                f.rows,
+                f.messages.len()
+            )
+        })
         .collect();
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     let _ = std::fs::create_dir_all(&target);
-    let _ = std::fs::write(target.join("walcast-fixtures.json"), format!("[{}]", meta.join(",")));
+    let _ = std::fs::write(
+        target.join("walcast-fixtures.json"),
+        format!("[{}]", meta.join(",")),
+    );
 
     let mut g = c.benchmark_group("parse");
     for f in &fixtures {
