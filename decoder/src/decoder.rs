@@ -593,19 +593,20 @@ fn row<'a>(
     }
     let mut cells = Vec::with_capacity(relation.columns.len());
     for (col, column) in relation.columns.iter().zip(tuple.columns()) {
-        cells.push(match column {
-            Column::Null if key && !col.is_key => Cell::NotInKey,
-            Column::Null => Cell::Value(Value::Null),
-            Column::UnchangedToast => Cell::UnchangedToast,
-            Column::Text(bytes) => Cell::Value(
-                value::decode_text(col.decode_oid, bytes)
-                    .map_err(|e| e.shifted(offset_in(msg, bytes)))?,
-            ),
-            Column::Binary(bytes) => Cell::Value(
-                value::decode_binary(col.decode_oid, bytes)
-                    .map_err(|e| e.shifted(offset_in(msg, bytes)))?,
-            ),
-        });
+        // Values are pushed by the decoders' own match arms (see `value::decode_text_emit`).
+        match column {
+            Column::Null if key && !col.is_key => cells.push(Cell::NotInKey),
+            Column::Null => cells.push(Cell::Value(Value::Null)),
+            Column::UnchangedToast => cells.push(Cell::UnchangedToast),
+            Column::Text(bytes) => {
+                value::decode_text_emit(col.decode_oid, bytes, |v| cells.push(Cell::Value(v)))
+                    .map_err(|e| e.shifted(offset_in(msg, bytes)))?
+            }
+            Column::Binary(bytes) => {
+                value::decode_binary_emit(col.decode_oid, bytes, |v| cells.push(Cell::Value(v)))
+                    .map_err(|e| e.shifted(offset_in(msg, bytes)))?
+            }
+        }
     }
     Ok(Row { cells })
 }

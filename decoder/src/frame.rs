@@ -13,7 +13,10 @@
 //! `Ok(None)` means "feed more bytes and call again", exactly like postgres-protocol's
 //! `Message::parse`, so a reader can resume after any cancellation.
 
+mod crc;
+
 use crate::{DecodeError, ErrorKind, Lsn, Result};
+use crc::{crc32c, crc32c_append};
 
 /// The 8 magic bytes that open every stream and segment file.
 pub const MAGIC: [u8; 8] = *b"WALCAST\0";
@@ -146,9 +149,9 @@ pub fn encode_frame(kind: FrameKind, lsn: Lsn, payload: &[u8], out: &mut Vec<u8>
         payload.len()
     );
     let body_len = BODY_FIXED_LEN + payload.len();
-    let mut crc = crc32c::crc32c(&[kind.to_byte()]);
-    crc = crc32c::crc32c_append(crc, &lsn.0.to_be_bytes());
-    crc = crc32c::crc32c_append(crc, payload);
+    let mut crc = crc32c(&[kind.to_byte()]);
+    crc = crc32c_append(crc, &lsn.0.to_be_bytes());
+    crc = crc32c_append(crc, payload);
     out.reserve(FRAME_PREFIX_LEN + body_len);
     out.extend_from_slice(&(body_len as u32).to_be_bytes());
     out.extend_from_slice(&crc.to_be_bytes());
@@ -191,7 +194,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>> {
     }
     let stored_crc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let body = &buf[FRAME_PREFIX_LEN..total];
-    if crc32c::crc32c(body) != stored_crc {
+    if crc32c(body) != stored_crc {
         return Err(DecodeError::new(4, ErrorKind::BadChecksum, "frame"));
     }
     let kind = FrameKind::from_byte(body[0]);

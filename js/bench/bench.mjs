@@ -2,7 +2,9 @@
 // PgoutputParser (the fairest JS peer), both producing typed row objects with column names,
 // and prints rows/s and the ratio.
 //
-//   node bench/bench.mjs [--rows N] [--fixture path/to/narrow7.hex] [--synthetic 1] [--min-ratio 5] [--min-rows 1.5e6]
+//   node bench/bench.mjs [--rows N] [--fixture path/to/narrow7.hex] [--synthetic 1] [--min-ratio 5] [--min-rows 1.5e6] [--markdown 1]
+//
+// --markdown 1 also prints the figures as a Markdown section (for BENCHMARKS.md).
 //
 // Input: tests/fixtures/narrow7_text.hex (one `\x…` pgoutput message per line, captured by the e2e
 // suite) when present, else a synthetic stream of the same shape: 7 columns
@@ -114,6 +116,8 @@ function walcastMessages() {
   return [rows, sink];
 }
 
+const results = [];
+
 function measure(name, fn) {
   fn(); // warm up: JIT, relation constructors
   const times = [];
@@ -126,6 +130,7 @@ function measure(name, fn) {
   times.sort((a, b) => a - b);
   const rate = rows / times[2];
   console.log(`${name.padEnd(34)} ${(rate / 1e6).toFixed(2)} M rows/s  (median of 5, ${rows} rows)`);
+  results.push([name, rate]);
   if (rows !== rowCount) throw new Error(`${name} decoded ${rows} rows, expected ${rowCount}`);
   return rate;
 }
@@ -143,6 +148,23 @@ const peerRate = measure('pg-logical-replication PgoutputParser', peer);
 const framesRate = measure('walcast Decoder.push (frames)', walcastFrames);
 const msgRate = measure('walcast Decoder.decodeMessages', walcastMessages);
 console.log(`ratio walcast(frames)/peer: ${(framesRate / peerRate).toFixed(2)}x; walcast(messages)/peer: ${(msgRate / peerRate).toFixed(2)}x`);
+
+if ('markdown' in args) {
+  const { statSync } = await import('node:fs');
+  const { gzipSync } = await import('node:zlib');
+  const wasm = fileURLToPath(new URL('../dist/walcast.wasm', import.meta.url));
+  const gz = gzipSync(readFileSync(wasm), { level: 9 }).length;
+  const { loadavg, cpus } = await import('node:os');
+  console.log('\n### JavaScript / WASM decoder\n');
+  console.log('`scripts/build-js.sh && (cd js && node bench/bench.mjs --markdown 1)` — wall clock, median of 5 runs,');
+  console.log(`Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}, load average ${loadavg()[0].toFixed(2)} when run.`);
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  console.log(`Input: ${source.replace(root, '')}; ${rowCount} insert rows (7 columns) decoded into typed row objects with column names.\n`);
+  console.log('| decoder | M rows/s | vs peer |');
+  console.log('|---|---:|---:|');
+  for (const [name, rate] of results) console.log(`| ${name} | ${(rate / 1e6).toFixed(2)} | ${(rate / peerRate).toFixed(2)}x |`);
+  console.log(`\nwalcast.wasm: ${statSync(wasm).size} bytes, ${gz} bytes gzipped (Node zlib, level 9).`);
+}
 
 const minRatio = args['min-ratio'] ? Number(args['min-ratio']) : null;
 const minRows = args['min-rows'] ? Number(args['min-rows']) : null;

@@ -21,8 +21,31 @@ fn truncated(have: usize, need: usize, ctx: &'static str) -> DecodeError {
     )
 }
 
+#[cold]
 fn invalid(offset: usize, what: &'static str, ctx: &'static str) -> DecodeError {
     DecodeError::new(offset, ErrorKind::InvalidValue(what), ctx)
+}
+
+/// Decodes like [`decode_binary`] and hands the value to `emit`, one `emit` per common type so
+/// the value is written straight into the row (see `text::decode_text_emit`).
+#[inline(always)]
+pub(crate) fn decode_binary_emit<'a>(
+    type_oid: u32,
+    raw: &'a [u8],
+    emit: impl FnOnce(Value<'a>),
+) -> Result<()> {
+    match type_oid {
+        oid::INT2 => emit(Value::Int2(i16::from_be_bytes(exact(raw, "int2")?))),
+        oid::INT4 => emit(Value::Int4(i32::from_be_bytes(exact(raw, "int4")?))),
+        oid::INT8 => emit(Value::Int8(i64::from_be_bytes(exact(raw, "int8")?))),
+        oid::FLOAT8 => emit(Value::Float8(f64::from_be_bytes(exact(raw, "float8")?))),
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME => {
+            emit(Value::Text(Cow::Borrowed(utf8(raw, "text")?)))
+        }
+        oid::TIMESTAMPTZ => emit(Value::TimestampTz(timestamp(raw, "timestamptz")?)),
+        _ => emit(decode_binary(type_oid, raw)?),
+    }
+    Ok(())
 }
 
 /// Exactly `N` bytes, else a typed error (too short: Truncated; too long: TrailingBytes).

@@ -106,7 +106,9 @@ pub use serde_impl::VALUES_FORMAT_VERSION;
 mod text;
 
 pub use binary::decode_binary;
+pub(crate) use binary::decode_binary_emit;
 pub use text::decode_text;
+pub(crate) use text::decode_text_emit;
 
 fn own_str(c: &str) -> Cow<'static, str> {
     Cow::Owned(c.to_owned())
