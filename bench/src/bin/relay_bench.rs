@@ -60,6 +60,7 @@ async fn main() -> Result<()> {
     pg.psql("CREATE PUBLICATION bench FOR TABLE bench")?;
     pg.psql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')")?;
     pg.psql("SELECT pg_create_logical_replication_slot('walcast', 'pgoutput')")?;
+    pg.psql("SELECT pg_create_logical_replication_slot('alone', 'pgoutput')")?;
 
     // The backlog: `rows` rows in transactions of 1,000.
     let write_start = Instant::now();
@@ -110,9 +111,21 @@ async fn main() -> Result<()> {
     let t = Instant::now();
     let relay = RelayProcess::start(&pg.url(), "walcast", "bench", "public.bench")?;
     let ready = Instant::now();
+    // When the relay has the whole backlog durable in its log (separately from when the
+    // client has decoded it), to tell where the time goes.
+    let logged = wait_logged(&relay, end, t);
     let decoded = consume_until(&relay.http, end).await?;
     let relay_secs = t.elapsed().as_secs_f64();
     let streaming_secs = ready.elapsed().as_secs_f64();
+    let logged_secs = logged.join().ok().flatten();
+    // The relay with no client: its own ingest rate, from a second slot over the same backlog.
+    let alone_secs = {
+        let t = Instant::now();
+        let alone = RelayProcess::start(&pg.url(), "alone", "bench", "public.bench")?;
+        let secs = wait_logged(&alone, end, t).join().ok().flatten();
+        drop(alone);
+        secs
+    };
     anyhow::ensure!(
         decoded.rows == rows,
         "client decoded {} rows, expected {rows}",
@@ -159,6 +172,18 @@ async fn main() -> Result<()> {
         "| the same, from the relay answering /readyz (process start and slot checks excluded) | {:.0} rows/s ({streaming_secs:.2} s) |",
         rows as f64 / streaming_secs
     );
+    if let Some(a) = alone_secs {
+        println!(
+            "| relay with no client: backlog durable in its log | {:.0} rows/s ({a:.2} s) |",
+            rows as f64 / a
+        );
+    }
+    if let Some(l) = logged_secs {
+        println!(
+            "| relay with its client: backlog durable in its log | {:.0} rows/s ({l:.2} s) |",
+            rows as f64 / l
+        );
+    }
     println!(
         "| ratio walcast / pg_recvlogical, whole run (target ≥ 0.9) | {:.2} |",
         relay_rps / recv_rps
@@ -304,4 +329,24 @@ fn idle_clients_rss(relay: &RelayProcess, n: u64, from: Lsn) -> Result<(u64, u64
     let after = relay.rss_kib()?;
     drop(conns);
     Ok((before, after))
+}
+
+/// Polls the relay's `/metrics` until its durable LSN reaches `end`; seconds since `t`.
+fn wait_logged(relay: &RelayProcess, end: Lsn, t: Instant) -> std::thread::JoinHandle<Option<f64>> {
+    let addr = relay.http.trim_start_matches("http://").to_string();
+    std::thread::spawn(move || -> Option<f64> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < deadline {
+            let body = walcast_bench::http_get(&addr, "/metrics").ok()?;
+            let durable = body
+                .lines()
+                .find_map(|l| l.strip_prefix("walcast_durable_lsn "))
+                .and_then(|v| v.trim().parse::<u64>().ok())?;
+            if durable >= end.0 {
+                return Some(t.elapsed().as_secs_f64());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    })
 }
