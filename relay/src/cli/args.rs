@@ -89,6 +89,40 @@ pub struct RelayArgs {
     /// Warn when the slot retains more WAL than this (e.g. 1GiB).
     #[arg(long, env = "WALCAST_WAL_WARN")]
     pub wal_warn: Option<String>,
+    /// Authentication (docs/auth.md): file holding the HS256 secret (at least 32 bytes).
+    #[arg(long, env = "WALCAST_AUTH_HS256_SECRET_FILE")]
+    pub auth_hs256_secret_file: Option<PathBuf>,
+    /// Authentication: PEM public key (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA).
+    #[arg(long, env = "WALCAST_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+    /// Authentication: JWKS JSON file; a token's `kid` picks the key.
+    #[arg(long, env = "WALCAST_AUTH_JWKS")]
+    pub auth_jwks: Option<PathBuf>,
+    /// Authentication: the `aud` every token must carry (required when a key is given).
+    #[arg(long, env = "WALCAST_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// Serve a non-loopback address without authentication (anyone who reaches it reads every table).
+    #[arg(long, env = "WALCAST_INSECURE_NO_AUTH")]
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+    /// Browser origin allowed to read from the relay (repeatable; `*` for any). Default: any
+    /// origin without authentication, none with it.
+    #[arg(
+        long = "cors-origin",
+        env = "WALCAST_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub cors_origin: Vec<String>,
+    /// Most concurrent client streams (HTTP and QUIC together); beyond it requests get 503.
+    #[arg(long, env = "WALCAST_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+    /// Most concurrent streams one token may hold open; beyond it requests get 429.
+    #[arg(long, env = "WALCAST_MAX_STREAMS_PER_TOKEN")]
+    pub max_streams_per_token: Option<usize>,
+    /// Stream requests per second allowed per client IP (burst: twice as many).
+    #[arg(long, env = "WALCAST_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,6 +15,7 @@ use walcast_decoder::Lsn;
 
 use super::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
 use super::session::Hub;
+use crate::auth::Gate;
 
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,9 +112,10 @@ pub fn bind(addr: SocketAddr, identity: Identity) -> Result<quinn::Endpoint, Qui
 }
 
 /// Accepts connections until the endpoint is closed.
-pub async fn serve(endpoint: quinn::Endpoint, hub: Hub) {
+pub async fn serve(endpoint: quinn::Endpoint, hub: Hub, gate: Arc<Gate>) {
     while let Some(incoming) = endpoint.accept().await {
         let hub = hub.clone();
+        let gate = gate.clone();
         tokio::spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -126,7 +128,7 @@ pub async fn serve(endpoint: quinn::Endpoint, hub: Hub) {
             loop {
                 match conn.accept_bi().await {
                     Ok((send, recv)) => {
-                        tokio::spawn(serve_stream(send, recv, hub.clone(), remote));
+                        tokio::spawn(serve_stream(send, recv, hub.clone(), gate.clone(), remote));
                     }
                     Err(e) => {
                         tracing::debug!(%remote, error = %e, "QUIC connection closed");
@@ -142,11 +144,21 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     hub: Hub,
+    gate: Arc<Gate>,
     remote: SocketAddr,
 ) {
+    if let Err(refusal) = gate.check_rate(remote.ip()) {
+        hub.metrics.clients_rejected.fetch_add(1, Relaxed);
+        tracing::info!(%remote, "refused a QUIC stream request: rate limited");
+        let _ = send
+            .write_all(&end_stream(refusal.code(), &refusal.to_string()))
+            .await;
+        let _ = send.finish();
+        return;
+    }
     let request =
         match tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(MAX_REQUEST_BYTES)).await {
-            Ok(Ok(body)) => StreamRequest::from_json(&body),
+            Ok(Ok(body)) => StreamRequest::from_json_with_token(&body),
             Ok(Err(e)) => Err(super::request::BadRequest(format!(
                 "could not read the request: {e}"
             ))),
@@ -154,12 +166,25 @@ async fn serve_stream(
                 "no request within {REQUEST_TIMEOUT:?}"
             ))),
         };
-    let request = match request {
+    let (mut request, token) = match request {
         Ok(r) => r,
         Err(e) => {
             hub.metrics.clients_rejected.fetch_add(1, Relaxed);
             tracing::info!(%remote, error = %e, "refused a QUIC stream request");
             let _ = send.write_all(&end_stream("bad_request", &e.0)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    // Held until the stream ends: it counts against the client and per-token limits.
+    let _permit = match gate.admit_stream(token.as_deref(), &mut request) {
+        Ok(p) => p,
+        Err(refusal) => {
+            hub.metrics.clients_rejected.fetch_add(1, Relaxed);
+            tracing::info!(%remote, code = refusal.code(), reason = %refusal, "refused a QUIC stream request");
+            let _ = send
+                .write_all(&end_stream(refusal.code(), &refusal.to_string()))
+                .await;
             let _ = send.finish();
             return;
         }
