@@ -1,0 +1,403 @@
+//! Authentication and limits of a real relay (the `walcast` binary) in front of a real
+//! PostgreSQL: bad tokens are refused with the documented codes, a granted token streams only
+//! its tables, a non-loopback relay without auth refuses to start, and garbage requests do not
+//! disturb a good client. Contract: docs/auth.md.
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use walcast_testkit::{workspace_root, PgCluster};
+
+const SECRET: &[u8] = b"auth-test-secret-at-least-thirty-two-bytes";
+const AUDIENCE: &str = "walcast-auth-test";
+
+/// The `walcast` binary, built if needed (cargo does nothing when it is up to date).
+fn walcast_bin() -> PathBuf {
+    let root = workspace_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "walcast-relay", "--bin", "walcast"])
+        .current_dir(&root)
+        .status()
+        .expect("running cargo build");
+    assert!(status.success(), "building the walcast binary failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug/walcast")
+}
+
+/// A relay process; killed on drop.
+struct Relay {
+    child: Child,
+    http: SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
+    let data = tempfile::tempdir()?;
+    let mut child = Command::new(walcast_bin())
+        .args(["relay", "--postgres", &pg.url(), "--slot", "auth_slot"])
+        .args([
+            "--publication",
+            "auth_pub",
+            "--tables",
+            "public.granted,public.hidden",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--http", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the relay")?;
+    // The relay prints its HTTP address on stdout once it listens.
+    let stdout = child.stdout.take().context("relay stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("HTTP on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(a) => a.parse()?,
+        Err(_) => {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            bail!("the relay did not start: {err}");
+        }
+    };
+    let relay = Relay {
+        child,
+        http: addr,
+        _data: data,
+    };
+    // Ready = streaming from PostgreSQL.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(relay.http, "/readyz", &[])?.0 != 200 {
+        if Instant::now() > deadline {
+            bail!("the relay never became ready");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(relay)
+}
+
+fn auth_flags(secret_file: &std::path::Path) -> Vec<String> {
+    vec![
+        "--auth-hs256-secret-file".into(),
+        secret_file.display().to_string(),
+        "--auth-audience".into(),
+        AUDIENCE.into(),
+    ]
+}
+
+fn token_with(claims: serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+fn now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+fn token(tables: &[&str]) -> String {
+    token_with(
+        serde_json::json!({"sub": "auth-test", "aud": AUDIENCE, "exp": now() + 600,
+                           "walcast": {"v": 1, "tables": tables}}),
+        SECRET,
+    )
+}
+
+/// One HTTP/1.1 GET with `Connection: close`: (status, body).
+fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no status line in {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+/// A streaming client: everything it received so far, filled by a reader thread.
+struct Streamer {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    _socket: TcpStream,
+}
+
+impl Streamer {
+    fn open(addr: SocketAddr, path: &str, token: &str) -> Result<Streamer> {
+        let mut s = TcpStream::connect(addr)?;
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer {token}\r\n\r\n");
+        s.write_all(req.as_bytes())?;
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let (mut r, sink) = (s.try_clone()?, bytes.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 16384];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Ok(Streamer { bytes, _socket: s })
+    }
+
+    fn contains(&self, needle: &str) -> bool {
+        let b = self.bytes.lock().unwrap();
+        b.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn head(&self) -> String {
+        let b = self.bytes.lock().unwrap();
+        String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned()
+    }
+}
+
+fn cluster() -> Result<(PgCluster, tempfile::NamedTempFile)> {
+    let pg = PgCluster::start(15)?;
+    pg.psql(
+        "CREATE TABLE granted (id serial PRIMARY KEY, note text);
+         CREATE TABLE hidden (id serial PRIMARY KEY, note text);",
+    )?;
+    let mut secret = tempfile::NamedTempFile::new()?;
+    secret.write_all(SECRET)?;
+    Ok((pg, secret))
+}
+
+fn code_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("<not a JSON error: {body:?}>"))
+}
+
+#[test]
+fn refuses_bad_tokens_and_streams_only_granted_tables() -> Result<()> {
+    let (pg, secret) = cluster()?;
+    let flags = auth_flags(secret.path());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = start_relay(&pg, &flags)?;
+    let addr = relay.http;
+
+    let bearer = |t: &str| format!("Bearer {t}");
+    let expired = token_with(
+        serde_json::json!({"aud": AUDIENCE, "exp": now() - 3600, "walcast": {"tables": ["*"]}}),
+        SECRET,
+    );
+    let wrong_sig = token_with(
+        serde_json::json!({"aud": AUDIENCE, "exp": now() + 600, "walcast": {"tables": ["*"]}}),
+        b"some-other-secret-of-at-least-32-bytes",
+    );
+    let wrong_aud = token_with(
+        serde_json::json!({"aud": "another-service", "exp": now() + 600, "walcast": {"tables": ["*"]}}),
+        SECRET,
+    );
+    let not_yet = token_with(
+        serde_json::json!({"aud": AUDIENCE, "exp": now() + 7200, "nbf": now() + 3600,
+                           "walcast": {"tables": ["*"]}}),
+        SECRET,
+    );
+    for (what, headers) in [
+        ("no token", vec![]),
+        (
+            "garbage token",
+            vec![("Authorization", bearer("not-a-jwt"))],
+        ),
+        ("expired", vec![("Authorization", bearer(&expired))]),
+        (
+            "wrong signature",
+            vec![("Authorization", bearer(&wrong_sig))],
+        ),
+        (
+            "wrong audience",
+            vec![("Authorization", bearer(&wrong_aud))],
+        ),
+        (
+            "nbf in the future",
+            vec![("Authorization", bearer(&not_yet))],
+        ),
+    ] {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = get(addr, "/v1/stream", &h)?;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_eq!(code_of(&body), "unauthorized", "{what}");
+        assert!(!body.contains("eyJ"), "{what}: the token is echoed: {body}");
+    }
+
+    // Granted only public.granted: asking for public.hidden is forbidden.
+    let granted = token(&["public.granted"]);
+    let (status, body) = get(
+        addr,
+        "/v1/stream?tables=public.hidden",
+        &[("Authorization", &bearer(&granted))],
+    )?;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (403, "forbidden"),
+        "{body}"
+    );
+    let (status, body) = get(
+        addr,
+        &format!("/v1/stream?tables=public.granted,public.hidden&access_token={granted}"),
+        &[],
+    )?;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (403, "forbidden"),
+        "{body}"
+    );
+
+    // Status needs a token; health, readiness and metrics stay open.
+    assert_eq!(get(addr, "/v1/status", &[])?.0, 401);
+    assert_eq!(
+        get(addr, "/v1/status", &[("Authorization", &bearer(&granted))])?.0,
+        200
+    );
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(get(addr, open, &[])?.0, 200, "{open}");
+    }
+
+    // A granted token without a table filter streams its tables, and only those.
+    let restricted = Streamer::open(addr, "/v1/stream", &granted)?;
+    let everything = Streamer::open(addr, "/v1/stream", &token(&["*"]))?;
+    pg.psql(
+        "INSERT INTO hidden (note) VALUES ('hidden-marker-7a');
+         INSERT INTO granted (note) VALUES ('granted-marker-3c');",
+    )?;
+    assert!(
+        everything.wait_for("hidden-marker-7a", Duration::from_secs(20)),
+        "the \"*\" token did not receive public.hidden: {}",
+        everything.head()
+    );
+    assert!(everything.wait_for("granted-marker-3c", Duration::from_secs(20)));
+    assert!(
+        restricted.wait_for("granted-marker-3c", Duration::from_secs(20)),
+        "the granted client did not receive its table: {}",
+        restricted.head()
+    );
+    assert!(restricted.head().starts_with("HTTP/1.1 200"));
+    assert!(
+        !restricted.contains("hidden-marker-7a") && !restricted.contains("hidden"),
+        "a table outside the grant leaked (row or schema)"
+    );
+    Ok(())
+}
+
+#[test]
+fn garbage_requests_do_not_harm_a_good_client() -> Result<()> {
+    let (pg, secret) = cluster()?;
+    let flags = auth_flags(secret.path());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = start_relay(&pg, &flags)?;
+    let addr = relay.http;
+    let good = Streamer::open(addr, "/v1/stream?tables=public.granted", &token(&["*"]))?;
+
+    let long = "a".repeat(20_000);
+    let garbage: Vec<Vec<u8>> = vec![
+        b"\x00\xff\xfe garbage\r\n\r\n".to_vec(),
+        b"GET /v1/stream?from=zz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        format!("GET /v1/stream?tables={long} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes(),
+        format!("GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {long}\r\n\r\n")
+            .into_bytes(),
+        b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c\r\n\r\n".to_vec(),
+        b"GET /v1/stream HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n".to_vec(),
+        b"GET /v1/str".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x01\x01\x00".to_vec(),
+    ];
+    for round in 0..20 {
+        for g in &garbage {
+            if let Ok(mut s) = TcpStream::connect(addr) {
+                let _ = s.write_all(g);
+                if round % 2 == 0 {
+                    // Half of them hang up at once, half wait for whatever the relay answers.
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                    let _ = s.read(&mut [0u8; 512]);
+                }
+            }
+        }
+        pg.psql(&format!(
+            "INSERT INTO granted (note) VALUES ('good-marker-{round}')"
+        ))?;
+    }
+    for round in 0..20 {
+        let marker = format!("good-marker-{round}");
+        assert!(
+            good.wait_for(&marker, Duration::from_secs(20)),
+            "the good client missed {marker}"
+        );
+    }
+    // The relay still answers new clients.
+    assert_eq!(get(addr, "/healthz", &[])?.0, 200);
+    Ok(())
+}
+
+#[test]
+fn refuses_to_listen_publicly_without_auth() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    for extra in [
+        vec!["--http", "0.0.0.0:0"],
+        vec!["--http", "127.0.0.1:0", "--quic", "0.0.0.0:0"],
+    ] {
+        let out = Command::new(walcast_bin())
+            .args(["relay", "--postgres", "postgres://nobody@127.0.0.1:1/none"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(&extra)
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?}: the relay started");
+        assert!(
+            stderr.contains("--insecure-no-auth") && stderr.contains("not loopback"),
+            "{extra:?}: unclear error: {stderr}"
+        );
+    }
+    Ok(())
+}
