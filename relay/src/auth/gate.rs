@@ -64,7 +64,11 @@ pub struct Gate {
     verifier: Option<Verifier>,
     limits: Limits,
     rate: Mutex<RateLimiter>,
+    slow_client_timeout: std::time::Duration,
 }
+
+/// Default `--slow-client-timeout`.
+pub const DEFAULT_SLOW_CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Gate {
     pub fn new(verifier: Option<Verifier>, limits: Limits, rate: RateLimiter) -> Gate {
@@ -72,7 +76,18 @@ impl Gate {
             verifier,
             limits,
             rate: Mutex::new(rate),
+            slow_client_timeout: DEFAULT_SLOW_CLIENT_TIMEOUT,
         }
+    }
+
+    /// How long a client's connection may take no bytes before it is dropped.
+    pub fn with_slow_client_timeout(mut self, timeout: std::time::Duration) -> Gate {
+        self.slow_client_timeout = timeout;
+        self
+    }
+
+    pub fn slow_client_timeout(&self) -> std::time::Duration {
+        self.slow_client_timeout
     }
 
     /// No authentication, default limits (tests, demo, loopback-only relays).

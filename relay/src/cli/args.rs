@@ -70,7 +70,7 @@ pub struct RelayArgs {
     /// QUIC listen address (UDP).
     #[arg(long, env = "WALCAST_QUIC")]
     pub quic: Option<SocketAddr>,
-    /// PEM certificate chain for QUIC (a self-signed one is created and its fingerprint printed if absent).
+    /// PEM certificate chain for QUIC and HTTPS (without it: plain HTTP, and a self-signed QUIC certificate whose fingerprint is printed).
     #[arg(long, env = "WALCAST_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
@@ -123,6 +123,9 @@ pub struct RelayArgs {
     /// Stream requests per second allowed per client IP (burst: twice as many).
     #[arg(long, env = "WALCAST_RATE_LIMIT")]
     pub rate_limit: Option<f64>,
+    /// Disconnect a client whose connection takes no bytes for this long (e.g. 60s).
+    #[arg(long, env = "WALCAST_SLOW_CLIENT_TIMEOUT")]
+    pub slow_client_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,6 +15,7 @@ use crate::log::{Log, LogConfig, RetentionPolicy};
 use crate::metrics::Metrics;
 use crate::pipeline::LogSink;
 use crate::serve::http::{self, HttpState};
+use crate::serve::listen;
 use crate::serve::quic::{self, Identity};
 use crate::serve::session::Hub;
 use crate::serve::status::{SourceFacts, StatusBoard};
@@ -52,6 +53,7 @@ pub struct AuthSettings {
     pub max_clients: usize,
     pub max_streams_per_token: usize,
     pub rate_per_sec: f64,
+    pub slow_client_timeout: Duration,
 }
 
 impl AuthSettings {
@@ -86,9 +88,9 @@ pub fn build_gate(
             "authentication is off (--insecure-no-auth): anyone who can connect reads every table"
         );
     }
-    let cors = if auth.cors_origins.iter().any(|o| o == "*") {
-        None
-    } else if auth.cors_origins.is_empty() && verifier.is_none() {
+    let any_origin = auth.cors_origins.iter().any(|o| o == "*")
+        || (auth.cors_origins.is_empty() && verifier.is_none());
+    let cors = if any_origin {
         None
     } else {
         Some(
@@ -108,7 +110,8 @@ pub fn build_gate(
             verifier,
             Limits::new(auth.max_clients, auth.max_streams_per_token),
             RateLimiter::new(rate, burst, gate::RATE_TRACKED_IPS),
-        ),
+        )
+        .with_slow_client_timeout(auth.slow_client_timeout),
         cors,
     ))
 }
@@ -203,6 +206,15 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
                 .rate_limit
                 .or(file.rate_limit)
                 .unwrap_or(gate::DEFAULT_RATE_PER_SEC),
+            slow_client_timeout: args
+                .slow_client_timeout
+                .or(file.slow_client_timeout)
+                .map(|s| {
+                    humantime::parse_duration(&s)
+                        .with_context(|| format!("--slow-client-timeout {s:?}"))
+                })
+                .transpose()?
+                .unwrap_or(Duration::from_secs(60)),
         },
     })
 }
@@ -271,18 +283,24 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         gate: gate.clone(),
         cors_origins,
     });
-    let mut http_shutdown = shutdown_rx.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_shutdown.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    println!("walcast relay: HTTP on http://{http_addr}  (stream: /v1/stream, status: /v1/status, metrics: /metrics)");
+    // HTTPS with the same certificate as QUIC when one is given.
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(c), Some(k)) => Some(listen::tls_config(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listen_cfg = listen::ListenConfig {
+        slow_client_timeout: s.auth.slow_client_timeout,
+        ..Default::default()
+    };
+    let http_task = tokio::spawn(listen::serve(
+        listener,
+        app,
+        tls,
+        listen_cfg,
+        shutdown_rx.clone(),
+    ));
+    println!("walcast relay: HTTP on {scheme}://{http_addr}  (stream: /v1/stream, status: /v1/status, metrics: /metrics)");
 
     // QUIC
     let quic_endpoint = match s.quic {

@@ -3,12 +3,13 @@
 //! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
 //! - [`session`]: one client's stream over the log, transport-independent.
 //! - [`filter`], [`classify`]: table filtering by relation id (pure).
-//! - [`http`], [`quic`]: the transports.
+//! - [`http`], [`quic`]: the transports; [`listen`]: the HTTP listener (TLS, deadlines).
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
 
 pub mod classify;
 pub mod filter;
 pub mod http;
+pub mod listen;
 pub mod quic;
 pub mod request;
 pub mod session;

@@ -17,6 +17,10 @@ use super::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
 use super::session::Hub;
 use crate::auth::Gate;
 
+/// Application error code of a stream reset because the client did not read for the
+/// slow-client timeout (docs/auth.md).
+pub const TOO_SLOW_RESET_CODE: u32 = 1;
+
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -198,9 +202,17 @@ async fn serve_stream(
         }
     };
     hub.metrics.clients_quic.fetch_add(1, Relaxed);
+    let slow = gate.slow_client_timeout();
     while let Some(chunk) = client.next_chunk().await {
-        if send.write_chunk(chunk).await.is_err() {
-            break;
+        match tokio::time::timeout(slow, send.write_chunk(chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                // Flow control is closed, so an 'e' frame could not get through either.
+                tracing::info!(%remote, timeout = ?slow, "reset a QUIC stream whose client did not read (too slow)");
+                let _ = send.reset(TOO_SLOW_RESET_CODE.into());
+                break;
+            }
         }
     }
     let _ = send.finish();
