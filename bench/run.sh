@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs walcast's benchmarks and writes their sections into BENCHMARKS.md.
 #   bench/run.sh relay     end-to-end relay throughput, latency, memory per client
+#   bench/run.sh decoder   decoder parse / typed-row / JSON throughput on captured streams (criterion)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-relay}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release -p walcast-relay --bin walcast -p walcast-bench --bins
 out=$(mktemp)
 case "$what" in
-  relay) ./target/release/relay_bench | tee "$out" ;;
+  relay)
+    cargo build --release -p walcast-relay --bin walcast -p walcast-bench --bins
+    ./target/release/relay_bench | tee "$out" ;;
+  decoder)
+    cargo bench -p walcast-decoder --bench decode
+    python3 bench/criterion_table.py > "$out"; cat "$out" ;;
   *) echo "unknown benchmark $what" >&2; exit 2 ;;
 esac
 python3 - "$what" "$out" <<'PY'

@@ -33,3 +33,27 @@ for v in 14 16 17 18; do
     (cd "$d" && node scripts/hydrate-symlinks.js)
   fi
 done
+
+# --- The npm package in js/ (scripts/build-js.sh, `npm test` in js/): the wasm32 target, the
+# wasm-bindgen CLI at exactly the version of the wasm-bindgen crate in Cargo.lock, wasm-opt
+# (binaryen), Chromium for the browser tests, and js/node_modules.
+rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ -n "$wb_version" ] && [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
+  echo "installing wasm-bindgen-cli $wb_version (compiles for a few minutes)"
+  # Not --locked: the CLI's own lock file pins a yanked webpki-roots.
+  cargo install wasm-bindgen-cli --version "$wb_version" --force
+fi
+need_js_apt=()
+command -v wasm-opt >/dev/null || need_js_apt+=(binaryen)
+[ -x /usr/bin/chromium ] || need_js_apt+=(chromium)
+command -v npm >/dev/null || need_js_apt+=(nodejs npm)
+if [ ${#need_js_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_js_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_js_apt[@]}"
+fi
+# npm ci only when node_modules is missing or older than the lock file.
+if [ ! -f js/node_modules/.package-lock.json ] || [ js/package-lock.json -nt js/node_modules/.package-lock.json ]; then
+  (cd js && npm ci --no-audit --no-fund)
+fi

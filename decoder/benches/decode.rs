@@ -1,101 +1,132 @@
-//! Decoder throughput over synthetic 7-column rows (real captured fixtures come later).
+//! Decoder throughput on real captured streams (tests/fixtures, captured from PostgreSQL 15):
+//! narrow 7-column rows in text and binary mode, and a wide table with large TOASTed text.
 //!
-//! Targets: parse ≥ 1 GB/s; typed rows ≥ 5 M rows/s on one core.
-//! Run: `cargo bench -p walcast-decoder --bench decode`.
+//! Targets (one core): parse ≥ 1 GB/s of pgoutput; decode ≥ 5 M typed 7-column rows/s.
+//! Run: `cargo bench -p walcast-decoder --bench decode`, or `bench/run.sh decoder`, which also
+//! writes the figures into BENCHMARKS.md.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::path::Path;
+use walcast_decoder::output::{jsonl::write_event, parse_bytea_hex};
 use walcast_decoder::{pgoutput, Decoder, Event};
 
-const ROWS: usize = 10_000;
-const REL: u32 = 16384;
-
-fn relation_message() -> Vec<u8> {
-    let cols: [(&str, u32, bool); 7] = [
-        ("id", 23, true),
-        ("name", 25, false),
-        ("email", 25, false),
-        ("created_at", 1184, false),
-        ("amount", 1700, false),
-        ("active", 16, false),
-        ("counter", 20, false),
-    ];
-    let mut m = vec![b'R'];
-    m.extend_from_slice(&REL.to_be_bytes());
-    m.extend_from_slice(b"public\0users\0d");
-    m.extend_from_slice(&(cols.len() as u16).to_be_bytes());
-    for (name, oid, key) in cols {
-        m.push(u8::from(key));
-        m.extend_from_slice(name.as_bytes());
-        m.push(0);
-        m.extend_from_slice(&oid.to_be_bytes());
-        m.extend_from_slice(&(-1i32).to_be_bytes());
-    }
-    m
+struct Fixture {
+    name: &'static str,
+    messages: Vec<Vec<u8>>,
+    bytes: usize,
+    rows: usize,
 }
 
-/// Text-mode Insert messages shaped like the brief's measured workload (~80 bytes per row).
-fn insert_messages() -> Vec<Vec<u8>> {
-    (0..ROWS)
-        .map(|i| {
-            let values = [
-                i.to_string(),
-                format!("user number {i}"),
-                format!("user{i}@example.com"),
-                "2024-05-01 12:00:00.123456+00".to_string(),
-                format!("{}.{:02}", i % 1000, i % 100),
-                if i % 2 == 0 { "t" } else { "f" }.to_string(),
-                (i * 7919).to_string(),
-            ];
-            let mut m = vec![b'I'];
-            m.extend_from_slice(&REL.to_be_bytes());
-            m.push(b'N');
-            m.extend_from_slice(&(values.len() as u16).to_be_bytes());
-            for v in values {
-                m.push(b't');
-                m.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                m.extend_from_slice(v.as_bytes());
+fn load(name: &'static str) -> Fixture {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/fixtures/{name}.hex"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let messages: Vec<Vec<u8>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| parse_bytea_hex(l).expect("fixture line is a hex bytea"))
+        .collect();
+    let bytes = messages.iter().map(Vec::len).sum();
+    let rows = messages
+        .iter()
+        .filter(|m| matches!(m.first(), Some(b'I' | b'U' | b'D')))
+        .count();
+    Fixture {
+        name,
+        messages,
+        bytes,
+        rows,
+    }
+}
+
+/// Parses every message, following stream blocks the way a consumer must.
+fn parse_all(messages: &[Vec<u8>]) -> usize {
+    let mut in_stream = false;
+    let mut columns = 0;
+    for m in messages {
+        match pgoutput::parse(black_box(m), in_stream).expect("valid message") {
+            pgoutput::Message::StreamStart(_) => in_stream = true,
+            pgoutput::Message::StreamStop => in_stream = false,
+            pgoutput::Message::Insert(i) => columns += i.new.columns().count(),
+            pgoutput::Message::Update(u) => columns += u.new.columns().count(),
+            _ => {}
+        }
+    }
+    columns
+}
+
+fn decode_all(messages: &[Vec<u8>]) -> usize {
+    let mut d = Decoder::new();
+    let mut cells = 0;
+    for m in messages {
+        match d.decode(black_box(m)).expect("valid message") {
+            Event::Insert(c) | Event::Update(c) | Event::Delete(c) => {
+                cells += c.new.as_ref().map_or(0, |r| r.cells.len());
+                black_box(&c);
             }
-            m
-        })
-        .collect()
+            _ => {}
+        }
+    }
+    cells
+}
+
+fn json_all(messages: &[Vec<u8>], out: &mut String) -> usize {
+    let mut d = Decoder::new();
+    let mut n = 0;
+    for m in messages {
+        let ev = d.decode(black_box(m)).expect("valid message");
+        out.clear();
+        write_event(&ev, None, out);
+        n += out.len();
+    }
+    n
 }
 
 fn bench(c: &mut Criterion) {
-    let rel = relation_message();
-    let msgs = insert_messages();
-    let bytes: usize = msgs.iter().map(Vec::len).sum();
+    let fixtures = [
+        load("narrow7_text"),
+        load("narrow7_binary"),
+        load("wide_toast"),
+    ];
+    // Sizes per iteration, for bench/run.sh to turn times into rates.
+    let meta: Vec<String> = fixtures
+        .iter()
+        .map(|f| {
+            format!(
+                "{{\"name\":\"{}\",\"bytes\":{},\"rows\":{},\"messages\":{}}}",
+                f.name,
+                f.bytes,
+                f.rows,
+                f.messages.len()
+            )
+        })
+        .collect();
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&target);
+    let _ = std::fs::write(
+        target.join("walcast-fixtures.json"),
+        format!("[{}]", meta.join(",")),
+    );
 
     let mut g = c.benchmark_group("parse");
-    g.throughput(Throughput::Bytes(bytes as u64));
-    g.bench_function("pgoutput::parse 7-col inserts", |b| {
-        b.iter(|| {
-            for m in &msgs {
-                let parsed = pgoutput::parse(black_box(m), false).expect("valid message");
-                if let pgoutput::Message::Insert(i) = parsed {
-                    // Walk the columns, as any consumer of a parsed row does.
-                    black_box(i.new.columns().count());
-                }
-            }
-        })
-    });
+    for f in &fixtures {
+        g.throughput(Throughput::Bytes(f.bytes as u64));
+        g.bench_function(f.name, |b| b.iter(|| parse_all(&f.messages)));
+    }
     g.finish();
 
     let mut g = c.benchmark_group("decode");
-    g.throughput(Throughput::Elements(ROWS as u64));
-    g.bench_function("Decoder::decode typed 7-col rows", |b| {
-        let mut d = Decoder::new();
-        d.decode(&rel).expect("relation");
-        b.iter(|| {
-            for m in &msgs {
-                match d.decode(black_box(m)).expect("valid row") {
-                    Event::Insert(c) => {
-                        black_box(c.new.map(|r| r.cells.len()));
-                    }
-                    _ => unreachable!("only inserts"),
-                }
-            }
-        })
-    });
+    for f in &fixtures {
+        g.throughput(Throughput::Elements(f.rows as u64));
+        g.bench_function(f.name, |b| b.iter(|| decode_all(&f.messages)));
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("jsonl");
+    for f in &fixtures {
+        g.throughput(Throughput::Elements(f.rows as u64));
+        let mut out = String::new();
+        g.bench_function(f.name, |b| b.iter(|| json_all(&f.messages, &mut out)));
+    }
     g.finish();
 }
 

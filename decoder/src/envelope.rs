@@ -3,7 +3,7 @@
 //!
 //! Times are microseconds since 2000-01-01 00:00:00 UTC, as PostgreSQL sends them.
 
-use crate::pgoutput::primitives::{end, finish, i64_, lsn, u8_, IRes, PErr};
+use crate::pgoutput::primitives::{finish, i64_, lsn, u8_, IRes, PErr};
 use crate::{Lsn, Result};
 
 pub const TAG_XLOG_DATA: u8 = b'w';
@@ -64,8 +64,9 @@ fn envelope(input: &[u8]) -> std::result::Result<Envelope<'_>, nom::Err<PErr>> {
         TAG_KEEPALIVE => {
             let (i, wal_end) = lsn(i, "keepalive WAL end")?;
             let (i, send_time) = i64_(i, "keepalive send time")?;
-            let (i, reply) = reply_flag(i, "keepalive reply flag")?;
-            end(i, "keepalive end")?;
+            // Bytes after the known fields are ignored: a newer server may append fields, and
+            // a replication connection must not fail over them.
+            let (_, reply) = reply_flag(i, "keepalive reply flag")?;
             Ok(Envelope::Keepalive {
                 wal_end,
                 send_time,
@@ -77,8 +78,7 @@ fn envelope(input: &[u8]) -> std::result::Result<Envelope<'_>, nom::Err<PErr>> {
             let (i, flush) = lsn(i, "status flush LSN")?;
             let (i, apply) = lsn(i, "status apply LSN")?;
             let (i, send_time) = i64_(i, "status send time")?;
-            let (i, reply) = reply_flag(i, "status reply flag")?;
-            end(i, "status end")?;
+            let (_, reply) = reply_flag(i, "status reply flag")?;
             Ok(Envelope::StandbyStatus {
                 write,
                 flush,
@@ -151,11 +151,15 @@ mod tests {
                 reply_requested: true
             }
         );
+        // Fields a newer server appends are ignored, not an error.
         m.push(0);
-        assert_eq!(
-            parse_envelope(&m).unwrap_err().kind,
-            ErrorKind::TrailingBytes(1)
-        );
+        assert!(matches!(
+            parse_envelope(&m).unwrap(),
+            Envelope::Keepalive {
+                reply_requested: true,
+                ..
+            }
+        ));
         let e = parse_envelope(&m[..10]).unwrap_err();
         assert_eq!((e.offset, e.kind), (9, ErrorKind::Truncated { needed: 7 }));
     }

@@ -74,35 +74,26 @@ pub enum Event {
     ConsumerAck { min: Option<Lsn> },
 }
 
-/// Classifies a pgoutput message (the XLogData payload) into the event feedback cares about.
-/// Looks only at the tag and fixed offsets; anything else (or anything short) is `None`.
+/// Classifies a pgoutput message (the XLogData payload) into the event feedback cares about,
+/// through the log's field peeker (tag and fixed offsets only); anything else, or anything
+/// too short, is `None`.
 pub fn classify(data: &[u8]) -> Option<Event> {
-    let u64_at = |o: usize| {
-        data.get(o..o + 8)
-            .map(|b| Lsn(u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))))
-    };
-    let u32_at = |o: usize| {
-        data.get(o..o + 4)
-            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or([0; 4])))
-    };
-    match data.first()? {
-        b'B' | b'b' => Some(Event::Begin),
-        // C: flags(1) commit_lsn(8) end_lsn(8); P: flags, prepare_lsn, end_lsn; K: flags,
-        // commit_lsn, end_lsn; r: flags, prepare_end_lsn, rollback_end_lsn.
-        b'C' | b'P' | b'K' | b'r' => u64_at(10).map(|end_lsn| Event::Commit { end_lsn }),
-        b'S' => u32_at(1).map(|xid| Event::StreamStart { xid }),
-        b'E' => Some(Event::StreamStop),
-        // c / p: xid(4) flags(1) lsn(8) end_lsn(8).
-        b'c' | b'p' => Some(Event::StreamCommit {
-            xid: u32_at(1)?,
-            end_lsn: u64_at(14)?,
-        }),
-        b'A' => Some(Event::StreamAbort {
-            xid: u32_at(1)?,
-            subxid: u32_at(5)?,
-        }),
-        _ => None,
-    }
+    use crate::log::pgoutput_peek::{peek, Peeked};
+    // Transaction boundaries never carry a stream xid, so the block state does not matter.
+    Some(match peek(data, false).ok()? {
+        Peeked::Begin { .. } | Peeked::BeginPrepare { .. } => Event::Begin,
+        Peeked::Commit { end_lsn, .. }
+        | Peeked::Prepare { end_lsn, .. }
+        | Peeked::CommitPrepared { end_lsn, .. }
+        | Peeked::RollbackPrepared { end_lsn, .. } => Event::Commit { end_lsn },
+        Peeked::StreamStart { xid, .. } => Event::StreamStart { xid },
+        Peeked::StreamStop => Event::StreamStop,
+        Peeked::StreamCommit { xid, end_lsn, .. } | Peeked::StreamPrepare { xid, end_lsn, .. } => {
+            Event::StreamCommit { xid, end_lsn }
+        }
+        Peeked::StreamAbort { xid, subxid } => Event::StreamAbort { xid, subxid },
+        _ => return None,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -299,7 +290,11 @@ mod tests {
             classify(&commit_msg(0x50)),
             Some(Event::Commit { end_lsn: Lsn(0x50) })
         );
-        assert_eq!(classify(b"B"), Some(Event::Begin));
+        assert_eq!(
+            classify(&crate::log::pgoutput_peek::build::begin(0x50, 7)),
+            Some(Event::Begin)
+        );
+        assert_eq!(classify(b"B"), None, "short begin is ignored, not a panic");
         assert_eq!(
             classify(b"C\0\0"),
             None,

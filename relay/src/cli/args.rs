@@ -89,6 +89,9 @@ pub struct RelayArgs {
     /// Warn when the slot retains more WAL than this (e.g. 1GiB).
     #[arg(long, env = "WALCAST_WAL_WARN")]
     pub wal_warn: Option<String>,
+    /// Serve static files from this directory for paths the API does not use (the demo page).
+    #[arg(long, env = "WALCAST_UI_DIR", hide = true)]
+    pub ui_dir: Option<PathBuf>,
     /// Authentication (docs/auth.md): file holding the HS256 secret (at least 32 bytes).
     #[arg(long, env = "WALCAST_AUTH_HS256_SECRET_FILE")]
     pub auth_hs256_secret_file: Option<PathBuf>,

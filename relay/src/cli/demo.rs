@@ -45,12 +45,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         data_dir: Some(data_dir.path().to_path_buf()),
         http: Some(http.parse()?),
         quic: Some(quic.parse()?),
+        ui_dir: ui_dir(),
         ..Default::default()
     };
     let relay = tokio::spawn(super::relay::run(relay_args));
     let base = format!("http://{http}");
     wait_ready(&base).await?;
     eprintln!("walcast demo: PostgreSQL at {}", pg.url());
+    match ui_dir() {
+        Some(_) => eprintln!("walcast demo: open {base}/demo/index.html?autoconnect in a browser to watch the changes decoded by WASM"),
+        None => eprintln!("walcast demo: (build the npm package with scripts/build-js.sh to get the browser page)"),
+    }
     eprintln!("walcast demo: open {base}/v1/status, {base}/metrics; stream: {base}/v1/stream");
     eprintln!("walcast demo: try `walcast tail --url {base}` or `walcast status --url {base}` in another terminal");
     eprintln!(
@@ -96,6 +101,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     drop(pg);
     eprintln!("walcast demo: cleaned up");
     Ok(())
+}
+
+/// The npm package directory, when its build (js/dist) is present in this checkout.
+fn ui_dir() -> Option<std::path::PathBuf> {
+    let js = walcast_testkit::workspace_root().join("js");
+    js.join("dist/walcast.wasm").exists().then_some(js)
 }
 
 async fn wait_ready(base: &str) -> Result<()> {

@@ -38,6 +38,7 @@ pub struct RelaySettings {
     pub binary: bool,
     pub retention: RetentionPolicy,
     pub wal_warn_bytes: u64,
+    pub ui_dir: Option<PathBuf>,
     pub auth: AuthSettings,
 }
 
@@ -183,6 +184,7 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
             max_age: retention_age,
         },
         wal_warn_bytes: size(args.wal_warn.or(file.wal_warn), "--wal-warn")?.unwrap_or(1 << 30),
+        ui_dir: args.ui_dir.or(file.ui_dir),
         auth: AuthSettings {
             hs256_secret_file: args.auth_hs256_secret_file.or(file.auth_hs256_secret_file),
             public_key: args.auth_public_key.or(file.auth_public_key),
@@ -277,12 +279,15 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         .await
         .with_context(|| format!("binding HTTP on {}", s.http))?;
     let http_addr = listener.local_addr()?;
-    let app = http::router(HttpState {
-        hub: hub.clone(),
-        status: board.clone(),
-        gate: gate.clone(),
-        cors_origins,
-    });
+    let app = http::router_with_ui(
+        HttpState {
+            hub: hub.clone(),
+            status: board.clone(),
+            gate: gate.clone(),
+            cors_origins,
+        },
+        s.ui_dir.as_deref(),
+    );
     // HTTPS with the same certificate as QUIC when one is given.
     let tls = match (&s.tls_cert, &s.tls_key) {
         (Some(c), Some(k)) => Some(listen::tls_config(c, k)?),

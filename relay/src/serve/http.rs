@@ -30,7 +30,14 @@ pub struct HttpState {
     pub cors_origins: Option<Vec<HeaderValue>>,
 }
 
+/// The API routes.
 pub fn router(state: HttpState) -> Router {
+    router_with_ui(state, None)
+}
+
+/// The API routes, plus static files from `ui_dir` (the demo page and the npm package build)
+/// for every other path when the operator gives one.
+pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Router {
     let origins = match &state.cors_origins {
         None => AllowOrigin::any(),
         Some(list) => AllowOrigin::list(list.clone()),
@@ -39,14 +46,17 @@ pub fn router(state: HttpState) -> Router {
         .allow_origin(origins)
         .allow_methods(Any)
         .allow_headers(Any);
-    Router::new()
+    let mut routes = Router::new()
         .route("/v1/stream", get(stream))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .layer(cors)
-        .with_state(state)
+        .route("/readyz", get(readyz));
+    if let Some(dir) = ui_dir {
+        // Set before the layers so the static files get CORS like everything else.
+        routes = routes.fallback_service(tower_http::services::ServeDir::new(dir));
+    }
+    routes.layer(cors).with_state(state)
 }
 
 /// A JSON error body `{"code","message"}` with a status code.

@@ -61,6 +61,15 @@ impl Hub {
             return Err(OpenError::ShuttingDown);
         }
         let reader = self.log.reader(request.from).map_err(|e| match e {
+            // A position beyond anything this log made durable comes from another log (a wiped
+            // data directory, another relay): serving it could skip changes, so resync.
+            LogError::AheadOfLog { requested, .. } => {
+                self.metrics.resync_required.fetch_add(1, Relaxed);
+                OpenError::ResyncRequired {
+                    requested,
+                    oldest_available: self.log.oldest_available(),
+                }
+            }
             LogError::ResyncRequired {
                 requested,
                 oldest_available,

@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes};
+use walcast_decoder::envelope::{self, Envelope};
 use walcast_decoder::Lsn;
 
 use super::conn::ReplicationConnection;
@@ -37,42 +38,35 @@ pub enum ReplicationMessage {
     },
 }
 
-/// Parses the body of a CopyData message in a logical replication stream. `Ok(None)` for tags
-/// this version does not know (newer servers may add some).
+/// Parses the body of a CopyData message in a logical replication stream, with the decoder's
+/// envelope parser. `Ok(None)` for tags this version does not know (newer servers may add
+/// some). The pgoutput payload stays a zero-copy slice of `body`.
 pub fn parse_copy_data(body: Bytes) -> Result<Option<ReplicationMessage>, SourceError> {
-    let be = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    match body.first() {
-        Some(b'w') => {
-            if body.len() < 25 {
-                return Err(SourceError::Protocol(format!(
-                    "XLogData of {} bytes is shorter than its header",
-                    body.len()
-                )));
-            }
-            Ok(Some(ReplicationMessage::XLogData {
-                wal_start: Lsn(be(&body[1..9])),
-                wal_end: Lsn(be(&body[9..17])),
-                send_time: be(&body[17..25]) as i64,
-                data: body.slice(25..),
-            }))
-        }
-        Some(b'k') => {
-            if body.len() < 18 {
-                return Err(SourceError::Protocol(format!(
-                    "keepalive of {} bytes is too short",
-                    body.len()
-                )));
-            }
-            Ok(Some(ReplicationMessage::Keepalive {
-                wal_end: Lsn(be(&body[1..9])),
-                send_time: be(&body[9..17]) as i64,
-                reply_requested: body[17] != 0,
-            }))
-        }
-        Some(_) => Ok(None),
-        None => Err(SourceError::Protocol(
-            "empty CopyData in the replication stream".into(),
-        )),
+    match envelope::parse_envelope(&body) {
+        Ok(Envelope::XLogData {
+            wal_start,
+            wal_end,
+            send_time,
+            data,
+        }) => Ok(Some(ReplicationMessage::XLogData {
+            wal_start,
+            wal_end,
+            send_time,
+            data: body.slice_ref(data),
+        })),
+        Ok(Envelope::Keepalive {
+            wal_end,
+            send_time,
+            reply_requested,
+        }) => Ok(Some(ReplicationMessage::Keepalive {
+            wal_end,
+            send_time,
+            reply_requested,
+        })),
+        Ok(_) => Ok(None),
+        Err(e) => Err(SourceError::Protocol(format!(
+            "malformed replication message: {e}"
+        ))),
     }
 }
 
@@ -84,14 +78,7 @@ pub fn encode_status(
     time: i64,
     reply_requested: bool,
 ) -> [u8; 34] {
-    let mut b = [0u8; 34];
-    b[0] = b'r';
-    b[1..9].copy_from_slice(&write.0.to_be_bytes());
-    b[9..17].copy_from_slice(&flush.0.to_be_bytes());
-    b[17..25].copy_from_slice(&apply.0.to_be_bytes());
-    b[25..33].copy_from_slice(&time.to_be_bytes());
-    b[33] = reply_requested as u8;
-    b
+    envelope::encode_standby_status(write, flush, apply, time, reply_requested)
 }
 
 /// A connection in CopyBoth mode, streaming one slot.
