@@ -34,6 +34,8 @@ fn walcast_bin() -> PathBuf {
 struct Relay {
     child: Child,
     http: SocketAddr,
+    /// The QUIC address and the certificate's SHA-256, when QUIC is on.
+    quic: Option<(SocketAddr, String)>,
     _data: tempfile::TempDir,
 }
 
@@ -66,14 +68,22 @@ fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
     // The relay prints its HTTP address on stdout once it listens.
     let stdout = child.stdout.take().context("relay stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
+    let (qtx, qrx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("HTTP on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+            if let Some(rest) = line.split("QUIC on quic://").nth(1) {
+                let mut words = rest.split_whitespace();
+                let addr = words.next().unwrap_or("").to_string();
+                let sha = words.last().unwrap_or("").to_string();
+                let _ = qtx.send((addr, sha));
+            } else if let Some(rest) = line.split("HTTP on ").nth(1) {
+                let url = rest.split_whitespace().next().unwrap_or("");
+                let addr = url.split("://").nth(1).unwrap_or("").to_string();
                 let _ = tx.send(addr);
             }
         }
     });
+    let tls = extra.contains(&"--tls-cert");
     let addr = match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(a) => a.parse()?,
         Err(_) => {
@@ -85,14 +95,28 @@ fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
             bail!("the relay did not start: {err}");
         }
     };
+    let quic = if extra.contains(&"--quic") {
+        let (a, sha) = qrx.recv_timeout(Duration::from_secs(30))?;
+        Some((a.parse()?, sha))
+    } else {
+        None
+    };
     let relay = Relay {
         child,
         http: addr,
+        quic,
         _data: data,
     };
     // Ready = streaming from PostgreSQL.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(relay.http, "/readyz", &[])?.0 != 200 {
+    let ready = |addr: SocketAddr| -> Result<bool> {
+        if tls {
+            Ok(curl_https(addr, "/readyz", None)?.0 == 200)
+        } else {
+            Ok(get(addr, "/readyz", &[])?.0 == 200)
+        }
+    };
+    while !ready(relay.http)? {
         if Instant::now() > deadline {
             bail!("the relay never became ready");
         }
@@ -399,5 +423,154 @@ fn refuses_to_listen_publicly_without_auth() -> Result<()> {
             "{extra:?}: unclear error: {stderr}"
         );
     }
+    Ok(())
+}
+
+/// `curl -k` over HTTPS: (status, HTTP version negotiated, body).
+fn curl_https(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sk",
+        "--max-time",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{http_version}",
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    cmd.arg(format!("https://localhost:{}{path}", addr.port()));
+    cmd.args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())]);
+    let out = cmd.output().context("running curl")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.split_whitespace();
+    let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, parts.next().unwrap_or("").to_string()))
+}
+
+/// A self-signed certificate for localhost / 127.0.0.1, made with the openssl CLI.
+fn self_signed(dir: &std::path::Path) -> Result<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl")?;
+    if !out.status.success() {
+        bail!("openssl: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((cert, key))
+}
+
+/// One QUIC stream request with `body` (the relay's JSON request); returns the bytes received
+/// until `until` appears in them, the stream ends, or `timeout` passes.
+async fn quic_request(
+    addr: SocketAddr,
+    sha256: &str,
+    body: &str,
+    until: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
+    use walcast_relay::client::Transport;
+    let Transport::Quic {
+        endpoint,
+        client_config,
+        ..
+    } = Transport::from_url(&format!("quic://{addr}"), Some(sha256))?
+    else {
+        bail!("not a QUIC transport");
+    };
+    let conn = endpoint
+        .connect_with(client_config, addr, "localhost")?
+        .await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(body.as_bytes()).await?;
+    send.finish()?;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let found = got.windows(until.len()).any(|w| w == until.as_bytes());
+        if found {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, recv.read_chunk(64 * 1024, true)).await {
+            Ok(Ok(Some(c))) => got.extend_from_slice(&c.bytes),
+            Ok(Ok(None)) | Err(_) => break,
+            Ok(Err(e)) => bail!("QUIC read: {e}"),
+        }
+    }
+    Ok(got)
+}
+
+fn has(bytes: &[u8], needle: &str) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn https_and_quic_enforce_tokens() -> Result<()> {
+    let (pg, secret) = cluster()?;
+    let certs = tempfile::tempdir()?;
+    let (cert, key) = self_signed(certs.path())?;
+    let mut flags = auth_flags(secret.path());
+    flags.extend([
+        "--tls-cert".into(),
+        cert.display().to_string(),
+        "--tls-key".into(),
+        key.display().to_string(),
+        "--quic".into(),
+        "127.0.0.1:0".into(),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = start_relay(&pg, &flags)?;
+
+    // HTTPS, negotiated as HTTP/2 by ALPN; the token is checked there too.
+    let (status, version) = curl_https(relay.http, "/v1/status", None)?;
+    assert_eq!((status, version.as_str()), (401, "2"));
+    let granted = token(&["public.granted"]);
+    assert_eq!(curl_https(relay.http, "/v1/status", Some(&granted))?.0, 200);
+
+    let (quic, sha) = relay.quic.clone().context("QUIC address")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let refused = quic_request(quic, &sha, r#"{"tables":["public.granted"]}"#, "\"code\"", Duration::from_secs(10)).await?;
+        assert!(has(&refused, r#""code":"unauthorized""#), "{}", String::from_utf8_lossy(&refused));
+        let body = serde_json::json!({"tables": ["public.hidden"], "token": granted}).to_string();
+        let forbidden = quic_request(quic, &sha, &body, "\"code\"", Duration::from_secs(10)).await?;
+        assert!(has(&forbidden, r#""code":"forbidden""#), "{}", String::from_utf8_lossy(&forbidden));
+        assert!(!has(&forbidden, "eyJ"), "the token is echoed");
+
+        // A granted QUIC stream (filter from the grant) receives its table only.
+        let mut insert = pg.psql_command();
+        insert.args([
+            "-c",
+            "INSERT INTO hidden (note) VALUES ('quic-hidden-9'); INSERT INTO granted (note) VALUES ('quic-granted-9')",
+        ]);
+        let writer = tokio::task::spawn_blocking(move || {
+            // After the stream below is open.
+            std::thread::sleep(Duration::from_millis(500));
+            insert.output()
+        });
+        let body = serde_json::json!({"token": granted}).to_string();
+        let got = quic_request(quic, &sha, &body, "quic-granted-9", Duration::from_secs(20)).await?;
+        let inserted = writer.await?;
+        assert!(inserted?.status.success(), "insert failed");
+        assert!(has(&got, "quic-granted-9"), "granted QUIC stream got nothing: {}", String::from_utf8_lossy(&got[..got.len().min(300)]));
+        assert!(!has(&got, "quic-hidden-9") && !has(&got, "hidden"), "public.hidden leaked over QUIC");
+        anyhow::Ok(())
+    })?;
     Ok(())
 }
