@@ -325,6 +325,20 @@ fn refuses_bad_tokens_and_streams_only_granted_tables() -> Result<()> {
         get(addr, "/v1/status", &[("Authorization", &bearer(&granted))])?.0,
         200
     );
+    // `walcast status` carries a token with --token.
+    let status_cmd = |token: Option<&str>| -> Result<bool> {
+        let mut cmd = Command::new(walcast_bin());
+        cmd.args(["status", "--json", "--url", &format!("http://{addr}")]);
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        Ok(cmd.env_remove("WALCAST_TOKEN").output()?.status.success())
+    };
+    assert!(
+        !status_cmd(None)?,
+        "walcast status without a token succeeded"
+    );
+    assert!(status_cmd(Some(&granted))?, "walcast status --token failed");
     for open in ["/healthz", "/readyz", "/metrics"] {
         assert_eq!(get(addr, open, &[])?.0, 200, "{open}");
     }

@@ -157,6 +157,9 @@ pub struct TailArgs {
     /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate, as the relay printed it.
     #[arg(long, env = "WALCAST_CERT_SHA256")]
     pub cert_sha256: Option<String>,
+    /// Bearer token (JWT) for a relay with authentication (http/https URLs).
+    #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -167,6 +170,9 @@ pub struct StatusArgs {
     /// Print the raw JSON instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Bearer token (JWT) for a relay with authentication.
+    #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
