@@ -36,6 +36,8 @@ struct Relay {
     http: SocketAddr,
     /// The QUIC address and the certificate's SHA-256, when QUIC is on.
     quic: Option<(SocketAddr, String)>,
+    /// The relay's stderr.
+    log: PathBuf,
     _data: tempfile::TempDir,
 }
 
@@ -48,6 +50,9 @@ impl Drop for Relay {
 
 fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
     let data = tempfile::tempdir()?;
+    // The relay's log goes to a file: a pipe nobody drains would block the relay once full.
+    let log_path = data.path().join("relay.log");
+    let log_file = std::fs::File::create(&log_path)?;
     let mut child = Command::new(walcast_bin())
         .args(["relay", "--postgres", &pg.url(), "--slot", "auth_slot"])
         .args([
@@ -62,7 +67,7 @@ fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
         .args(extra)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log_file))
         .spawn()
         .context("starting the relay")?;
     // The relay prints its HTTP address on stdout once it listens.
@@ -88,10 +93,7 @@ fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
         Ok(a) => a.parse()?,
         Err(_) => {
             let _ = child.kill();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
+            let err = std::fs::read_to_string(&log_path).unwrap_or_default();
             bail!("the relay did not start: {err}");
         }
     };
@@ -105,6 +107,7 @@ fn start_relay(pg: &PgCluster, extra: &[&str]) -> Result<Relay> {
         child,
         http: addr,
         quic,
+        log: log_path,
         _data: data,
     };
     // Ready = streaming from PostgreSQL.
@@ -181,6 +184,13 @@ fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<(u16, S
 struct Streamer {
     bytes: Arc<Mutex<Vec<u8>>>,
     _socket: TcpStream,
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        // The reader thread holds a clone of the socket: shut the connection down for both.
+        let _ = self._socket.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl Streamer {
@@ -586,5 +596,114 @@ fn https_and_quic_enforce_tokens() -> Result<()> {
         assert!(!has(&got, "quic-hidden-9") && !has(&got, "hidden"), "public.hidden leaked over QUIC");
         anyhow::Ok(())
     })?;
+    Ok(())
+}
+
+#[test]
+fn limits_refuse_extra_streams_and_cut_off_a_client_that_does_not_read() -> Result<()> {
+    let (pg, secret) = cluster()?;
+    let mut flags = auth_flags(secret.path());
+    flags.extend(
+        [
+            "--max-clients",
+            "3",
+            "--max-streams-per-token",
+            "2",
+            "--slow-client-timeout",
+            "2s",
+        ]
+        .map(String::from),
+    );
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let relay = start_relay(&pg, &flags)?;
+    let addr = relay.http;
+    let t1 = token(&["*"]);
+    let t2 = token(&["public.granted"]);
+    let wait_open = |s: &Streamer| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s.head().starts_with("HTTP/1.1 200") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(s.head().starts_with("HTTP/1.1 200"), "{}", s.head());
+    };
+    let a = Streamer::open(addr, "/v1/stream", &t1)?;
+    let b = Streamer::open(addr, "/v1/stream", &t1)?;
+    wait_open(&a);
+    wait_open(&b);
+    // A third stream for the same token: 429 too_many_streams.
+    let (status, body) = get(
+        addr,
+        "/v1/stream",
+        &[("Authorization", &format!("Bearer {t1}"))],
+    )?;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (429, "too_many_streams"),
+        "{body}"
+    );
+    // Another token fills the relay; then nobody gets in: 503 too_many_clients.
+    let c = Streamer::open(addr, "/v1/stream", &t2)?;
+    wait_open(&c);
+    let (status, body) = get(
+        addr,
+        "/v1/stream",
+        &[("Authorization", &format!("Bearer {t2}"))],
+    )?;
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (503, "too_many_clients"),
+        "{body}"
+    );
+    // Closing a stream frees its slot.
+    drop(c);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        // A probe that gets in holds its slot until it is dropped, so keep only the status.
+        let probe = Streamer::open(addr, "/v1/stream", &t2)?;
+        std::thread::sleep(Duration::from_millis(200));
+        if probe.head().starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot was never freed: {}",
+            probe.head()
+        );
+    }
+    drop((a, b));
+
+    // A client that never reads while the relay has megabytes for it is cut off. The slots of
+    // the streams closed above free up once the relay notices (at the latest at a heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stuck = loop {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(
+            s,
+            "GET /v1/stream HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer {t1}\r\n\r\n"
+        )?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        if &head == b"HTTP/1.1 200" {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no slot for the stuck client");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    pg.psql("INSERT INTO granted (note) SELECT repeat(md5(i::text), 64) FROM generate_series(1, 20000) i")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&relay.log)?.contains("too slow") {
+        assert!(
+            Instant::now() < deadline,
+            "the stuck client was never cut off"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Its connection is closed: draining it now reaches the end instead of blocking.
+    let mut sink = Vec::new();
+    let drained = stuck.read_to_end(&mut sink);
+    assert!(drained.is_ok() || !sink.is_empty(), "{drained:?}");
+    // The relay keeps serving.
+    assert_eq!(get(addr, "/healthz", &[])?.0, 200);
     Ok(())
 }
