@@ -20,7 +20,7 @@ for path in glob.glob("../tests/fixtures/pg15/*.hex"):
 PY
 fi
 if command -v cargo-fuzz >/dev/null 2>&1; then
-  exec cargo +nightly fuzz run decode corpus/decode -- -max_total_time="$SECS" -max_len=4096
+  exec cargo +nightly fuzz run decode corpus/decode regressions -- -max_total_time="$SECS" -max_len=4096
 fi
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
@@ -28,5 +28,5 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 # An explicit --target keeps RUSTFLAGS away from build scripts and proc macros, as cargo-fuzz does.
 HOST="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 cargo +nightly build --release --bin decode --target "$HOST"
-"./target/$HOST/release/decode" corpus/decode -artifact_prefix=artifacts/decode/ \
+"./target/$HOST/release/decode" corpus/decode regressions -artifact_prefix=artifacts/decode/ \
   -max_total_time="$SECS" -max_len=4096

@@ -437,6 +437,17 @@ impl Decoder {
         })
     }
 
+    /// The type whose codec decodes a column of type `type_oid`: a domain over a built-in type
+    /// decodes as that type (its Type message names the base type in `pg_catalog`); enums and
+    /// other user types stay unknown (text, or raw bytes in binary mode).
+    fn decode_oid(&self, type_oid: u32) -> u32 {
+        self.types
+            .get(&type_oid)
+            .and_then(|name| name.strip_prefix("pg_catalog."))
+            .and_then(value::oid::by_name)
+            .unwrap_or(type_oid)
+    }
+
     fn on_relation(&mut self, msg: &[u8], r: pgoutput::Relation<'_>) -> Result<RelationEvent> {
         let replica_identity = ReplicaIdentity::from_byte(r.replica_identity).ok_or_else(|| {
             // The replica identity byte follows the relation name's NUL.
@@ -459,6 +470,7 @@ impl Decoder {
                 type_modifier: c.type_modifier,
                 is_key: c.is_key(),
                 type_name: self.types.get(&c.type_oid).cloned(),
+                decode_oid: self.decode_oid(c.type_oid),
             })
             .collect();
         let info = RelationInfo {
@@ -586,11 +598,11 @@ fn row<'a>(
             Column::Null => Cell::Value(Value::Null),
             Column::UnchangedToast => Cell::UnchangedToast,
             Column::Text(bytes) => Cell::Value(
-                value::decode_text(col.type_oid, bytes)
+                value::decode_text(col.decode_oid, bytes)
                     .map_err(|e| e.shifted(offset_in(msg, bytes)))?,
             ),
             Column::Binary(bytes) => Cell::Value(
-                value::decode_binary(col.type_oid, bytes)
+                value::decode_binary(col.decode_oid, bytes)
                     .map_err(|e| e.shifted(offset_in(msg, bytes)))?,
             ),
         });

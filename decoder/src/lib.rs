@@ -19,6 +19,8 @@ mod lsn;
 pub mod decoder;
 pub mod envelope;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod output;
 pub mod pgoutput;
 pub mod relation;

@@ -78,4 +78,9 @@ pub struct ColumnInfo {
     pub is_key: bool,
     /// `schema.name` of a user-defined type, from the Type message PostgreSQL sent before the relation.
     pub type_name: Option<String>,
+    /// The built-in type whose codec decodes this column: `type_oid` itself, or, for a domain
+    /// over a built-in type, that base type (pgoutput's Type message for a domain names its base
+    /// type, e.g. `pg_catalog.int4`). Not part of the output formats.
+    #[serde(skip)]
+    pub decode_oid: u32,
 }

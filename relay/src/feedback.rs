@@ -143,6 +143,18 @@ impl Feedback {
         }
     }
 
+    /// When streaming starts past the slot's confirmed position (the log already holds more
+    /// than the slot confirmed, e.g. after a crash or while a durable consumer held the slot
+    /// back), `confirmed` is the slot's position: nothing above it counts as confirmed yet, so
+    /// consumer acks still bound the flush sent. `start` (given to [`Feedback::new`]) stays the
+    /// log's last durable commit.
+    pub fn with_confirmed(mut self, confirmed: Lsn) -> Feedback {
+        if !confirmed.is_zero() && confirmed < self.sent_flush {
+            self.sent_flush = confirmed;
+        }
+        self
+    }
+
     pub fn on(&mut self, ev: Event) {
         match ev {
             Event::Received { wal_end } => self.received = self.received.max(wal_end),
@@ -440,6 +452,44 @@ mod tests {
             min: Some(Lsn(0x950)),
         });
         assert_eq!(f.allowed_flush(), Lsn(0xA00));
+    }
+
+    #[test]
+    fn resuming_ahead_of_the_slot_keeps_consumers_bound() {
+        // The log holds up to 0x90, the slot confirmed only 0x40 (a consumer acked 0x40).
+        let t0 = Instant::now();
+        let mut f = Feedback::new(Lsn(0x90), FeedbackConfig::default()).with_confirmed(Lsn(0x40));
+        f.on(Event::Durable { lsn: Lsn(0x90) });
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x40)),
+        });
+        assert_eq!(f.poll(t0).unwrap().flush, Lsn(0x40), "not past the ack");
+        f.on(Event::Keepalive {
+            wal_end: Lsn(0x100),
+            reply_requested: false,
+        });
+        assert_eq!(
+            f.allowed_flush(),
+            Lsn(0x40),
+            "idle, but the consumer is behind"
+        );
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x60)),
+        });
+        assert_eq!(f.allowed_flush(), Lsn(0x60));
+        f.on(Event::ConsumerAck {
+            min: Some(Lsn(0x90)),
+        });
+        assert_eq!(
+            f.allowed_flush(),
+            Lsn(0x100),
+            "caught up: the idle slot advances"
+        );
+        // without consumers, the log's position is confirmed at once
+        let mut g = Feedback::new(Lsn(0x90), FeedbackConfig::default()).with_confirmed(Lsn(0x40));
+        g.on(Event::Durable { lsn: Lsn(0x90) });
+        g.on(Event::ConsumerAck { min: None });
+        assert_eq!(g.poll(t0).unwrap().flush, Lsn(0x90));
     }
 
     #[test]

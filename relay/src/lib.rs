@@ -10,12 +10,14 @@
 //! - [`pipeline`]: the ingest path from the session into the log (group commit).
 //! - [`serve`]: HTTP and QUIC serving, fan-out and per-client table filtering.
 //! - [`client`]: the native Rust client (HTTP and QUIC, resume, dedup by LSN).
+//! - [`consumers`]: durable consumers, whose acks bound the slot and retention.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`cli`]: the `walcast` subcommands.
 
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod consumers;
 pub mod feedback;
 pub mod log;
 pub mod metrics;

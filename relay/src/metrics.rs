@@ -173,6 +173,38 @@ impl Metrics {
     }
 }
 
+/// Appends `walcast_consumers` and `walcast_consumer_lag_bytes{consumer="…"}` (names are
+/// `[A-Za-z0-9_.-]`, so they need no escaping in a label value).
+pub fn render_consumers(out: &mut String, consumers: &[crate::consumers::ConsumerView]) {
+    metric(
+        out,
+        "walcast_consumers",
+        "gauge",
+        "Registered durable consumers.",
+        consumers.len(),
+    );
+    let name = "walcast_consumer_lag_bytes";
+    let _ = write!(
+        out,
+        "# HELP {name} The relay's durable LSN minus the consumer's acknowledged LSN.\n# TYPE {name} gauge\n"
+    );
+    for c in consumers {
+        let _ = writeln!(out, "{name}{{consumer=\"{}\"}} {}", c.name, c.lag_bytes);
+    }
+    let name = "walcast_consumer_seconds_since_ack";
+    let _ = write!(
+        out,
+        "# HELP {name} Seconds since the consumer last acknowledged (since it registered if never).\n# TYPE {name} gauge\n"
+    );
+    for c in consumers {
+        let _ = writeln!(
+            out,
+            "{name}{{consumer=\"{}\"}} {}",
+            c.name, c.secs_since_ack
+        );
+    }
+}
+
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     let _ = write!(
         out,
@@ -199,5 +231,23 @@ mod tests {
                 "{name} lacks a TYPE line"
             );
         }
+    }
+
+    #[test]
+    fn renders_consumers() {
+        let mut out = String::new();
+        let v = crate::consumers::ConsumerView {
+            name: "billing".into(),
+            acked_lsn: walcast_decoder::Lsn(1),
+            lag_bytes: 77,
+            created_unix_ms: 0,
+            last_ack_unix_ms: None,
+            secs_since_ack: 12,
+            connected: 0,
+        };
+        render_consumers(&mut out, &[v]);
+        assert!(out.contains("walcast_consumers 1\n"));
+        assert!(out.contains("walcast_consumer_lag_bytes{consumer=\"billing\"} 77\n"));
+        assert!(out.contains("walcast_consumer_seconds_since_ack{consumer=\"billing\"} 12\n"));
     }
 }

@@ -2,8 +2,11 @@
 //! durable position goes back to the session as the LSN it may confirm.
 //!
 //! Group commit: the session appends a burst of messages and asks for durability when the burst
-//! drains; that is when this sink fsyncs. PostgreSQL therefore never hears of a flush position
-//! that is not on disk here.
+//! drains. The sink then writes what it buffered and hands the fsync to a blocking thread, and
+//! goes on appending while the disk works; when the fsync completes, readers see the new
+//! durable position at once and the session confirms it to PostgreSQL on its next poll. Only
+//! one fsync is in flight at a time, so each covers everything appended while the previous one
+//! ran. PostgreSQL never hears of a flush position that is not on disk here.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use tokio::sync::watch;
 use walcast_decoder::frame::FrameKind;
 use walcast_decoder::Lsn;
 
-use crate::log::{Appended, LogError, LogWriter};
+use crate::log::{Appended, Durable, LogError, LogWriter};
 use crate::metrics::Metrics;
 use crate::serve::status::StatusBoard;
 use crate::source::{Prepared, ReplicationSink, SinkError};
@@ -31,6 +34,8 @@ pub struct LogSink {
     failed: Option<LogError>,
     consumer_floor: Option<ConsumerFloor>,
     shutdown: watch::Receiver<bool>,
+    /// The fsync running on a blocking thread, if any.
+    in_flight: Option<tokio::task::JoinHandle<Result<Durable, LogError>>>,
 }
 
 impl LogSink {
@@ -50,6 +55,7 @@ impl LogSink {
             failed: None,
             consumer_floor: None,
             shutdown,
+            in_flight: None,
         }
     }
 
@@ -58,16 +64,59 @@ impl LogSink {
         self
     }
 
-    /// Makes everything appended durable now.
-    pub fn sync(&mut self) -> Result<(), LogError> {
+    /// Makes everything appended durable now (waits for an fsync in flight, then syncs the rest).
+    pub async fn sync(&mut self) -> Result<(), LogError> {
+        if let Some(task) = self.in_flight.take() {
+            self.finish(task.await)?;
+        }
         if !self.unsynced {
             return Ok(());
         }
-        // fsync blocks; let the runtime move other tasks off this worker meanwhile.
-        let durable = tokio::task::block_in_place(|| self.writer.sync())?;
+        let pending = self.writer.begin_sync()?;
         self.unsynced = false;
-        self.metrics.durable_lsn.store(durable.lsn.0, Relaxed);
+        let done = tokio::task::spawn_blocking(move || pending.complete()).await;
+        self.finish(done)
+    }
+
+    /// Starts an fsync of what was appended if none is running; collects a finished one.
+    fn pump_sync(&mut self) -> Result<(), LogError> {
+        if let Some(task) = &self.in_flight {
+            if !task.is_finished() {
+                return Ok(());
+            }
+            let task = self.in_flight.take().expect("checked above");
+            let done = futures_util::FutureExt::now_or_never(task).expect("finished task is ready");
+            self.finish(done)?;
+        }
+        if self.unsynced {
+            let pending = self.writer.begin_sync()?;
+            self.unsynced = false;
+            self.in_flight = Some(tokio::task::spawn_blocking(move || pending.complete()));
+        }
         Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        done: Result<Result<Durable, LogError>, tokio::task::JoinError>,
+    ) -> Result<(), LogError> {
+        let result = done.unwrap_or_else(|e| {
+            Err(LogError::Io {
+                path: Default::default(),
+                source: std::io::Error::other(format!("fsync task failed: {e}")),
+            })
+        });
+        match result {
+            Ok(d) => {
+                self.metrics.durable_lsn.fetch_max(d.lsn.0, Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                // After a failed fsync the page cache cannot be trusted: stop appending.
+                self.writer.poison();
+                Err(e)
+            }
+        }
     }
 
     pub fn into_writer(self) -> LogWriter {
@@ -136,13 +185,20 @@ impl ReplicationSink for LogSink {
 
     fn durable(&mut self) -> (Lsn, Option<Lsn>) {
         if self.failed.is_none() {
-            if let Err(e) = self.sync() {
+            if let Err(e) = self.pump_sync() {
                 tracing::error!(error = %e, "making the log durable failed; stopping replication (nothing is confirmed past the last good sync)");
                 self.failed = Some(e);
             }
         }
         let floor = self.consumer_floor.as_ref().and_then(|f| f());
         (self.writer.durable().lsn, floor)
+    }
+
+    fn poll_interval(&self) -> Option<std::time::Duration> {
+        // While an fsync runs or data waits for one, look again soon: the next fsync should
+        // start as soon as this one ends, not at the session's idle poll.
+        let busy = self.failed.is_none() && (self.in_flight.is_some() || self.unsynced);
+        busy.then_some(std::time::Duration::from_millis(1))
     }
 
     fn stop_requested(&self) -> bool {

@@ -3,7 +3,8 @@
 //! test_decoding as an oracle, and the captured fixtures under `tests/fixtures/`.
 //!
 //! Nothing here depends on the decoder's API, so fixtures can be captured without it; the tests
-//! in `tests/tests/` put the decoder against this ground truth.
+//! in `tests/tests/` put the decoder against this ground truth. [`relay`] runs `walcast relay`
+//! as a child process, with clients that apply what it streams.
 
 pub mod events;
 pub mod fixtures;
@@ -11,5 +12,6 @@ pub mod ground_truth;
 pub mod ops;
 pub mod pg;
 pub mod rawjson;
+pub mod relay;
 pub mod scenario;
 pub mod test_decoding;

@@ -335,6 +335,17 @@ fn refuses_bad_tokens_and_streams_only_granted_tables() -> Result<()> {
         get(addr, "/v1/status", &[("Authorization", &bearer(&granted))])?.0,
         200
     );
+    // Durable-consumer calls need a token too.
+    assert_eq!(get(addr, "/v1/consumers", &[])?.0, 401);
+    assert_eq!(
+        get(
+            addr,
+            "/v1/consumers",
+            &[("Authorization", &bearer(&granted))]
+        )?
+        .0,
+        200
+    );
     // `walcast status` carries a token with --token.
     let status_cmd = |token: Option<&str>| -> Result<bool> {
         let mut cmd = Command::new(walcast_bin());

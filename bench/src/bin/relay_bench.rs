@@ -129,7 +129,16 @@ async fn main() -> Result<()> {
     }
 
     // Memory per idle client.
-    let (rss_before, rss_after) = idle_clients_rss(&relay, clients, current_lsn(&pg)?)?;
+    // Idle clients start at the relay's durable end (the server's WAL position may be ahead of
+    // it, and a position ahead of the log is refused as "resync required").
+    let metrics = walcast_bench::http_get(relay.http.trim_start_matches("http://"), "/metrics")?;
+    let durable = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("walcast_durable_lsn "))
+        .context("walcast_durable_lsn in /metrics")?
+        .trim()
+        .parse::<u64>()?;
+    let (rss_before, rss_after) = idle_clients_rss(&relay, clients, Lsn(durable))?;
     let per_client_kib = (rss_after as f64 - rss_before as f64) / clients as f64;
 
     let recv_rps = rows as f64 / recv_secs;

@@ -407,7 +407,8 @@ fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
     #[inline]
     fn d2(s: &[u8], i: usize) -> Option<i64> {
         let (a, b) = (s[i].wrapping_sub(b'0'), s[i + 1].wrapping_sub(b'0'));
-        (a < 10 && b < 10).then_some((a * 10 + b) as i64)
+        // Lazily: the product only fits in u8 once both are known to be digits.
+        (a < 10 && b < 10).then(|| (a * 10 + b) as i64)
     }
     if s.len() < 19
         || s[4] != b'-'
@@ -518,6 +519,20 @@ pub fn parse_interval(s: &[u8]) -> Option<(i32, i32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer: non-digits where the fast path expects digits must be rejected,
+    /// not multiplied (u8 overflow).
+    #[test]
+    fn fast_path_rejects_non_digits_without_overflow() {
+        for text in [
+            &b"\xfa000-01-01 00:00:00+00"[..],
+            b"2024-\xff\xff-01 00:00:00+00",
+            b"2024-01-01 \xf0\xf0:00:00",
+        ] {
+            assert_eq!(parse_timestamp_fast(text, true), None);
+            assert_eq!(parse_timestamp_fast(text, false), None);
+        }
+    }
 
     #[test]
     fn julian_round_trip_spans_bc_and_far_future() {

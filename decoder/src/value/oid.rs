@@ -123,3 +123,14 @@ pub fn name(type_oid: u32) -> Option<&'static str> {
         .find(|(oid, _, _)| *oid == type_oid)
         .map(|(_, name, _)| *name)
 }
+
+/// The OID of a built-in type by its `pg_type.typname` (`int4`, or `_int4` for its array).
+pub fn by_name(typname: &str) -> Option<u32> {
+    match typname.strip_prefix('_') {
+        Some(elem) => by_name(elem).and_then(array_of),
+        None => SCALARS
+            .iter()
+            .find(|(_, name, _)| *name == typname)
+            .map(|(oid, _, _)| *oid),
+    }
+}

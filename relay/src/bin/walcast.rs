@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Parser;
 use walcast_relay::cli::args::{Cli, Command};
-use walcast_relay::cli::{decode, demo, relay, status, tail};
+use walcast_relay::cli::{consumers, decode, demo, relay, status, tail};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -21,6 +21,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Status(args) => runtime.block_on(status::run(args)),
+        Command::Consumers(args) => runtime.block_on(consumers::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
     }
 }

@@ -27,6 +27,8 @@ pub enum Command {
     Decode,
     /// One-screen summary of a running relay.
     Status(StatusArgs),
+    /// List, inspect or remove the durable consumers of a running relay.
+    Consumers(ConsumersArgs),
     /// Start a throwaway PostgreSQL, a relay and a writer, and show the live decoded stream.
     Demo(DemoArgs),
 }
@@ -92,6 +94,10 @@ pub struct RelayArgs {
     /// Serve static files from this directory for paths the API does not use (the demo page).
     #[arg(long, env = "WALCAST_UI_DIR", hide = true)]
     pub ui_dir: Option<PathBuf>,
+    /// Start a new log segment after this size (default 64MiB). Smaller segments let retention
+    /// free space in finer steps; tests use tiny ones to exercise retention.
+    #[arg(long, env = "WALCAST_SEGMENT_BYTES", hide = true)]
+    pub segment_bytes: Option<String>,
     /// Authentication (docs/auth.md): file holding the HS256 secret (at least 32 bytes).
     #[arg(long, env = "WALCAST_AUTH_HS256_SECRET_FILE")]
     pub auth_hs256_secret_file: Option<PathBuf>,
@@ -160,6 +166,37 @@ pub struct TailArgs {
     /// Bearer token (JWT) for a relay with authentication (http/https URLs).
     #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Be this durable consumer: register it (if new), start after its ack (unless --from),
+    /// and acknowledge each transaction once it is written to stdout and flushed.
+    #[arg(long)]
+    pub consumer: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumersArgs {
+    /// Relay HTTP URL.
+    #[arg(
+        long,
+        env = "WALCAST_URL",
+        default_value = "http://127.0.0.1:7400",
+        global = true
+    )]
+    pub url: String,
+    /// Print JSON instead of the human summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: ConsumersAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConsumersAction {
+    /// Every durable consumer: acked LSN, lag, time since its last ack, connected or not.
+    List,
+    /// One consumer in detail.
+    Inspect { name: String },
+    /// Remove a consumer: it stops holding the slot and the log back.
+    Remove { name: String },
 }
 
 #[derive(Debug, Clone, Args)]

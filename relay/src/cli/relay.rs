@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::args::RelayArgs;
 use crate::auth::{gate, Gate, KeySources, Limits, RateLimiter, Verifier};
+use crate::consumers::Registry;
 use crate::log::{Log, LogConfig, RetentionPolicy};
 use crate::metrics::Metrics;
 use crate::pipeline::LogSink;
@@ -39,6 +40,7 @@ pub struct RelaySettings {
     pub retention: RetentionPolicy,
     pub wal_warn_bytes: u64,
     pub ui_dir: Option<PathBuf>,
+    pub segment_bytes: u64,
     pub auth: AuthSettings,
 }
 
@@ -185,6 +187,9 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
         },
         wal_warn_bytes: size(args.wal_warn.or(file.wal_warn), "--wal-warn")?.unwrap_or(1 << 30),
         ui_dir: args.ui_dir.or(file.ui_dir),
+        segment_bytes: size(args.segment_bytes.or(file.segment_bytes), "--segment-bytes")?
+            .unwrap_or(crate::log::DEFAULT_SEGMENT_BYTES)
+            .max(1),
         auth: AuthSettings {
             hs256_secret_file: args.auth_hs256_secret_file.or(file.auth_hs256_secret_file),
             public_key: args.auth_public_key.or(file.auth_public_key),
@@ -249,10 +254,12 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let log_dir = s.data_dir.join("log");
-    let (log, writer, recovered) =
-        tokio::task::block_in_place(|| Log::open(LogConfig::new(&log_dir)))
-            .with_context(|| format!("opening the log in {}", log_dir.display()))?;
+    let mut log_config = LogConfig::new(&log_dir);
+    log_config.segment_bytes = s.segment_bytes;
+    let (log, writer, recovered) = tokio::task::block_in_place(|| Log::open(log_config))
+        .with_context(|| format!("opening the log in {}", log_dir.display()))?;
     tracing::info!(dir = %log_dir.display(), recovered = ?recovered, "log open");
+    let consumers = Registry::open(&s.data_dir).context("opening the durable consumer registry")?;
 
     let metrics = Arc::new(Metrics::default());
     let board = Arc::new(StatusBoard::new(
@@ -272,6 +279,7 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         log: log.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown_rx.clone(),
+        consumers: consumers.clone(),
     };
 
     // HTTP
@@ -332,6 +340,8 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         s.retention,
         metrics.clone(),
         shutdown_rx.clone(),
+        consumers.clone(),
+        s.wal_warn_bytes,
     ));
     // Slot monitoring (lag, retained WAL, warnings).
     let monitor_task = tokio::spawn(monitor_loop(
@@ -347,11 +357,13 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     cfg.publication_spec = s.publication_spec.clone();
     cfg.output.binary = s.binary;
     cfg.export_snapshot = false;
-    let mut sink = LogSink::new(writer, metrics.clone(), board.clone(), shutdown_rx.clone());
+    let floor = consumers.clone();
+    let mut sink = LogSink::new(writer, metrics.clone(), board.clone(), shutdown_rx.clone())
+        .with_consumer_floor(Arc::new(move || floor.min_ack()));
     let mut session = Session::new(cfg);
     let session_task = tokio::spawn(async move {
         let end = session.run(&mut sink).await;
-        if let Err(e) = sink.sync() {
+        if let Err(e) = sink.sync().await {
             tracing::error!(error = %e, "final log sync failed");
         }
         end
@@ -421,7 +433,10 @@ async fn retention_loop(
     policy: RetentionPolicy,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
+    consumers: Arc<Registry>,
+    lag_warn_bytes: u64,
 ) {
+    let mut lag_warned = std::collections::BTreeSet::new();
     loop {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -429,7 +444,9 @@ async fn retention_loop(
             .unwrap_or(0);
         if policy.max_bytes.is_some() || policy.max_age.is_some() {
             match tokio::task::block_in_place(|| {
-                log.apply_retention(&policy, now_ms, walcast_decoder::Lsn::MAX)
+                // What durable consumers have not acknowledged stays.
+                let keep = consumers.min_ack().unwrap_or(walcast_decoder::Lsn::MAX);
+                log.apply_retention(&policy, now_ms, keep)
             }) {
                 Ok(report) if !report.deleted.is_empty() => {
                     tracing::info!(?report, "retention deleted old segments")
@@ -438,6 +455,13 @@ async fn retention_loop(
                 Err(e) => tracing::warn!(error = %e, "retention failed"),
             }
         }
+        warn_lagging_consumers(
+            &consumers,
+            log.durable().lsn,
+            now_ms,
+            lag_warn_bytes,
+            &mut lag_warned,
+        );
         metrics.log_bytes.store(log.total_bytes(), Relaxed);
         metrics
             .log_segments
@@ -445,6 +469,30 @@ async fn retention_loop(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Warns once when a durable consumer's lag passes `warn_bytes` (again after it recovered): a
+/// dead consumer holds the slot's WAL on PostgreSQL and the relay's log until removed.
+fn warn_lagging_consumers(
+    consumers: &Registry,
+    durable: walcast_decoder::Lsn,
+    now_ms: u64,
+    warn_bytes: u64,
+    warned: &mut std::collections::BTreeSet<String>,
+) {
+    let views = consumers.views(durable, now_ms);
+    warned.retain(|n| {
+        views
+            .iter()
+            .any(|v| &v.name == n && v.lag_bytes > warn_bytes)
+    });
+    for v in views {
+        if v.lag_bytes > warn_bytes && warned.insert(v.name.clone()) {
+            tracing::warn!(consumer = %v.name, lag_bytes = v.lag_bytes, acked = %v.acked_lsn,
+                secs_since_ack = v.secs_since_ack, connected = v.connected, threshold = warn_bytes,
+                "a durable consumer lags more than --wal-warn; it holds the slot's WAL and the relay's log back (`walcast consumers remove NAME` if it is gone for good)");
         }
     }
 }

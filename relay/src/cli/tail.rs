@@ -9,7 +9,7 @@ use walcast_decoder::output::msgpack::MsgpackEncoder;
 use walcast_decoder::{Decoder, Event, Lsn};
 
 use super::args::{OutputFormat, TailArgs};
-use crate::client::{Delivery, Subscription, Transport};
+use crate::client::{ClientError, Delivery, Subscription, Transport};
 use crate::serve::request::parse_table;
 
 pub async fn run(args: TailArgs) -> Result<()> {
@@ -35,6 +35,19 @@ pub async fn run(args: TailArgs) -> Result<()> {
         transport = transport.with_bearer_token(token)?;
     }
     let mut sub = Subscription::new(transport, from, tables);
+    let mut acks = match &args.consumer {
+        Some(name) => {
+            crate::consumers::validate_name(name)?;
+            sub = sub.with_consumer(name.clone());
+            let acked = sub
+                .register(from)
+                .await
+                .with_context(|| format!("registering consumer {name}"))?;
+            tracing::info!(consumer = %name, acked = %acked, "streaming as a durable consumer");
+            Some(Acker::new(acked))
+        }
+        None => None,
+    };
     let mut decoder = Decoder::new();
     let mut msgpack = MsgpackEncoder::new();
     let stdout = std::io::stdout();
@@ -52,6 +65,9 @@ pub async fn run(args: TailArgs) -> Result<()> {
             }
             Delivery::Heartbeat(_) => {
                 out.flush()?;
+                if let Some(a) = &mut acks {
+                    a.maybe_ack(&sub, true).await?;
+                }
                 continue;
             }
         };
@@ -72,16 +88,65 @@ pub async fn run(args: TailArgs) -> Result<()> {
                 out.write_all(&bin)?;
             }
         }
+        let closes = closing_end_lsn(&event).is_some();
         if let Some(until) = until {
             if closes_at_or_past(&event, until) {
                 out.flush()?;
+                if let Some(a) = &mut acks {
+                    a.maybe_ack(&sub, true).await?;
+                }
+                sub.close().await;
                 return Ok(());
             }
         }
         // Flush at transaction ends so a reader of the pipe sees whole transactions promptly.
-        if closing_end_lsn(&event).is_some() {
+        if closes {
             out.flush()?;
+            // Only now, with the transaction out of our hands, may the relay forget it.
+            if let Some(a) = &mut acks {
+                a.maybe_ack(&sub, false).await?;
+            }
         }
+    }
+}
+
+/// Acknowledges what `walcast tail --consumer` has written and flushed. Each ack is an fsync on
+/// the relay, so during a burst at most one goes out per [`Acker::EVERY`]; the rest is acked
+/// at the next transaction after that or when the stream goes idle (heartbeat). Acking later is
+/// always safe: after a restart the transactions since the last ack come again.
+struct Acker {
+    acked: Lsn,
+    last: Option<std::time::Instant>,
+}
+
+impl Acker {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+    fn new(acked: Lsn) -> Acker {
+        Acker { acked, last: None }
+    }
+
+    async fn maybe_ack(&mut self, sub: &Subscription, now: bool) -> Result<()> {
+        let Some(target) = sub.resume_lsn() else {
+            return Ok(());
+        };
+        if target <= self.acked {
+            return Ok(());
+        }
+        if !now && self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return Ok(());
+        }
+        self.last = Some(std::time::Instant::now());
+        match sub.ack(target).await {
+            Ok(acked) => self.acked = acked,
+            // The relay is restarting or the network is down: the stream reconnects by itself,
+            // and the next ack covers this one.
+            Err(ClientError::Transport(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "could not acknowledge to the relay; will retry");
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("acknowledging to the relay")),
+        }
+        Ok(())
     }
 }
 

@@ -36,6 +36,7 @@ pub enum Delivery {
 
 use crate::log::dedup::{Dedup, Verdict};
 use crate::log::pgoutput_peek::{PeekState, Peeked};
+use crate::serve::control::Control;
 use crate::serve::request::StreamRequest;
 use crate::source::{Backoff, BackoffConfig};
 use walcast_decoder::frame::FrameReader;
@@ -69,6 +70,8 @@ pub struct Subscription {
     delivered_any: bool,
     reset_due: bool,
     backoff: Backoff,
+    /// The durable consumer this subscription is (see [`Subscription::with_consumer`]).
+    consumer: Option<String>,
 }
 
 impl Subscription {
@@ -85,7 +88,71 @@ impl Subscription {
             delivered_any: false,
             reset_due: false,
             backoff: Backoff::with_entropy(BackoffConfig::default()),
+            consumer: None,
         }
+    }
+
+    /// Streams as the registered durable consumer `name`: without a `from`, the stream starts
+    /// after the consumer's acknowledged LSN, and [`Self::ack`] acknowledges. Register the
+    /// consumer first ([`Self::register`], or `PUT /v1/consumers/{name}`).
+    pub fn with_consumer(mut self, name: impl Into<String>) -> Self {
+        self.consumer = Some(name.into());
+        self
+    }
+
+    /// Registers this subscription's consumer (idempotent: an existing consumer keeps its ack),
+    /// starting after `from` (`None`: the oldest position the relay holds). Returns its ack.
+    pub async fn register(&self, from: Option<Lsn>) -> Result<Lsn, ClientError> {
+        let consumer = self.consumer_name()?;
+        let v = self
+            .transport
+            .consumer_call(
+                self.quic_conn(),
+                &Control::Register {
+                    consumer: consumer.to_string(),
+                    from,
+                },
+            )
+            .await?;
+        acked_of(&v)
+    }
+
+    /// Tells the relay this consumer has durably applied every transaction whose commit end LSN
+    /// is <= `lsn`; the slot and the relay's log may then forget them. Returns the consumer's
+    /// ack afterwards (acks never move backwards).
+    pub async fn ack(&self, lsn: Lsn) -> Result<Lsn, ClientError> {
+        let consumer = self.consumer_name()?;
+        let v = self
+            .transport
+            .consumer_call(
+                self.quic_conn(),
+                &Control::Ack {
+                    consumer: consumer.to_string(),
+                    lsn,
+                },
+            )
+            .await?;
+        acked_of(&v)
+    }
+
+    /// Ends the subscription, closing its connection gracefully.
+    pub async fn close(mut self) {
+        self.conn = None;
+        self.transport.close().await;
+    }
+
+    fn consumer_name(&self) -> Result<&str, ClientError> {
+        self.consumer
+            .as_deref()
+            .ok_or_else(|| ClientError::Refused {
+                code: "no_consumer".into(),
+                message: "this subscription has no consumer name (Subscription::with_consumer)"
+                    .into(),
+            })
+    }
+
+    fn quic_conn(&self) -> Option<&quinn::Connection> {
+        self.conn.as_ref().and_then(|(s, _)| s.quic_connection())
     }
 
     /// The position to resume from: every transaction whose commit end LSN is <= it was delivered.
@@ -223,6 +290,7 @@ impl Subscription {
             let request = StreamRequest {
                 from: self.resume,
                 tables: self.tables.clone(),
+                consumer: self.consumer.clone(),
             };
             match self.transport.open(&request).await {
                 Ok(stream) => {
@@ -250,4 +318,11 @@ impl Subscription {
             }
         }
     }
+}
+
+fn acked_of(v: &serde_json::Value) -> Result<Lsn, ClientError> {
+    v["acked_lsn"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ClientError::Protocol(format!("unexpected consumer answer {v}")))
 }

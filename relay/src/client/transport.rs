@@ -8,6 +8,7 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use thiserror::Error;
 
+use crate::serve::control::Control;
 use crate::serve::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
 
 #[derive(Debug, Error)]
@@ -68,6 +69,14 @@ pub enum ByteStream {
 }
 
 impl ByteStream {
+    /// The QUIC connection carrying this stream (consumer acks reuse it).
+    pub fn quic_connection(&self) -> Option<&quinn::Connection> {
+        match self {
+            ByteStream::Quic { _conn, .. } => Some(_conn),
+            ByteStream::Http(_) => None,
+        }
+    }
+
     /// The next chunk of bytes; `Ok(None)` when the relay closed the stream cleanly.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
         match self {
@@ -191,6 +200,118 @@ impl Transport {
                 }
                 Ok(ByteStream::Http(resp.bytes_stream().boxed()))
             }
+            Transport::Quic { .. } => {
+                let conn = self.quic_connect().await?;
+                let (mut send, recv) = conn
+                    .open_bi()
+                    .await
+                    .map_err(|e| TransportError::Connect(e.to_string()))?;
+                let body = request.to_json();
+                debug_assert!(body.len() <= MAX_REQUEST_BYTES);
+                send.write_all(body.as_bytes())
+                    .await
+                    .map_err(|e| TransportError::Connect(e.to_string()))?;
+                send.finish()
+                    .map_err(|e| TransportError::Connect(e.to_string()))?;
+                Ok(ByteStream::Quic { recv, _conn: conn })
+            }
+        }
+    }
+
+    /// A durable-consumer call (register, ack): over HTTP to `/v1/consumers/…`; over QUIC as a
+    /// control stream on `conn` (the connection of the open data stream) or a new connection.
+    /// Returns the consumer as the relay shows it after the call.
+    pub async fn consumer_call(
+        &self,
+        conn: Option<&quinn::Connection>,
+        control: &Control,
+    ) -> Result<serde_json::Value, TransportError> {
+        match self {
+            Transport::Http { base, client } => {
+                let (name, path, body, put) = match control {
+                    Control::Register { consumer, from } => (
+                        consumer,
+                        "",
+                        serde_json::json!({ "from": from.map(|l| l.to_string()) }),
+                        true,
+                    ),
+                    Control::Ack { consumer, lsn } => (
+                        consumer,
+                        "/ack",
+                        serde_json::json!({ "lsn": lsn.to_string() }),
+                        false,
+                    ),
+                };
+                let url = base
+                    .join(&format!("/v1/consumers/{name}{path}"))
+                    .map_err(|e| TransportError::BadUrl {
+                        url: base.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                let req = if put {
+                    client.put(url)
+                } else {
+                    client.post(url)
+                };
+                let resp = req
+                    .header("content-type", "application/json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| TransportError::Connect(e.to_string()))?;
+                let status = resp.status();
+                let text = resp
+                    .text()
+                    .await
+                    .map_err(|e| TransportError::Lost(e.to_string()))?;
+                if !status.is_success() {
+                    return Err(refusal(status.as_u16(), &text));
+                }
+                serde_json::from_str(&text).map_err(|e| TransportError::Lost(e.to_string()))
+            }
+            Transport::Quic { .. } => {
+                let fresh;
+                let conn = match conn {
+                    Some(c) => c,
+                    None => {
+                        fresh = self.quic_connect().await?;
+                        &fresh
+                    }
+                };
+                let (mut send, mut recv) = conn
+                    .open_bi()
+                    .await
+                    .map_err(|e| TransportError::Connect(e.to_string()))?;
+                send.write_all(control.to_json().as_bytes())
+                    .await
+                    .map_err(|e| TransportError::Lost(e.to_string()))?;
+                send.finish()
+                    .map_err(|e| TransportError::Lost(e.to_string()))?;
+                let answer = recv
+                    .read_to_end(MAX_REQUEST_BYTES)
+                    .await
+                    .map_err(|e| TransportError::Lost(e.to_string()))?;
+                let v: serde_json::Value = serde_json::from_slice(&answer)
+                    .map_err(|e| TransportError::Lost(e.to_string()))?;
+                if v.get("code").is_some() {
+                    let status = if v["code"] == "unknown_consumer" {
+                        404
+                    } else {
+                        400
+                    };
+                    return Err(refusal(status, &v.to_string()));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    async fn quic_connect(&self) -> Result<quinn::Connection, TransportError> {
+        match self {
+            Transport::Http { base, .. } => Err(TransportError::BadUrl {
+                url: base.to_string(),
+                reason: "not a QUIC transport".into(),
+            }),
             Transport::Quic {
                 host,
                 port,
@@ -212,23 +333,22 @@ impl Transport {
                     .map_err(|e| TransportError::Connect(e.to_string()))?
                     .await
                     .map_err(|e| TransportError::Connect(e.to_string()))?;
-                let (mut send, recv) = conn
-                    .open_bi()
-                    .await
-                    .map_err(|e| TransportError::Connect(e.to_string()))?;
-                let body = request.to_json();
-                debug_assert!(body.len() <= MAX_REQUEST_BYTES);
-                send.write_all(body.as_bytes())
-                    .await
-                    .map_err(|e| TransportError::Connect(e.to_string()))?;
-                send.finish()
-                    .map_err(|e| TransportError::Connect(e.to_string()))?;
-                Ok(ByteStream::Quic { recv, _conn: conn })
+                Ok(conn)
             }
         }
     }
 
-    /// Registered-consumer acknowledgement and other small JSON calls go over HTTP only.
+    /// Closes QUIC connections gracefully (so the relay sees the client go at once rather than
+    /// after its idle timeout), waiting at most a second. Nothing to do for HTTP.
+    pub async fn close(&self) {
+        if let Transport::Quic { endpoint, .. } = self {
+            endpoint.close(0u32.into(), b"client done");
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+        }
+    }
+
+    /// The HTTP base URL, for calls that exist over HTTP only (status, metrics).
     pub fn http_base(&self) -> Option<&url::Url> {
         match self {
             Transport::Http { base, .. } => Some(base),

@@ -32,7 +32,7 @@ pub use reader::{LogReader, OwnedFrame};
 pub use recovery::Recovered;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use segment::SegmentMeta;
-pub use writer::{Appended, LogWriter};
+pub use writer::{Appended, LogWriter, PendingSync};
 
 /// Default segment roll size: 64 MiB.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -71,6 +71,17 @@ pub struct Durable {
     pub lsn: Lsn,
     /// Number of frames fsynced since the log was opened.
     pub frames: u64,
+}
+
+impl Durable {
+    /// The later of two positions (by log offset).
+    pub fn max_by_offset(self, other: Durable) -> Durable {
+        if other.offset > self.offset {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// Errors of the log. Positions are global byte offsets unless named otherwise.

@@ -132,6 +132,47 @@ impl TxnState {
     }
 }
 
+/// A sync whose fsync has not run yet (see [`LogWriter::begin_sync`]).
+pub struct PendingSync {
+    file: File,
+    path: std::path::PathBuf,
+    base: u64,
+    file_len: u64,
+    durable: Durable,
+    tail: Option<Arc<TailSnapshot>>,
+    shared: Arc<Shared>,
+}
+
+impl PendingSync {
+    /// fdatasyncs the segment and publishes the durable position to readers, unless a newer
+    /// one was published meanwhile. Blocking: run it where blocking is fine.
+    pub fn complete(self) -> Result<Durable, LogError> {
+        self.file.sync_data().map_err(io_err(&self.path))?;
+        if let Some(seg) = self
+            .shared
+            .segments()
+            .iter_mut()
+            .find(|s| s.meta.base == self.base)
+        {
+            seg.len = seg.len.max(self.file_len);
+        }
+        let d = self.durable;
+        let newer = self.shared.durable.send_if_modified(|cur| {
+            let newer = d.offset > cur.offset || (d.offset == cur.offset && d != *cur);
+            if newer {
+                *cur = d;
+            }
+            newer
+        });
+        if newer {
+            if let Some(tail) = self.tail {
+                self.shared.set_tail(tail);
+            }
+        }
+        Ok(d)
+    }
+}
+
 /// The one writer of a log. Not `Clone`: exactly one task appends.
 pub struct LogWriter {
     pub(crate) shared: Arc<Shared>,
@@ -242,24 +283,30 @@ impl LogWriter {
     /// to readers. A failed write or sync poisons the writer (after an fsync error the page
     /// cache cannot be trusted): reopen the log.
     pub fn sync(&mut self) -> Result<Durable, LogError> {
+        let pending = self.begin_sync()?;
+        let d = pending.complete().inspect_err(|_| self.poisoned = true)?;
+        self.durable = self.durable.max_by_offset(d);
+        Ok(d)
+    }
+
+    /// The first half of a sync, on the writer's thread: writes the buffered frames to the file
+    /// (no fsync) and captures what becomes durable once that file is fsynced. The second half,
+    /// [`PendingSync::complete`], may run on another thread while this writer goes on
+    /// appending; that is how the relay overlaps fsync with ingest (group commit). If it fails,
+    /// call [`LogWriter::poison`]: nothing after the last successful sync may be trusted.
+    pub fn begin_sync(&mut self) -> Result<PendingSync, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
         self.write_buffered()?;
         let path = segment_path(&self.shared.dir, self.base);
-        if let Err(e) = self.file.sync_data() {
-            self.poisoned = true;
-            return Err(io_err(&path)(e));
-        }
-        self.durable = Durable {
+        let file = self.file.try_clone().map_err(io_err(&path))?;
+        let durable = Durable {
             offset: self.end(),
             lsn: self.txn.boundary_lsn,
             frames: self.frames,
         };
-        if let Some(last) = self.shared.segments().last_mut() {
-            last.len = self.file_len;
-        }
-        if self.txn.quiescent() {
+        let tail = if self.txn.quiescent() {
             let changes = self.prelude.changes();
             let prelude = match &self.prelude_cache {
                 Some((c, frames)) if *c == changes => frames.clone(),
@@ -269,20 +316,29 @@ impl LogWriter {
                     frames
                 }
             };
-            self.shared.set_tail(Arc::new(TailSnapshot {
+            Some(Arc::new(TailSnapshot {
                 lsn: self.txn.boundary_lsn,
-                offset: self.durable.offset,
+                offset: durable.offset,
                 stream_open_since: self.txn.stream_open_since(),
                 prelude,
-            }));
-        }
-        let d = self.durable;
-        self.shared.durable.send_if_modified(|cur| {
-            let changed = *cur != d;
-            *cur = d;
-            changed
-        });
-        Ok(d)
+            }))
+        } else {
+            None
+        };
+        Ok(PendingSync {
+            file,
+            path,
+            base: self.base,
+            file_len: self.file_len,
+            durable,
+            tail,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// Marks the writer failed (a [`PendingSync`] could not complete).
+    pub fn poison(&mut self) {
+        self.poisoned = true;
     }
 
     /// Declares where a fresh log begins: the slot's confirmed_flush_lsn (or its consistent
@@ -315,9 +371,9 @@ impl LogWriter {
         Ok(())
     }
 
-    /// The last synced position.
+    /// The last synced position (as published to readers, whichever thread completed it).
     pub fn durable(&self) -> Durable {
-        self.durable
+        self.durable.max_by_offset(*self.shared.durable.borrow())
     }
 
     /// The boundary LSN of everything appended (durable only after `sync`).

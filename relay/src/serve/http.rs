@@ -51,7 +51,14 @@ pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Rou
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .merge(
+            // Durable-consumer calls need a valid token when authentication is on.
+            super::consumer_http::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            )),
+        );
     if let Some(dir) = ui_dir {
         // Set before the layers so the static files get CORS like everything else.
         routes = routes.fallback_service(tower_http::services::ServeDir::new(dir));
@@ -63,6 +70,28 @@ pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Rou
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({ "code": code, "message": message }).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Lets a request through only with a valid token when authentication is on.
+async fn require_token(
+    State(state): State<HttpState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.gate.auth_enabled() {
+        let query_token = request.uri().query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
+        });
+        if let Err(refusal) = state
+            .gate
+            .authenticate(bearer(request.headers(), query_token.as_deref()))
+        {
+            return refusal_response(&refusal);
+        }
+    }
+    next.run(request).await
 }
 
 /// The response for a refused request; the reason never contains the token.
@@ -141,6 +170,9 @@ async fn stream(
                 OpenError::ResyncRequired { .. } => StatusCode::GONE,
                 OpenError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 OpenError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                OpenError::Consumer(ref c) => {
+                    StatusCode::from_u16(c.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+                }
             };
             return error_response(status, e.code(), &e.to_string());
         }
@@ -212,7 +244,13 @@ async fn status(
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {
-    let body = state.hub.metrics.render();
+    let mut body = state.hub.metrics.render();
+    let durable = state.hub.log.durable().lsn;
+    let views = state
+        .hub
+        .consumers
+        .views(durable, crate::consumers::now_unix_ms());
+    crate::metrics::render_consumers(&mut body, &views);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -2,6 +2,7 @@
 //! (`{"from": "...", "tables": [...]}`, at most 8 KiB) and finishes its side; the relay answers
 //! on the same stream with exactly the bytes the HTTP endpoint would send. A bad request gets a
 //! single `'e'` frame with code `bad_request`, and the connection goes on serving other streams.
+//! A request with an `"op"` key is a durable-consumer control request instead ([`super::control`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -162,7 +163,7 @@ async fn serve_stream(
     }
     let request =
         match tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(MAX_REQUEST_BYTES)).await {
-            Ok(Ok(body)) => StreamRequest::from_json_with_token(&body),
+            Ok(Ok(body)) => Ok(body),
             Ok(Err(e)) => Err(super::request::BadRequest(format!(
                 "could not read the request: {e}"
             ))),
@@ -170,6 +171,26 @@ async fn serve_stream(
                 "no request within {REQUEST_TIMEOUT:?}"
             ))),
         };
+    let request = match request {
+        Ok(body) if super::control::Control::is_control(&body) => {
+            let answer = if gate.auth_enabled() {
+                // Control requests carry no token yet: with authentication on, durable-consumer
+                // calls go over HTTP(S), where the bearer token is checked.
+                serde_json::json!({ "code": "unauthorized",
+                    "message": "durable-consumer calls over QUIC are not available when authentication is on; use HTTP(S) with a bearer token" })
+            } else {
+                match super::control::Control::from_json(&body) {
+                    Ok(c) => super::control::handle(&hub, c),
+                    Err(e) => serde_json::json!({ "code": "bad_request", "message": e.0 }),
+                }
+            };
+            let _ = send.write_all(format!("{answer}\n").as_bytes()).await;
+            let _ = send.finish();
+            return;
+        }
+        Ok(body) => StreamRequest::from_json_with_token(&body),
+        Err(e) => Err(e),
+    };
     let (mut request, token) = match request {
         Ok(r) => r,
         Err(e) => {

@@ -21,6 +21,9 @@ pub struct StreamRequest {
     pub from: Option<Lsn>,
     /// `(schema, table)` pairs; empty means every published table.
     pub tables: Vec<(String, String)>,
+    /// A registered durable consumer this stream is for: without `from`, the stream starts
+    /// after the consumer's acknowledged LSN.
+    pub consumer: Option<String>,
 }
 
 /// The request was malformed; the message says what to send instead.
@@ -35,6 +38,8 @@ struct WireRequest {
     from: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    consumer: Option<String>,
     /// A bearer token (docs/auth.md); never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token: Option<String>,
@@ -59,6 +64,7 @@ impl StreamRequest {
         }
         let mut from = None;
         let mut tables = Vec::new();
+        let mut consumer = None;
         let mut token = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
@@ -69,18 +75,22 @@ impl StreamRequest {
                         .filter(|t| !t.is_empty())
                         .map(str::to_owned),
                 ),
+                "consumer" if consumer.is_some() => {
+                    return Err(BadRequest("consumer given twice".into()))
+                }
+                "consumer" => consumer = Some(value.into_owned()),
                 "access_token" => token = Some(value.into_owned()),
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, access_token",
+                        "unknown query parameter {:?}; known: from, tables, consumer, access_token",
                         truncate(other)
                     )))
                 }
             }
         }
-        Ok((Self::validate(from, tables)?, token))
+        Ok((Self::validate(from, tables, consumer)?, token))
     }
 
     /// Parses the JSON request a QUIC client sends on its stream.
@@ -99,13 +109,20 @@ impl StreamRequest {
         }
         let wire: WireRequest = serde_json::from_slice(body).map_err(|e| {
             BadRequest(format!(
-                "request is not the expected JSON object {{\"from\", \"tables\", \"token\"}}: {e}"
+                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\"}}: {e}"
             ))
         })?;
-        Ok((Self::validate(wire.from, wire.tables)?, wire.token))
+        Ok((
+            Self::validate(wire.from, wire.tables, wire.consumer)?,
+            wire.token,
+        ))
     }
 
-    fn validate(from: Option<String>, tables: Vec<String>) -> Result<StreamRequest, BadRequest> {
+    fn validate(
+        from: Option<String>,
+        tables: Vec<String>,
+        consumer: Option<String>,
+    ) -> Result<StreamRequest, BadRequest> {
         let from = match from.as_deref() {
             None | Some("") => None,
             Some(s) => Some(s.parse::<Lsn>().map_err(|e| BadRequest(e.to_string()))?),
@@ -119,13 +136,21 @@ impl StreamRequest {
             .iter()
             .map(|t| parse_table(t))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(StreamRequest { from, tables })
+        if let Some(name) = &consumer {
+            crate::consumers::validate_name(name).map_err(|e| BadRequest(e.to_string()))?;
+        }
+        Ok(StreamRequest {
+            from,
+            tables,
+            consumer,
+        })
     }
 
     pub fn to_json(&self) -> String {
         let wire = WireRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
+            consumer: self.consumer.clone(),
             token: None,
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
@@ -138,6 +163,9 @@ impl StreamRequest {
         }
         if !self.tables.is_empty() {
             q.append_pair("tables", &self.table_names().join(","));
+        }
+        if let Some(c) = &self.consumer {
+            q.append_pair("consumer", c);
         }
     }
 
@@ -210,10 +238,34 @@ mod tests {
     }
 
     #[test]
+    fn consumer_parameter_is_strict() {
+        let r = StreamRequest::from_query(Some("consumer=billing")).unwrap();
+        assert_eq!((r.consumer.as_deref(), r.from), (Some("billing"), None));
+        for (q, needle) in [
+            ("consumer=a%20b", "invalid consumer name"),
+            ("consumer=", "invalid consumer name"),
+            ("consumer=a&consumer=b", "given twice"),
+        ] {
+            let err = StreamRequest::from_query(Some(q)).unwrap_err();
+            assert!(err.0.contains(needle), "{q}: {err}");
+        }
+        let long = format!("consumer={}", "n".repeat(65));
+        assert!(StreamRequest::from_query(Some(&long)).is_err());
+        let j = StreamRequest::from_json(br#"{"consumer": "c1", "from": "0/10"}"#).unwrap();
+        assert_eq!(
+            (j.consumer.as_deref(), j.from),
+            (Some("c1"), Some(Lsn(0x10)))
+        );
+        assert!(StreamRequest::from_json(br#"{"consumer": "a/b"}"#).is_err());
+        assert!(StreamRequest::from_json(br#"{"consumer": 5}"#).is_err());
+    }
+
+    #[test]
     fn json_round_trip() {
         let r = StreamRequest {
             from: Some(Lsn(5)),
             tables: vec![("s".into(), "t".into())],
+            consumer: Some("billing".into()),
         };
         assert_eq!(StreamRequest::from_json(r.to_json().as_bytes()).unwrap(), r);
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
@@ -240,6 +292,7 @@ mod tests {
         let r = StreamRequest {
             from: Some(Lsn(0x1_0000_0010)),
             tables: vec![("s".into(), "t".into())],
+            consumer: Some("b.1-x_y".into()),
         };
         let mut url = url::Url::parse("http://x/v1/stream").unwrap();
         r.write_query(&mut url);

@@ -13,6 +13,7 @@ use walcast_decoder::Lsn;
 use super::classify::Classifier;
 use super::filter::TableFilter;
 use super::request::StreamRequest;
+use crate::consumers::{Connected, ConsumerError, Registry};
 use crate::log::{Durable, Log, LogError, LogReader, OwnedFrame};
 use crate::metrics::Metrics;
 
@@ -34,6 +35,9 @@ pub enum OpenError {
     ShuttingDown,
     #[error("log error: {0}")]
     Log(LogError),
+    /// The named durable consumer is not registered.
+    #[error(transparent)]
+    Consumer(ConsumerError),
 }
 
 impl OpenError {
@@ -43,6 +47,7 @@ impl OpenError {
             OpenError::ResyncRequired { .. } => "resync_required",
             OpenError::ShuttingDown => "shutdown",
             OpenError::Log(_) => "internal",
+            OpenError::Consumer(e) => e.code(),
         }
     }
 }
@@ -53,6 +58,7 @@ pub struct Hub {
     pub log: Log,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    pub consumers: Arc<Registry>,
 }
 
 impl Hub {
@@ -60,7 +66,15 @@ impl Hub {
         if *self.shutdown.borrow() {
             return Err(OpenError::ShuttingDown);
         }
-        let reader = self.log.reader(request.from).map_err(|e| match e {
+        // A consumer's stream starts after its ack unless the client says where.
+        let (from, consumer) = match &request.consumer {
+            None => (request.from, None),
+            Some(name) => {
+                let (c, guard) = self.consumers.connect(name).map_err(OpenError::Consumer)?;
+                (request.from.or(Some(c.acked)), Some(guard))
+            }
+        };
+        let reader = self.log.reader(from).map_err(|e| match e {
             // A position beyond anything this log made durable comes from another log (a wiped
             // data directory, another relay): serving it could skip changes, so resync.
             LogError::AheadOfLog { requested, .. } => {
@@ -98,6 +112,7 @@ impl Hub {
             header_sent: false,
             finished: false,
             scratch: Vec::new(),
+            _consumer: consumer,
         })
     }
 }
@@ -111,6 +126,8 @@ pub struct ClientStream {
     header_sent: bool,
     finished: bool,
     scratch: Vec<OwnedFrame>,
+    /// Marks the consumer connected while this stream lives.
+    _consumer: Option<Connected>,
 }
 
 impl ClientStream {

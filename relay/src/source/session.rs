@@ -150,6 +150,13 @@ pub trait ReplicationSink: Send {
     fn stop_requested(&self) -> bool {
         false
     }
+
+    /// How soon the session should call [`ReplicationSink::durable`] again while no message
+    /// arrives (`None`: the session's own idle poll). A sink with durability work in flight
+    /// asks for a short interval.
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Why [`Session::run`] stopped.
@@ -286,6 +293,7 @@ impl Session {
                 Err(e) => return RunError::Source(e),
             };
             let mut prepared = prepared;
+            let confirmed = prepared.start_lsn;
             // Never ask for less than what the sink already holds durably: PostgreSQL then has
             // no committed transaction to send again (the slot's position may lag after a crash).
             let (held, _) = sink.durable();
@@ -307,7 +315,7 @@ impl Session {
                 proto_version = started.proto_version, "streaming"
             );
             self.backoff.connected(Instant::now());
-            let err = match self.pump(started, sink).await {
+            let err = match self.pump(started, confirmed, sink).await {
                 Ok(PumpEnd::Failed(e)) => e,
                 Ok(PumpEnd::Stopped) => return RunError::Stopped,
                 Err(sink_err) => return RunError::Sink(sink_err),
@@ -323,10 +331,13 @@ impl Session {
     async fn pump<S: ReplicationSink>(
         &mut self,
         started: Started,
+        confirmed: Lsn,
         sink: &mut S,
     ) -> Result<PumpEnd, SinkError> {
         let mut stream = started.stream;
-        let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback);
+        // Streaming may start past the slot's position (the log holds more); durable consumers
+        // may still need what lies between, so that is not confirmed until they ack it.
+        let mut fb = Feedback::new(started.start_lsn, self.cfg.feedback).with_confirmed(confirmed);
         // Durability news comes by polling the sink; this bounds how stale it gets.
         const POLL: Duration = Duration::from_millis(100);
         // Group commit: while a burst of messages is already buffered, keep appending; ask the
@@ -352,7 +363,7 @@ impl Session {
             let wait = fb
                 .next_deadline(now)
                 .saturating_duration_since(now)
-                .min(POLL);
+                .min(sink.poll_interval().unwrap_or(POLL));
             tokio::select! {
                 m = stream.next() => match m {
                     Ok(ReplicationMessage::XLogData { wal_start, wal_end, send_time, data }) => {
@@ -385,6 +396,15 @@ impl Session {
                 }
             }
             if sink.stop_requested() {
+                // Let the sink finish making everything durable (bounded), so the final status
+                // confirms all of it.
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while sink.poll_interval().is_some() && Instant::now() < give_up {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    let (durable, min_ack) = sink.durable();
+                    fb.on(Event::Durable { lsn: durable });
+                    fb.on(Event::ConsumerAck { min: min_ack });
+                }
                 let flush = fb.allowed_flush();
                 if !flush.is_zero() {
                     if let Err(e) = stream.send_status(flush, flush, flush, false).await {

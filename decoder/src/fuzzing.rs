@@ -1,0 +1,51 @@
+//! What the fuzz target runs, shared with the regression test over `decoder/fuzz/regressions`
+//! (inputs the fuzzer once crashed on), so a fixed crash stays fixed on stable Rust too.
+
+use crate::frame::{self, FrameReader};
+use crate::output::{jsonl, msgpack::MsgpackEncoder};
+use crate::{parse_envelope, pgoutput, Decoder, Envelope};
+
+/// Arbitrary bytes into every decoder entry point. Panics (which the fuzzer reports) if an
+/// error's offset lies outside its input; anything else must simply not panic.
+pub fn decode_everything(data: &[u8]) {
+    if let Err(e) = parse_envelope(data) {
+        assert!(e.offset <= data.len());
+    }
+    for in_stream in [false, true] {
+        if let Err(e) = pgoutput::parse(data, in_stream) {
+            assert!(e.offset <= data.len());
+        }
+    }
+    // The frame layer, as a relay stream: whole, and pushed in small uneven chunks.
+    if let Err(e) = frame::parse_frame(data) {
+        assert!(e.offset <= data.len());
+    }
+    let mut reader = FrameReader::new();
+    for chunk in data.chunks(7) {
+        reader.push(chunk);
+        while let Ok(Some(f)) = reader.next_frame() {
+            let _ = (f.kind, f.lsn, f.payload.len());
+        }
+    }
+    // A sequence: split on a separator byte so the fuzzer can build Relation-then-row
+    // sequences, stream blocks and aborts. Messages wrapped in XLogData are unwrapped first.
+    let mut decoder = Decoder::new();
+    let mut encoder = MsgpackEncoder::new();
+    let mut json = String::new();
+    let mut packed = Vec::new();
+    for chunk in data.split(|&b| b == 0xA5) {
+        let msg = match parse_envelope(chunk) {
+            Ok(Envelope::XLogData { data, .. }) => data,
+            _ => chunk,
+        };
+        match decoder.decode(msg) {
+            Ok(event) => {
+                json.clear();
+                packed.clear();
+                jsonl::write_event(&event, None, &mut json);
+                let _ = encoder.encode(&event, None, &mut packed);
+            }
+            Err(e) => assert!(e.offset <= msg.len()),
+        }
+    }
+}
