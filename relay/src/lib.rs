@@ -14,6 +14,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`cli`]: the `walcast` subcommands.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod consumers;

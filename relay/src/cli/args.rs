@@ -72,7 +72,7 @@ pub struct RelayArgs {
     /// QUIC listen address (UDP).
     #[arg(long, env = "WALCAST_QUIC")]
     pub quic: Option<SocketAddr>,
-    /// PEM certificate chain for QUIC (a self-signed one is created and its fingerprint printed if absent).
+    /// PEM certificate chain for QUIC and HTTPS (without it: plain HTTP, and a self-signed QUIC certificate whose fingerprint is printed).
     #[arg(long, env = "WALCAST_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
@@ -98,6 +98,43 @@ pub struct RelayArgs {
     /// free space in finer steps; tests use tiny ones to exercise retention.
     #[arg(long, env = "WALCAST_SEGMENT_BYTES", hide = true)]
     pub segment_bytes: Option<String>,
+    /// Authentication (docs/auth.md): file holding the HS256 secret (at least 32 bytes).
+    #[arg(long, env = "WALCAST_AUTH_HS256_SECRET_FILE")]
+    pub auth_hs256_secret_file: Option<PathBuf>,
+    /// Authentication: PEM public key (RSA → RS256, EC P-256 → ES256, Ed25519 → EdDSA).
+    #[arg(long, env = "WALCAST_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+    /// Authentication: JWKS JSON file; a token's `kid` picks the key.
+    #[arg(long, env = "WALCAST_AUTH_JWKS")]
+    pub auth_jwks: Option<PathBuf>,
+    /// Authentication: the `aud` every token must carry (required when a key is given).
+    #[arg(long, env = "WALCAST_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+    /// Serve a non-loopback address without authentication (anyone who reaches it reads every table).
+    #[arg(long, env = "WALCAST_INSECURE_NO_AUTH")]
+    #[serde(default)]
+    pub insecure_no_auth: bool,
+    /// Browser origin allowed to read from the relay (repeatable; `*` for any). Default: any
+    /// origin without authentication, none with it.
+    #[arg(
+        long = "cors-origin",
+        env = "WALCAST_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub cors_origin: Vec<String>,
+    /// Most concurrent client streams (HTTP and QUIC together); beyond it requests get 503.
+    #[arg(long, env = "WALCAST_MAX_CLIENTS")]
+    pub max_clients: Option<usize>,
+    /// Most concurrent streams one token may hold open; beyond it requests get 429.
+    #[arg(long, env = "WALCAST_MAX_STREAMS_PER_TOKEN")]
+    pub max_streams_per_token: Option<usize>,
+    /// Stream requests per second allowed per client IP (burst: twice as many).
+    #[arg(long, env = "WALCAST_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+    /// Disconnect a client whose connection takes no bytes for this long (e.g. 60s).
+    #[arg(long, env = "WALCAST_SLOW_CLIENT_TIMEOUT")]
+    pub slow_client_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,6 +163,9 @@ pub struct TailArgs {
     /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate, as the relay printed it.
     #[arg(long, env = "WALCAST_CERT_SHA256")]
     pub cert_sha256: Option<String>,
+    /// Bearer token (JWT) for a relay with authentication (http/https URLs).
+    #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Be this durable consumer: register it (if new), start after its ack (unless --from),
     /// and acknowledge each transaction once it is written to stdout and flushed.
     #[arg(long)]
@@ -167,6 +207,9 @@ pub struct StatusArgs {
     /// Print the raw JSON instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Bearer token (JWT) for a relay with authentication.
+    #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

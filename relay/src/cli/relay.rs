@@ -10,11 +10,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::args::RelayArgs;
+use crate::auth::{gate, Gate, KeySources, Limits, RateLimiter, Verifier};
 use crate::consumers::Registry;
 use crate::log::{Log, LogConfig, RetentionPolicy};
 use crate::metrics::Metrics;
 use crate::pipeline::LogSink;
 use crate::serve::http::{self, HttpState};
+use crate::serve::listen;
 use crate::serve::quic::{self, Identity};
 use crate::serve::session::Hub;
 use crate::serve::status::{SourceFacts, StatusBoard};
@@ -39,6 +41,82 @@ pub struct RelaySettings {
     pub wal_warn_bytes: u64,
     pub ui_dir: Option<PathBuf>,
     pub segment_bytes: u64,
+    pub auth: AuthSettings,
+}
+
+/// Authentication and limits (docs/auth.md).
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub hs256_secret_file: Option<PathBuf>,
+    pub public_key: Option<PathBuf>,
+    pub jwks: Option<PathBuf>,
+    pub audience: Option<String>,
+    pub insecure_no_auth: bool,
+    pub cors_origins: Vec<String>,
+    pub max_clients: usize,
+    pub max_streams_per_token: usize,
+    pub rate_per_sec: f64,
+    pub slow_client_timeout: Duration,
+}
+
+impl AuthSettings {
+    fn sources(&self) -> KeySources<'_> {
+        KeySources {
+            hs256_secret_file: self.hs256_secret_file.as_deref(),
+            public_key_file: self.public_key.as_deref(),
+            jwks_file: self.jwks.as_deref(),
+            audience: self.audience.as_deref(),
+        }
+    }
+}
+
+/// The gate for these settings, and the CORS origins (`None` = any). Refuses to serve a
+/// non-loopback address without authentication unless the operator said so explicitly.
+pub fn build_gate(
+    auth: &AuthSettings,
+    listen: &[SocketAddr],
+) -> Result<(Gate, Option<Vec<axum::http::HeaderValue>>)> {
+    let verifier = Verifier::load(&auth.sources()).context("authentication keys")?;
+    if verifier.is_none() && !auth.insecure_no_auth {
+        if let Some(addr) = listen.iter().find(|a| !a.ip().is_loopback()) {
+            bail!(
+                "refusing to listen on {addr} (not loopback) without authentication: configure \
+                 --auth-hs256-secret-file, --auth-public-key or --auth-jwks with --auth-audience, \
+                 or pass --insecure-no-auth to serve every table to anyone who can connect"
+            );
+        }
+    }
+    if verifier.is_none() && auth.insecure_no_auth {
+        tracing::warn!(
+            "authentication is off (--insecure-no-auth): anyone who can connect reads every table"
+        );
+    }
+    let any_origin = auth.cors_origins.iter().any(|o| o == "*")
+        || (auth.cors_origins.is_empty() && verifier.is_none());
+    let cors = if any_origin {
+        None
+    } else {
+        Some(
+            auth.cors_origins
+                .iter()
+                .map(|o| {
+                    axum::http::HeaderValue::from_str(o)
+                        .with_context(|| format!("--cors-origin {o:?}"))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    let rate = auth.rate_per_sec;
+    let burst = (rate * 2.0).ceil().clamp(1.0, u32::MAX as f64) as u32;
+    Ok((
+        Gate::new(
+            verifier,
+            Limits::new(auth.max_clients, auth.max_streams_per_token),
+            RateLimiter::new(rate, burst, gate::RATE_TRACKED_IPS),
+        )
+        .with_slow_client_timeout(auth.slow_client_timeout),
+        cors,
+    ))
 }
 
 /// Merges `args` (flags and env) over the TOML file named by `--config`.
@@ -112,6 +190,39 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
         segment_bytes: size(args.segment_bytes.or(file.segment_bytes), "--segment-bytes")?
             .unwrap_or(crate::log::DEFAULT_SEGMENT_BYTES)
             .max(1),
+        auth: AuthSettings {
+            hs256_secret_file: args.auth_hs256_secret_file.or(file.auth_hs256_secret_file),
+            public_key: args.auth_public_key.or(file.auth_public_key),
+            jwks: args.auth_jwks.or(file.auth_jwks),
+            audience: args.auth_audience.or(file.auth_audience),
+            insecure_no_auth: args.insecure_no_auth || file.insecure_no_auth,
+            cors_origins: if args.cors_origin.is_empty() {
+                file.cors_origin
+            } else {
+                args.cors_origin
+            },
+            max_clients: args
+                .max_clients
+                .or(file.max_clients)
+                .unwrap_or(gate::DEFAULT_MAX_CLIENTS),
+            max_streams_per_token: args
+                .max_streams_per_token
+                .or(file.max_streams_per_token)
+                .unwrap_or(gate::DEFAULT_MAX_STREAMS_PER_TOKEN),
+            rate_per_sec: args
+                .rate_limit
+                .or(file.rate_limit)
+                .unwrap_or(gate::DEFAULT_RATE_PER_SEC),
+            slow_client_timeout: args
+                .slow_client_timeout
+                .or(file.slow_client_timeout)
+                .map(|s| {
+                    humantime::parse_duration(&s)
+                        .with_context(|| format!("--slow-client-timeout {s:?}"))
+                })
+                .transpose()?
+                .unwrap_or(Duration::from_secs(60)),
+        },
     })
 }
 
@@ -137,9 +248,9 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     let s = settings(args)?;
     let source = SourceConfig::from_url_and_env(s.postgres.as_deref(), |k| std::env::var(k).ok())
         .context("PostgreSQL connection settings")?;
-    if !s.http.ip().is_loopback() {
-        tracing::warn!(addr = %s.http, "serving HTTP on a non-loopback address without authentication");
-    }
+    let listen: Vec<SocketAddr> = std::iter::once(s.http).chain(s.quic).collect();
+    let (gate, cors_origins) = build_gate(&s.auth, &listen)?;
+    let gate = Arc::new(gate);
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
     let log_dir = s.data_dir.join("log");
@@ -180,18 +291,29 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         HttpState {
             hub: hub.clone(),
             status: board.clone(),
+            gate: gate.clone(),
+            cors_origins,
         },
         s.ui_dir.as_deref(),
     );
-    let mut http_shutdown = shutdown_rx.clone();
-    let http_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.wait_for(|s| *s).await;
-            })
-            .await
-    });
-    println!("walcast relay: HTTP on http://{http_addr}  (stream: /v1/stream, status: /v1/status, metrics: /metrics)");
+    // HTTPS with the same certificate as QUIC when one is given.
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(c), Some(k)) => Some(listen::tls_config(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listen_cfg = listen::ListenConfig {
+        slow_client_timeout: s.auth.slow_client_timeout,
+        ..Default::default()
+    };
+    let http_task = tokio::spawn(listen::serve(
+        listener,
+        app,
+        tls,
+        listen_cfg,
+        shutdown_rx.clone(),
+    ));
+    println!("walcast relay: HTTP on {scheme}://{http_addr}  (stream: /v1/stream, status: /v1/status, metrics: /metrics)");
 
     // QUIC
     let quic_endpoint = match s.quic {
@@ -207,7 +329,7 @@ pub async fn run(args: RelayArgs) -> Result<()> {
             let local = endpoint.local_addr()?;
             println!("walcast relay: QUIC on quic://{local}  certificate SHA-256 {fingerprint}");
             tracing::info!(%local, sha256 = %fingerprint, "QUIC listening");
-            tokio::spawn(quic::serve(endpoint.clone(), hub.clone()));
+            tokio::spawn(quic::serve(endpoint.clone(), hub.clone(), gate.clone()));
             Some(endpoint)
         }
     };
@@ -436,5 +558,61 @@ async fn monitor_loop(
             }
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            max_clients: 10,
+            max_streams_per_token: 2,
+            rate_per_sec: 5.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn refuses_non_loopback_without_auth() {
+        let public: SocketAddr = "0.0.0.0:7400".parse().unwrap();
+        let lo: SocketAddr = "127.0.0.1:7400".parse().unwrap();
+        let err = build_gate(&settings(), &[lo, public]).unwrap_err();
+        assert!(err.to_string().contains("--insecure-no-auth"), "{err}");
+        let (gate, cors) = build_gate(&settings(), &[lo]).unwrap();
+        assert!(!gate.auth_enabled());
+        assert!(cors.is_none(), "without auth any origin is allowed");
+        let insecure = AuthSettings {
+            insecure_no_auth: true,
+            ..settings()
+        };
+        assert!(build_gate(&insecure, &[public]).is_ok());
+    }
+
+    #[test]
+    fn auth_defaults_to_no_cors_origin() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut secret, &[7u8; 32]).unwrap();
+        let s = AuthSettings {
+            hs256_secret_file: Some(secret.path().to_path_buf()),
+            audience: Some("walcast".into()),
+            ..settings()
+        };
+        let public: SocketAddr = "0.0.0.0:7400".parse().unwrap();
+        let (gate, cors) = build_gate(&s, &[public]).unwrap();
+        assert!(gate.auth_enabled());
+        assert_eq!(cors, Some(vec![]));
+        let listed = AuthSettings {
+            cors_origins: vec!["https://app.example".into()],
+            ..s.clone()
+        };
+        assert_eq!(build_gate(&listed, &[public]).unwrap().1.unwrap().len(), 1);
+        // A key without an audience is a configuration error, not auth off.
+        let no_aud = AuthSettings {
+            audience: None,
+            ..s
+        };
+        assert!(build_gate(&no_aud, &[public]).is_err());
     }
 }

@@ -7,7 +7,12 @@ use super::args::StatusArgs;
 
 pub async fn run(args: StatusArgs) -> Result<()> {
     let url = format!("{}/v1/status", args.url.trim_end_matches('/'));
-    let body: Value = reqwest::get(&url)
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(token) = &args.token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request
+        .send()
         .await
         .with_context(|| format!("cannot reach the relay at {url}"))?
         .error_for_status()?

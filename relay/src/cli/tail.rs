@@ -30,7 +30,10 @@ pub async fn run(args: TailArgs) -> Result<()> {
         .iter()
         .map(|t| parse_table(t))
         .collect::<Result<Vec<_>, _>>()?;
-    let transport = Transport::from_url(&args.url, args.cert_sha256.as_deref())?;
+    let mut transport = Transport::from_url(&args.url, args.cert_sha256.as_deref())?;
+    if let Some(token) = &args.token {
+        transport = transport.with_bearer_token(token)?;
+    }
     let mut sub = Subscription::new(transport, from, tables);
     let mut acks = match &args.consumer {
         Some(name) => {

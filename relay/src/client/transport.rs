@@ -147,6 +147,36 @@ impl Transport {
         }
     }
 
+    /// Sends `token` as `Authorization: Bearer` with every request (docs/auth.md). HTTP(S) only
+    /// for now: over QUIC the token belongs in the request JSON, which this client does not send.
+    pub fn with_bearer_token(self, token: &str) -> Result<Transport, TransportError> {
+        let Transport::Http { base, .. } = self else {
+            return Err(TransportError::BadUrl {
+                url: format!("{self:?}"),
+                reason: "this client sends tokens over http(s) only".into(),
+            });
+        };
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| TransportError::BadUrl {
+                url: base.to_string(),
+                reason: "the token is not a valid header value".into(),
+            })?;
+        // Keeps the token out of reqwest's debug output.
+        value.set_sensitive(true);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .default_headers(headers)
+            .build()
+            .map_err(|e| TransportError::BadUrl {
+                url: base.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Transport::Http { base, client })
+    }
+
     /// Opens one stream starting after `from`.
     pub async fn open(&self, request: &StreamRequest) -> Result<ByteStream, TransportError> {
         match self {

@@ -2,18 +2,20 @@
 //! `/readyz`. HTTP/1.1 and HTTP/2 (cleartext prior knowledge) on one port, CORS for browsers.
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use super::request::StreamRequest;
 use super::session::{ClientStream, Hub, OpenError};
 use super::status::StatusSource;
+use crate::auth::{Gate, Refusal, StreamPermit};
 
 /// Media type of a walcast frame stream (`docs/frames.md`).
 pub const FRAMES_CONTENT_TYPE: &str = "application/x-walcast-frames";
@@ -22,6 +24,10 @@ pub const FRAMES_CONTENT_TYPE: &str = "application/x-walcast-frames";
 pub struct HttpState {
     pub hub: Hub,
     pub status: Arc<dyn StatusSource>,
+    /// Authentication and limits (docs/auth.md).
+    pub gate: Arc<Gate>,
+    /// Origins browsers may read from; `None` = any origin (docs/auth.md, "CORS").
+    pub cors_origins: Option<Vec<HeaderValue>>,
 }
 
 /// The API routes.
@@ -32,8 +38,12 @@ pub fn router(state: HttpState) -> Router {
 /// The API routes, plus static files from `ui_dir` (the demo page and the npm package build)
 /// for every other path when the operator gives one.
 pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Router {
+    let origins = match &state.cors_origins {
+        None => AllowOrigin::any(),
+        Some(list) => AllowOrigin::list(list.clone()),
+    };
     let cors = CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(origins)
         .allow_methods(Any)
         .allow_headers(Any);
     let mut routes = Router::new()
@@ -42,7 +52,13 @@ pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Rou
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .merge(super::consumer_http::routes());
+        .merge(
+            // Durable-consumer calls need a valid token when authentication is on.
+            super::consumer_http::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_token,
+            )),
+        );
     if let Some(dir) = ui_dir {
         // Set before the layers so the static files get CORS like everything else.
         routes = routes.fallback_service(tower_http::services::ServeDir::new(dir));
@@ -56,14 +72,95 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn stream(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
+/// Lets a request through only with a valid token when authentication is on.
+async fn require_token(
+    State(state): State<HttpState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.gate.auth_enabled() {
+        let query_token = request.uri().query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
+        });
+        if let Err(refusal) = state
+            .gate
+            .authenticate(bearer(request.headers(), query_token.as_deref()))
+        {
+            return refusal_response(&refusal);
+        }
+    }
+    next.run(request).await
+}
+
+/// The response for a refused request; the reason never contains the token.
+fn refusal_response(refusal: &Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+    let mut response = error_response(status, refusal.code(), &refusal.to_string());
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"walcast\""),
+        );
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// `Authorization: Bearer <jwt>`, else the `access_token` query parameter.
+fn bearer<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .or(query_token)
+}
+
+fn remote_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+async fn stream(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
     let metrics = &state.hub.metrics;
-    let request = match StreamRequest::from_query(query.as_deref()) {
+    let remote = remote_ip(&request);
+    if let Some(ip) = remote {
+        if let Err(refusal) = state.gate.check_rate(ip) {
+            metrics.clients_rejected.fetch_add(1, Relaxed);
+            tracing::info!(%ip, "refused a stream request: rate limited");
+            return refusal_response(&refusal);
+        }
+    }
+    let (mut request, query_token) = match StreamRequest::from_query_with_token(query.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             metrics.clients_rejected.fetch_add(1, Relaxed);
             tracing::info!(error = %e, "refused a stream request");
             return error_response(StatusCode::BAD_REQUEST, "bad_request", &e.0);
+        }
+    };
+    let token = bearer(&headers, query_token.as_deref());
+    let permit = match state.gate.admit_stream(token, &mut request) {
+        Ok(p) => p,
+        Err(refusal) => {
+            metrics.clients_rejected.fetch_add(1, Relaxed);
+            tracing::info!(ip = ?remote, code = refusal.code(), reason = %refusal, "refused a stream request");
+            return refusal_response(&refusal);
         }
     };
     let client = match state.hub.open(&request) {
@@ -81,13 +178,16 @@ async fn stream(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Re
         }
     };
     let gauge = ClientGauge::new(state.hub.metrics.clone());
+    // The permit lives as long as the body: the stream counts against the limits until then.
     let body = futures_util::stream::unfold(
-        (client, gauge),
-        |(mut client, gauge): (ClientStream, ClientGauge)| async move {
-            client
-                .next_chunk()
-                .await
-                .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), (client, gauge)))
+        (client, gauge, permit),
+        |(mut client, gauge, permit): (ClientStream, ClientGauge, StreamPermit)| async move {
+            client.next_chunk().await.map(|chunk| {
+                (
+                    Ok::<_, std::convert::Infallible>(chunk),
+                    (client, gauge, permit),
+                )
+            })
         },
     );
     let mut response = Response::new(Body::from_stream(body));
@@ -118,7 +218,23 @@ impl Drop for ClientGauge {
     }
 }
 
-async fn status(State(state): State<HttpState>) -> Response {
+async fn status(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if state.gate.auth_enabled() {
+        // Only the token matters here; other parameters are ignored.
+        let query_token = url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned());
+        if let Err(refusal) = state
+            .gate
+            .authenticate(bearer(&headers, query_token.as_deref()))
+        {
+            return refusal_response(&refusal);
+        }
+    }
     let body = state.status.status_json();
     (
         [(header::CONTENT_TYPE, "application/json")],

@@ -3,7 +3,7 @@
 //! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
 //! - [`session`]: one client's stream over the log, transport-independent.
 //! - [`filter`], [`classify`]: table filtering by relation id (pure).
-//! - [`http`], [`quic`]: the transports.
+//! - [`http`], [`quic`]: the transports; [`listen`]: the HTTP listener (TLS, deadlines).
 //! - [`control`], [`consumer_http`]: durable-consumer operations (register, ack) over both.
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
 
@@ -12,6 +12,7 @@ pub mod consumer_http;
 pub mod control;
 pub mod filter;
 pub mod http;
+pub mod listen;
 pub mod quic;
 pub mod request;
 pub mod session;

@@ -16,6 +16,11 @@ use walcast_decoder::Lsn;
 
 use super::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
 use super::session::Hub;
+use crate::auth::Gate;
+
+/// Application error code of a stream reset because the client did not read for the
+/// slow-client timeout (docs/auth.md).
+pub const TOO_SLOW_RESET_CODE: u32 = 1;
 
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -112,9 +117,10 @@ pub fn bind(addr: SocketAddr, identity: Identity) -> Result<quinn::Endpoint, Qui
 }
 
 /// Accepts connections until the endpoint is closed.
-pub async fn serve(endpoint: quinn::Endpoint, hub: Hub) {
+pub async fn serve(endpoint: quinn::Endpoint, hub: Hub, gate: Arc<Gate>) {
     while let Some(incoming) = endpoint.accept().await {
         let hub = hub.clone();
+        let gate = gate.clone();
         tokio::spawn(async move {
             let conn = match incoming.await {
                 Ok(c) => c,
@@ -127,7 +133,7 @@ pub async fn serve(endpoint: quinn::Endpoint, hub: Hub) {
             loop {
                 match conn.accept_bi().await {
                     Ok((send, recv)) => {
-                        tokio::spawn(serve_stream(send, recv, hub.clone(), remote));
+                        tokio::spawn(serve_stream(send, recv, hub.clone(), gate.clone(), remote));
                     }
                     Err(e) => {
                         tracing::debug!(%remote, error = %e, "QUIC connection closed");
@@ -143,8 +149,18 @@ async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     hub: Hub,
+    gate: Arc<Gate>,
     remote: SocketAddr,
 ) {
+    if let Err(refusal) = gate.check_rate(remote.ip()) {
+        hub.metrics.clients_rejected.fetch_add(1, Relaxed);
+        tracing::info!(%remote, "refused a QUIC stream request: rate limited");
+        let _ = send
+            .write_all(&end_stream(refusal.code(), &refusal.to_string()))
+            .await;
+        let _ = send.finish();
+        return;
+    }
     let request =
         match tokio::time::timeout(REQUEST_TIMEOUT, recv.read_to_end(MAX_REQUEST_BYTES)).await {
             Ok(Ok(body)) => Ok(body),
@@ -157,23 +173,43 @@ async fn serve_stream(
         };
     let request = match request {
         Ok(body) if super::control::Control::is_control(&body) => {
-            let answer = match super::control::Control::from_json(&body) {
-                Ok(c) => super::control::handle(&hub, c),
-                Err(e) => serde_json::json!({ "code": "bad_request", "message": e.0 }),
+            let answer = if gate.auth_enabled() {
+                // Control requests carry no token yet: with authentication on, durable-consumer
+                // calls go over HTTP(S), where the bearer token is checked.
+                serde_json::json!({ "code": "unauthorized",
+                    "message": "durable-consumer calls over QUIC are not available when authentication is on; use HTTP(S) with a bearer token" })
+            } else {
+                match super::control::Control::from_json(&body) {
+                    Ok(c) => super::control::handle(&hub, c),
+                    Err(e) => serde_json::json!({ "code": "bad_request", "message": e.0 }),
+                }
             };
             let _ = send.write_all(format!("{answer}\n").as_bytes()).await;
             let _ = send.finish();
             return;
         }
-        Ok(body) => StreamRequest::from_json(&body),
+        Ok(body) => StreamRequest::from_json_with_token(&body),
         Err(e) => Err(e),
     };
-    let request = match request {
+    let (mut request, token) = match request {
         Ok(r) => r,
         Err(e) => {
             hub.metrics.clients_rejected.fetch_add(1, Relaxed);
             tracing::info!(%remote, error = %e, "refused a QUIC stream request");
             let _ = send.write_all(&end_stream("bad_request", &e.0)).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    // Held until the stream ends: it counts against the client and per-token limits.
+    let _permit = match gate.admit_stream(token.as_deref(), &mut request) {
+        Ok(p) => p,
+        Err(refusal) => {
+            hub.metrics.clients_rejected.fetch_add(1, Relaxed);
+            tracing::info!(%remote, code = refusal.code(), reason = %refusal, "refused a QUIC stream request");
+            let _ = send
+                .write_all(&end_stream(refusal.code(), &refusal.to_string()))
+                .await;
             let _ = send.finish();
             return;
         }
@@ -187,9 +223,17 @@ async fn serve_stream(
         }
     };
     hub.metrics.clients_quic.fetch_add(1, Relaxed);
+    let slow = gate.slow_client_timeout();
     while let Some(chunk) = client.next_chunk().await {
-        if send.write_chunk(chunk).await.is_err() {
-            break;
+        match tokio::time::timeout(slow, send.write_chunk(chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                // Flow control is closed, so an 'e' frame could not get through either.
+                tracing::info!(%remote, timeout = ?slow, "reset a QUIC stream whose client did not read (too slow)");
+                let _ = send.reset(TOO_SLOW_RESET_CODE.into());
+                break;
+            }
         }
     }
     let _ = send.finish();

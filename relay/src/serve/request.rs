@@ -40,11 +40,22 @@ struct WireRequest {
     tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     consumer: Option<String>,
+    /// A bearer token (docs/auth.md); never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
 impl StreamRequest {
     /// Parses an HTTP query string (`from=16/B374D848&tables=public.a,public.b`).
     pub fn from_query(query: Option<&str>) -> Result<StreamRequest, BadRequest> {
+        Self::from_query_with_token(query).map(|(r, _)| r)
+    }
+
+    /// Like [`from_query`](Self::from_query), and also returns the `access_token` parameter
+    /// (browsers cannot set an `Authorization` header on `EventSource`-style requests).
+    pub fn from_query_with_token(
+        query: Option<&str>,
+    ) -> Result<(StreamRequest, Option<String>), BadRequest> {
         let query = query.unwrap_or("");
         if query.len() > MAX_REQUEST_BYTES {
             return Err(BadRequest(format!(
@@ -54,6 +65,7 @@ impl StreamRequest {
         let mut from = None;
         let mut tables = Vec::new();
         let mut consumer = None;
+        let mut token = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "from" => from = Some(value.into_owned()),
@@ -67,21 +79,29 @@ impl StreamRequest {
                     return Err(BadRequest("consumer given twice".into()))
                 }
                 "consumer" => consumer = Some(value.into_owned()),
+                "access_token" => token = Some(value.into_owned()),
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, consumer",
+                        "unknown query parameter {:?}; known: from, tables, consumer, access_token",
                         truncate(other)
                     )))
                 }
             }
         }
-        Self::validate(from, tables, consumer)
+        Ok((Self::validate(from, tables, consumer)?, token))
     }
 
     /// Parses the JSON request a QUIC client sends on its stream.
     pub fn from_json(body: &[u8]) -> Result<StreamRequest, BadRequest> {
+        Self::from_json_with_token(body).map(|(r, _)| r)
+    }
+
+    /// Like [`from_json`](Self::from_json), and also returns the `"token"` field.
+    pub fn from_json_with_token(
+        body: &[u8],
+    ) -> Result<(StreamRequest, Option<String>), BadRequest> {
         if body.len() > MAX_REQUEST_BYTES {
             return Err(BadRequest(format!(
                 "request longer than {MAX_REQUEST_BYTES} bytes"
@@ -89,10 +109,13 @@ impl StreamRequest {
         }
         let wire: WireRequest = serde_json::from_slice(body).map_err(|e| {
             BadRequest(format!(
-                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\"}}: {e}"
+                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\"}}: {e}"
             ))
         })?;
-        Self::validate(wire.from, wire.tables, wire.consumer)
+        Ok((
+            Self::validate(wire.from, wire.tables, wire.consumer)?,
+            wire.token,
+        ))
     }
 
     fn validate(
@@ -128,6 +151,7 @@ impl StreamRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
+            token: None,
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
     }
@@ -247,6 +271,20 @@ mod tests {
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
         assert!(StreamRequest::from_json(b"\xff\xfe").is_err());
         assert!(StreamRequest::from_json(b"{\"nope\": 1}").is_err());
+    }
+
+    #[test]
+    fn carries_the_token_separately() {
+        let (r, t) =
+            StreamRequest::from_query_with_token(Some("tables=a&access_token=abc.def.ghi"))
+                .unwrap();
+        assert_eq!(r.tables.len(), 1);
+        assert_eq!(t.as_deref(), Some("abc.def.ghi"));
+        let (r, t) =
+            StreamRequest::from_json_with_token(br#"{"from":"0/10","token":"x.y.z"}"#).unwrap();
+        assert_eq!(r.from, Some(Lsn(0x10)));
+        assert_eq!(t.as_deref(), Some("x.y.z"));
+        assert_eq!(StreamRequest::from_json_with_token(b"{}").unwrap().1, None);
     }
 
     #[test]
