@@ -308,32 +308,8 @@ impl<'o> Obj<'o> {
 /// Appends `s` as a JSON string, escaped as PostgreSQL's `escape_json` does: `\"`, `\\`,
 /// `\b`, `\f`, `\n`, `\r`, `\t`, other control characters as `\u00XX`; everything else verbatim.
 pub fn write_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // Escapes are only ever at ASCII bytes, so these slices are on char boundaries.
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
+    // One escaper for the whole crate: the value layer's, which matches PostgreSQL's.
+    crate::value::json::escape_json(out, s);
 }
 
 fn write_hex(bytes: &[u8], out: &mut String) {
