@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS="${1:-60}"
+# Under CI the run is reproducible: a fixed seed and a fixed number of runs (about a minute
+# here), so a change lands or not on its own merits, not on the fuzzer's luck that day. Outside
+# CI it explores freely for SECS seconds.
+if [ -n "${CI:-}" ]; then
+  LIMIT=(-seed=1 -runs="${WALCAST_FUZZ_RUNS:-600000}")
+else
+  LIMIT=(-max_total_time="$SECS")
+fi
 mkdir -p corpus/decode artifacts/decode
 # Seed with the real PostgreSQL captures (one message per file, and each capture as one
 # 0xA5-separated sequence, which is how the target splits sequences).
@@ -20,7 +28,7 @@ for path in glob.glob("../tests/fixtures/pg15/*.hex"):
 PY
 fi
 if command -v cargo-fuzz >/dev/null 2>&1; then
-  exec cargo +nightly fuzz run decode corpus/decode regressions -- -max_total_time="$SECS" -max_len=4096
+  exec cargo +nightly fuzz run decode corpus/decode regressions -- "${LIMIT[@]}" -max_len=4096
 fi
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
@@ -29,4 +37,4 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 HOST="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 cargo +nightly build --release --bin decode --target "$HOST"
 "./target/$HOST/release/decode" corpus/decode regressions -artifact_prefix=artifacts/decode/ \
-  -max_total_time="$SECS" -max_len=4096
+  "${LIMIT[@]}" -max_len=4096
