@@ -102,7 +102,50 @@ impl<'a> Iterator for Columns<'a> {
 }
 
 /// Parses and validates a TupleData (Int16 count, then per column a kind byte and maybe a value).
+#[inline]
 pub(crate) fn tuple_data(input: &[u8]) -> IRes<'_, TupleData<'_>> {
+    match valid_len(input) {
+        Some((ncols, used)) => Ok((
+            &input[2 + used..],
+            TupleData {
+                ncols,
+                data: &input[2..2 + used],
+            },
+        )),
+        None => tuple_data_checked(input),
+    }
+}
+
+/// The column count and the length of the column bytes of a well-formed TupleData at the start
+/// of `input`; `None` if it is malformed in any way. Runs once per tuple on every row, so it
+/// walks the bytes with plain indices (a nom-style parser returns a large `Result` per field);
+/// on `None`, [`tuple_data_checked`] walks them again to say what is wrong and where.
+#[inline]
+fn valid_len(input: &[u8]) -> Option<(u16, usize)> {
+    let ncols = u16::from_be_bytes(input.get(..2)?.try_into().ok()?);
+    let data = &input[2..];
+    let mut pos = 0usize;
+    for _ in 0..ncols {
+        match *data.get(pos)? {
+            COLUMN_NULL | COLUMN_UNCHANGED_TOAST => pos += 1,
+            COLUMN_TEXT | COLUMN_BINARY => {
+                let len_bytes: [u8; 4] = data.get(pos + 1..pos + 5)?.try_into().ok()?;
+                let len = usize::try_from(i32::from_be_bytes(len_bytes)).ok()?;
+                pos = (pos + 5).checked_add(len)?;
+                if pos > data.len() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some((ncols, pos))
+}
+
+/// [`tuple_data`] for malformed input: the same walk, reporting the first fault with its position.
+#[cold]
+#[inline(never)]
+fn tuple_data_checked(input: &[u8]) -> IRes<'_, TupleData<'_>> {
     let (data, ncols) = u16_(input, "TupleData column count")?;
     let mut i = data;
     for _ in 0..ncols {

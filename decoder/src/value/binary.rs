@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use super::datetime::{POSTGRES_EPOCH_JDATE, USECS_PER_DAY};
 use super::oid;
 use super::text::MAX_DIMS;
-use super::{Array, InetAddr, Value};
+use super::{utf8, Array, InetAddr, Value};
 use crate::{DecodeError, ErrorKind, Result};
 
 fn truncated(have: usize, need: usize, ctx: &'static str) -> DecodeError {
@@ -61,10 +61,6 @@ fn exact<const N: usize>(raw: &[u8], ctx: &'static str) -> Result<[u8; N]> {
     }
 }
 
-fn utf8<'a>(raw: &'a [u8], ctx: &'static str) -> Result<&'a str> {
-    std::str::from_utf8(raw)
-        .map_err(|e| DecodeError::new(e.valid_up_to(), ErrorKind::InvalidUtf8, ctx))
-}
 
 /// Last valid Julian day of timestamps (294277-01-01) and of dates (5874898-01-01), as in PostgreSQL.
 const TIMESTAMP_END_JULIAN: i64 = 109_203_528;

@@ -377,6 +377,12 @@ pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
     if let Some(v) = parse_timestamp_fast(s, with_tz) {
         return Some(v);
     }
+    parse_timestamp_general(s, with_tz)
+}
+
+/// Every form [`parse_timestamp`] accepts: infinities, fractional and minute/second zones, BC,
+/// years beyond 9999. The fast path is a subset of it.
+fn parse_timestamp_general(s: &[u8], with_tz: bool) -> Option<i64> {
     match s {
         b"infinity" => return Some(i64::MAX),
         b"-infinity" => return Some(i64::MIN),
@@ -403,25 +409,44 @@ pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
 
 /// The common shape `YYYY-MM-DD HH:MM:SS[.f{1,6}][+HH]` (AD, 4-digit year, whole-hour zone) at
 /// fixed positions, without the general parser's bookkeeping. `None` means "use the general parser".
+/// Whether `word` equals `template` outside `digit_mask` and holds ASCII digits (0x30..=0x39)
+/// in every byte of `digit_mask`. `template` has `0` at the digit positions.
+#[inline(always)]
+fn swar_digits(word: u64, template: u64, digit_mask: u64) -> bool {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const SIX: u64 = 0x0606_0606_0606_0606;
+    let seps_ok = (word & !digit_mask) == (template & !digit_mask);
+    let digits = word & digit_mask;
+    let zeros = template & digit_mask;
+    // High nibble 3 everywhere, and still 3 after adding 6 (so the low nibble is ≤ 9). Bytes
+    // stay ≤ 0x3f + 6 < 0x100, so no carry crosses into the next byte.
+    seps_ok && digits & HIGH == zeros && (digits + (SIX & digit_mask)) & HIGH == zeros
+}
+
 fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
-    #[inline]
-    fn d2(s: &[u8], i: usize) -> Option<i64> {
-        let (a, b) = (s[i].wrapping_sub(b'0'), s[i + 1].wrapping_sub(b'0'));
-        // Lazily: the product only fits in u8 once both are known to be digits.
-        (a < 10 && b < 10).then(|| (a * 10 + b) as i64)
-    }
-    if s.len() < 19
-        || s[4] != b'-'
-        || s[7] != b'-'
-        || s[10] != b' '
-        || s[13] != b':'
-        || s[16] != b':'
+    // `YYYY-MM-DD HH:MM:SS` as one fixed-size array, so every index below is checked at
+    // compile time and the digit tests fold into straight-line code.
+    let head: &[u8; 19] = s.get(..19)?.try_into().ok()?;
+    // Little-endian words over `YYYY-MM-`, `DD ` and `HH:MM:SS`, each compared against its
+    // template in one go: digit positions must hold 0x30..=0x39, separators must match exactly.
+    let w0 = u64::from_le_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
+    let w1 = u64::from_le_bytes([
+        head[11], head[12], head[13], head[14], head[15], head[16], head[17], head[18],
+    ]);
+    let w2 = u32::from_le_bytes([head[8], head[9], head[10], b' ']);
+    if !swar_digits(w0, u64::from_le_bytes(*b"0000-00-"), 0x00ff_ff00_ffff_ffff)
+        || !swar_digits(w1, u64::from_le_bytes(*b"00:00:00"), 0xffff_00ff_ff00_ffff)
+        || !swar_digits(u64::from(w2), u64::from(u32::from_le_bytes(*b"00  ")), 0x0000_ffff)
     {
         return None;
     }
-    let year = d2(s, 0)? * 100 + d2(s, 2)?;
-    let (month, day) = (d2(s, 5)?, d2(s, 8)?);
-    let (h, m, sec) = (d2(s, 11)?, d2(s, 14)?, d2(s, 17)?);
+    let d = |i: usize| i64::from(head[i] - b'0');
+    let d2 = |i: usize| d(i) * 10 + d(i + 1);
+    let year = d2(0) * 100 + d2(2);
+    let (month, day) = (d2(5), d2(8));
+    let (h, m, sec) = (d2(11), d2(14), d2(17));
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
@@ -441,11 +466,13 @@ fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
     }
     let mut tz = 0;
     if with_tz {
-        if s.len() != i + 3 {
+        let &[sign, t0, t1]: &[u8; 3] = s.get(i..)?.try_into().ok()?;
+        let (t0, t1) = (t0.wrapping_sub(b'0'), t1.wrapping_sub(b'0'));
+        if t0 > 9 || t1 > 9 {
             return None;
         }
-        let hours = d2(s, i + 1)?;
-        tz = match s[i] {
+        let hours = i64::from(t0) * 10 + i64::from(t1);
+        tz = match sign {
             b'+' => hours * 3600,
             b'-' => -hours * 3600,
             _ => return None,
@@ -531,6 +558,36 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp_fast(text, true), None);
             assert_eq!(parse_timestamp_fast(text, false), None);
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast path returns what the general parser returns, whenever it answers at all,
+        /// on valid timestamps and on ones with a byte replaced anywhere.
+        #[test]
+        fn fast_path_agrees_with_general_parser(
+            y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..25, mi in 0u32..61,
+            sec in 0u32..60, frac in proptest::option::of("[0-9]{1,7}"),
+            tz in proptest::option::of(-15i32..16), pos in 0usize..32, byte in proptest::num::u8::ANY,
+            mutate in proptest::bool::ANY,
+        ) {
+            let mut s = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{sec:02}");
+            if let Some(f) = frac {
+                s.push('.');
+                s.push_str(&f);
+            }
+            if let Some(tz) = tz {
+                s.push_str(&format!("{}{:02}", if tz < 0 { '-' } else { '+' }, tz.abs()));
+            }
+            let mut b = s.into_bytes();
+            if mutate && pos < b.len() {
+                b[pos] = byte;
+            }
+            for with_tz in [false, true] {
+                if let Some(v) = parse_timestamp_fast(&b, with_tz) {
+                    proptest::prop_assert_eq!(Some(v), parse_timestamp_general(&b, with_tz));
+                }
+            }
         }
     }
 

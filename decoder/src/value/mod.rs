@@ -110,6 +110,25 @@ pub(crate) use binary::decode_binary_emit;
 pub use text::decode_text;
 pub(crate) use text::decode_text_emit;
 
+/// `raw` as UTF-8 text, or an `InvalidUtf8` error at the first bad byte (relative to `raw`).
+///
+/// Column text is almost always ASCII, and for the short strings of a typical row the std
+/// validator's setup costs more than the check itself; `is_ascii` tests a word at a time.
+#[inline]
+pub(crate) fn utf8<'a>(raw: &'a [u8], ctx: &'static str) -> crate::Result<&'a str> {
+    if raw.is_ascii() {
+        // SAFETY: every byte is < 0x80, and a run of ASCII bytes is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(raw) });
+    }
+    utf8_slow(raw, ctx)
+}
+
+#[inline(never)]
+fn utf8_slow<'a>(raw: &'a [u8], ctx: &'static str) -> crate::Result<&'a str> {
+    std::str::from_utf8(raw)
+        .map_err(|e| crate::DecodeError::new(e.valid_up_to(), crate::ErrorKind::InvalidUtf8, ctx))
+}
+
 fn own_str(c: &str) -> Cow<'static, str> {
     Cow::Owned(c.to_owned())
 }

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use super::datetime;
 use super::oid;
-use super::{Array, InetAddr, Value};
+use super::{utf8, Array, InetAddr, Value};
 use crate::{DecodeError, ErrorKind, Result};
 
 /// PostgreSQL's MAXDIM: arrays have at most 6 dimensions.
@@ -19,10 +19,6 @@ fn invalid(ctx: &'static str, what: &'static str) -> DecodeError {
     DecodeError::new(0, ErrorKind::InvalidValue(what), ctx)
 }
 
-fn utf8<'a>(raw: &'a [u8], ctx: &'static str) -> Result<&'a str> {
-    std::str::from_utf8(raw)
-        .map_err(|e| DecodeError::new(e.valid_up_to(), ErrorKind::InvalidUtf8, ctx))
-}
 
 /// Decodes the text form of a datum of built-in type `type_oid`. Offsets in errors are relative to `raw`.
 pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
