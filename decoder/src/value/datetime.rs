@@ -447,7 +447,9 @@ fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
     let year = d2(0) * 100 + d2(2);
     let (month, day) = (d2(5), d2(8));
     let (h, m, sec) = (d2(11), d2(14), d2(17));
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    // Anything unusual (a leap second, which can roll into the next day) is left to the
+    // general parser, so the fast path stays a strict subset of it.
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 59 {
         return None;
     }
     let mut i = 19;
@@ -472,6 +474,9 @@ fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
             return None;
         }
         let hours = i64::from(t0) * 10 + i64::from(t1);
+        if hours > 24 {
+            return None;
+        }
         tz = match sign {
             b'+' => hours * 3600,
             b'-' => -hours * 3600,
