@@ -61,7 +61,6 @@ fn exact<const N: usize>(raw: &[u8], ctx: &'static str) -> Result<[u8; N]> {
     }
 }
 
-
 /// Last valid Julian day of timestamps (294277-01-01) and of dates (5874898-01-01), as in PostgreSQL.
 const TIMESTAMP_END_JULIAN: i64 = 109_203_528;
 const DATE_END_JULIAN: i64 = 2_147_483_494;

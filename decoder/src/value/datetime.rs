@@ -438,7 +438,11 @@ fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
     let w2 = u32::from_le_bytes([head[8], head[9], head[10], b' ']);
     if !swar_digits(w0, u64::from_le_bytes(*b"0000-00-"), 0x00ff_ff00_ffff_ffff)
         || !swar_digits(w1, u64::from_le_bytes(*b"00:00:00"), 0xffff_00ff_ff00_ffff)
-        || !swar_digits(u64::from(w2), u64::from(u32::from_le_bytes(*b"00  ")), 0x0000_ffff)
+        || !swar_digits(
+            u64::from(w2),
+            u64::from(u32::from_le_bytes(*b"00  ")),
+            0x0000_ffff,
+        )
     {
         return None;
     }

@@ -11,6 +11,8 @@ use super::oid;
 use super::{utf8, Array, InetAddr, Value};
 use crate::{DecodeError, ErrorKind, Result};
 
+mod float;
+
 /// PostgreSQL's MAXDIM: arrays have at most 6 dimensions.
 pub(crate) const MAX_DIMS: usize = 6;
 
@@ -18,7 +20,6 @@ pub(crate) const MAX_DIMS: usize = 6;
 fn invalid(ctx: &'static str, what: &'static str) -> DecodeError {
     DecodeError::new(0, ErrorKind::InvalidValue(what), ctx)
 }
-
 
 /// Decodes the text form of a datum of built-in type `type_oid`. Offsets in errors are relative to `raw`.
 pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
@@ -46,7 +47,7 @@ pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
                 .map_err(|_| invalid("oid", "out of range"))?,
         ),
         oid::FLOAT4 => Value::Float4(parse_float(raw, "float4")?),
-        oid::FLOAT8 => Value::Float8(parse_float(raw, "float8")?),
+        oid::FLOAT8 => Value::Float8(parse_f64(raw)?),
         oid::NUMERIC => Value::Numeric(Cow::Borrowed(parse_numeric(raw)?)),
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR => {
             Value::Text(Cow::Borrowed(utf8(raw, "text")?))
@@ -139,7 +140,7 @@ pub(crate) fn decode_text_emit<'a>(
                 .map_err(|_| invalid("int4", "out of range"))?,
         )),
         oid::INT8 => emit(Value::Int8(parse_int(raw, "int8")?)),
-        oid::FLOAT8 => emit(Value::Float8(parse_float(raw, "float8")?)),
+        oid::FLOAT8 => emit(Value::Float8(parse_f64(raw)?)),
         oid::NUMERIC => emit(Value::Numeric(Cow::Borrowed(parse_numeric(raw)?))),
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR => {
             emit(Value::Text(Cow::Borrowed(utf8(raw, "text")?)))
@@ -208,6 +209,17 @@ fn parse_float<T: std::str::FromStr + FloatSpecials>(raw: &[u8], ctx: &'static s
     }
 }
 
+/// float8 text: the plain decimals `float8out` prints most take [`float::parse_plain_f64`]
+/// (bit-for-bit `str::parse`, without its generality); everything else goes through
+/// [`parse_float`].
+#[inline]
+fn parse_f64(raw: &[u8]) -> Result<f64> {
+    match float::parse_plain_f64(raw) {
+        Some(v) => Ok(v),
+        None => parse_float(raw, "float8"),
+    }
+}
+
 trait FloatSpecials {
     const NAN: Self;
     const INFINITY: Self;
@@ -226,9 +238,6 @@ impl FloatSpecials for f64 {
 
 /// numeric_out's text: `-?digits(.digits)?`, `NaN`, `Infinity`, `-Infinity`. Kept verbatim.
 fn parse_numeric(raw: &[u8]) -> Result<&str> {
-    if matches!(raw, b"NaN" | b"Infinity" | b"-Infinity") {
-        return utf8(raw, "numeric");
-    }
     let body = raw.strip_prefix(b"-").unwrap_or(raw);
     let (int, frac) = match body.iter().position(|&b| b == b'.') {
         Some(p) => (&body[..p], Some(&body[p + 1..])),
@@ -238,9 +247,17 @@ fn parse_numeric(raw: &[u8]) -> Result<&str> {
         && int.iter().all(u8::is_ascii_digit)
         && frac.map_or(true, |f| !f.is_empty() && f.iter().all(u8::is_ascii_digit));
     if !ok {
-        return Err(invalid("numeric", "not a plain decimal number"));
+        return parse_numeric_special(raw);
     }
     utf8(raw, "numeric")
+}
+
+#[cold]
+fn parse_numeric_special(raw: &[u8]) -> Result<&str> {
+    if matches!(raw, b"NaN" | b"Infinity" | b"-Infinity") {
+        return utf8(raw, "numeric");
+    }
+    Err(invalid("numeric", "not a plain decimal number"))
 }
 
 /// bytea in hex (`\x0102`) or, for old settings, escape format (`a\\b\001`).
