@@ -43,9 +43,19 @@ pub(crate) fn decode_binary_emit<'a>(
             emit(Value::Text(Cow::Borrowed(utf8(raw, "text")?)))
         }
         oid::TIMESTAMPTZ => emit(Value::TimestampTz(timestamp(raw, "timestamptz")?)),
+        oid::NUMERIC => emit(Value::Numeric(Cow::Owned(numeric_to_string(raw)?))),
+        oid::BOOL => emit(Value::Bool(bool_(raw)?)),
         _ => emit(decode_binary(type_oid, raw)?),
     }
     Ok(())
+}
+
+fn bool_(raw: &[u8]) -> Result<bool> {
+    match exact::<1>(raw, "bool")? {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => Err(invalid(0, "bool byte is not 0 or 1", "bool")),
+    }
 }
 
 /// Exactly `N` bytes, else a typed error (too short: Truncated; too long: TrailingBytes).
@@ -68,11 +78,7 @@ const DATE_END_JULIAN: i64 = 2_147_483_494;
 /// Decodes the binary form of a datum of built-in type `type_oid`. Offsets in errors are relative to `raw`.
 pub fn decode_binary(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
     Ok(match type_oid {
-        oid::BOOL => match exact::<1>(raw, "bool")? {
-            [0] => Value::Bool(false),
-            [1] => Value::Bool(true),
-            _ => return Err(invalid(0, "bool byte is not 0 or 1", "bool")),
-        },
+        oid::BOOL => Value::Bool(bool_(raw)?),
         oid::INT2 => Value::Int2(i16::from_be_bytes(exact(raw, "int2")?)),
         oid::INT4 => Value::Int4(i32::from_be_bytes(exact(raw, "int4")?)),
         oid::INT8 => Value::Int8(i64::from_be_bytes(exact(raw, "int8")?)),
@@ -234,8 +240,15 @@ fn numeric_to_string(raw: &[u8]) -> Result<String> {
         }
     }
     let dscale = dscale as usize;
-    // Size is bounded by the 16-bit header fields (≤ 4·32768 + 16384 characters).
-    let mut out = String::with_capacity(2 + 4 * (weight.max(0) as usize + 1) + dscale);
+    // The exact length, so the string is allocated once. Bounded by the 16-bit header fields
+    // (≤ 4·32768 + 16384 characters).
+    let int_len = if weight < 0 {
+        1
+    } else {
+        4 * (weight as usize + 1)
+    };
+    let frac_len = if dscale > 0 { 1 + dscale } else { 0 };
+    let mut out = String::with_capacity(1 + int_len + frac_len);
     if sign == 0x4000 {
         out.push('-');
     }
@@ -244,28 +257,42 @@ fn numeric_to_string(raw: &[u8]) -> Result<String> {
         d = weight + 1;
         out.push('0');
     } else {
-        d = 0;
+        // The first group prints without leading zeros.
+        let first = digit(0);
+        let skip = match first {
+            1000.. => 0,
+            100.. => 1,
+            10.. => 2,
+            _ => 3,
+        };
+        push_digits(&mut out, first, skip, 4);
+        d = 1;
         while d <= weight {
-            let dig = digit(d);
-            if d == 0 {
-                // The first group prints without leading zeros.
-                super::fmt::push_uint(&mut out, dig as u64);
-            } else {
-                super::fmt::push_zero_padded(&mut out, dig as u64, 4);
-            }
+            push_digits(&mut out, digit(d), 0, 4);
             d += 1;
         }
     }
     if dscale > 0 {
         out.push('.');
-        let start = out.len();
-        while out.len() - start < dscale {
-            super::fmt::push_zero_padded(&mut out, digit(d) as u64, 4);
+        let mut left = dscale;
+        while left > 0 {
+            let n = left.min(4);
+            push_digits(&mut out, digit(d), 0, n);
+            left -= n;
             d += 1;
         }
-        out.truncate(start + dscale);
     }
     Ok(out)
+}
+
+/// Appends decimal digits `from..to` (0 = thousands) of the base-10000 digit `v` (≤ 9999).
+#[inline]
+fn push_digits(out: &mut String, v: u16, from: usize, to: usize) {
+    let v = u32::from(v);
+    let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10];
+    for &x in &digits[from..to] {
+        out.push(char::from(b'0' + x as u8));
+    }
 }
 
 /// inet_send/cidr_send: family (2 = IPv4, 3 = IPv6), bits, is_cidr, address length, address.
