@@ -288,12 +288,25 @@ fn numeric_to_string(raw: &[u8]) -> Result<String> {
 /// Appends decimal digits `from..to` (0 = thousands) of the base-10000 digit `v` (≤ 9999).
 #[inline]
 fn push_digits(out: &mut String, v: u16, from: usize, to: usize) {
-    let v = u32::from(v);
-    let digits = [v / 1000 % 10, v / 100 % 10, v / 10 % 10, v % 10];
-    for &x in &digits[from..to] {
-        out.push(char::from(b'0' + x as u8));
+    let (hi, lo) = (usize::from(v / 100 % 100), usize::from(v % 100));
+    let digits = [
+        DIGIT_PAIRS[2 * hi],
+        DIGIT_PAIRS[2 * hi + 1],
+        DIGIT_PAIRS[2 * lo],
+        DIGIT_PAIRS[2 * lo + 1],
+    ];
+    for &c in &digits[from.min(4)..to.min(4)] {
+        out.push(char::from(c));
     }
 }
+
+/// "00" "01" … "99", two ASCII digits per value.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// inet_send/cidr_send: family (2 = IPv4, 3 = IPv6), bits, is_cidr, address length, address.
 fn inet(raw: &[u8]) -> Result<Value<'static>> {
