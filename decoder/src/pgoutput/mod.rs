@@ -14,7 +14,7 @@ pub use tuple::{
 };
 
 use primitives::{cstr, end, finish, i64_, lsn, take, u16_, u32_, u8_, IRes, PErr};
-use tuple::tuple_data;
+use tuple::{tuple_data, tuple_data_fast};
 
 use crate::{ErrorKind, Lsn, Result};
 
@@ -313,7 +313,83 @@ pub struct RollbackPrepared<'a> {
 ///
 /// Errors name the byte offset into `msg`. Trailing bytes are an error.
 pub fn parse(msg: &[u8], in_stream: bool) -> Result<Message<'_>> {
+    if let Some(m) = change_fast(msg, in_stream) {
+        return Ok(m);
+    }
     finish(message(msg, in_stream), msg.len())
+}
+
+/// A well-formed Insert, Update or Delete — nearly every message of a busy stream — read with
+/// plain slice operations; `None` for any other message or any fault, which [`message`] then
+/// parses (or reports) in full. Both give the same `Message` for the same well-formed bytes.
+#[inline]
+fn change_fast(msg: &[u8], in_stream: bool) -> Option<Message<'_>> {
+    let be32 = |b: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?)) };
+    let (&tag, mut rest) = msg.split_first()?;
+    if !matches!(tag, TAG_INSERT | TAG_UPDATE | TAG_DELETE) {
+        return None;
+    }
+    let mut xid = None;
+    if in_stream {
+        xid = Some(be32(rest)?);
+        rest = &rest[4..];
+    }
+    let relation_id = be32(rest)?;
+    let (&marker, rest) = rest[4..].split_first()?;
+    fn old_tuple(marker: u8, t: TupleData<'_>) -> OldTuple<'_> {
+        if marker == TUPLE_KEY {
+            OldTuple::Key(t)
+        } else {
+            OldTuple::Full(t)
+        }
+    }
+    let (message, rest) = match (tag, marker) {
+        (TAG_INSERT, TUPLE_NEW) => {
+            let (rest, new) = tuple_data_fast(rest)?;
+            let m = Message::Insert(Insert {
+                xid,
+                relation_id,
+                new,
+            });
+            (m, rest)
+        }
+        (TAG_UPDATE, TUPLE_NEW) => {
+            let (rest, new) = tuple_data_fast(rest)?;
+            let m = Message::Update(Update {
+                xid,
+                relation_id,
+                old: None,
+                new,
+            });
+            (m, rest)
+        }
+        (TAG_UPDATE, TUPLE_KEY | TUPLE_OLD) => {
+            let (rest, old) = tuple_data_fast(rest)?;
+            let (&new_marker, rest) = rest.split_first()?;
+            if new_marker != TUPLE_NEW {
+                return None;
+            }
+            let (rest, new) = tuple_data_fast(rest)?;
+            let m = Message::Update(Update {
+                xid,
+                relation_id,
+                old: Some(old_tuple(marker, old)),
+                new,
+            });
+            (m, rest)
+        }
+        (TAG_DELETE, TUPLE_KEY | TUPLE_OLD) => {
+            let (rest, old) = tuple_data_fast(rest)?;
+            let m = Message::Delete(Delete {
+                xid,
+                relation_id,
+                old: old_tuple(marker, old),
+            });
+            (m, rest)
+        }
+        _ => return None,
+    };
+    rest.is_empty().then_some(message)
 }
 
 fn message(msg: &[u8], in_stream: bool) -> std::result::Result<Message<'_>, nom::Err<PErr>> {

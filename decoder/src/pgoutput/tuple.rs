@@ -104,16 +104,23 @@ impl<'a> Iterator for Columns<'a> {
 /// Parses and validates a TupleData (Int16 count, then per column a kind byte and maybe a value).
 #[inline]
 pub(crate) fn tuple_data(input: &[u8]) -> IRes<'_, TupleData<'_>> {
-    match valid_len(input) {
-        Some((ncols, used)) => Ok((
-            &input[2 + used..],
-            TupleData {
-                ncols,
-                data: &input[2..2 + used],
-            },
-        )),
+    match tuple_data_fast(input) {
+        Some((rest, tuple)) => Ok((rest, tuple)),
         None => tuple_data_checked(input),
     }
+}
+
+/// A well-formed TupleData at the start of `input` and the bytes after it; `None` if malformed.
+#[inline]
+pub(crate) fn tuple_data_fast(input: &[u8]) -> Option<(&[u8], TupleData<'_>)> {
+    let (ncols, used) = valid_len(input)?;
+    Some((
+        &input[2 + used..],
+        TupleData {
+            ncols,
+            data: &input[2..2 + used],
+        },
+    ))
 }
 
 /// The column count and the length of the column bytes of a well-formed TupleData at the start
