@@ -373,6 +373,7 @@ pub fn parse_timetz(s: &[u8]) -> Option<(i64, i32)> {
 
 /// timestamp / timestamptz text → microseconds since 2000-01-01 (UTC for timestamptz).
 /// A zone offset is required for timestamptz and refused for timestamp.
+#[inline]
 pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
     if let Some(v) = parse_timestamp_fast(s, with_tz) {
         return Some(v);
@@ -381,7 +382,9 @@ pub fn parse_timestamp(s: &[u8], with_tz: bool) -> Option<i64> {
 }
 
 /// Every form [`parse_timestamp`] accepts: infinities, fractional and minute/second zones, BC,
-/// years beyond 9999. The fast path is a subset of it.
+/// years beyond 9999. The fast path is a subset of it. Kept out of line so the fast path's
+/// caller stays small.
+#[inline(never)]
 fn parse_timestamp_general(s: &[u8], with_tz: bool) -> Option<i64> {
     match s {
         b"infinity" => return Some(i64::MAX),
@@ -423,6 +426,7 @@ fn swar_digits(word: u64, template: u64, digit_mask: u64) -> bool {
     seps_ok && digits & HIGH == zeros && (digits + (SIX & digit_mask)) & HIGH == zeros
 }
 
+#[inline]
 fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
     // `YYYY-MM-DD HH:MM:SS` as one fixed-size array, so every index below is checked at
     // compile time and the digit tests fold into straight-line code.

@@ -13,6 +13,12 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
+/// 10^-k rounded to the nearest f64, for the first guess of [`corrected_quotient`].
+const INV_POW10: [f64; 23] = [
+    1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14,
+    1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+];
+
 /// 5^k for k ≤ 22 (5^22 < 2^52), for the exact comparisons.
 const POW5: [u64; 23] = {
     let mut t = [1u64; 23];
@@ -90,11 +96,13 @@ pub(super) fn parse_plain_f64(raw: &[u8]) -> Option<f64> {
 
 /// mantissa / 10^scale for 2^53 < mantissa < 2^64, 1 ≤ scale ≤ 22, correctly rounded.
 ///
-/// The float division is off by at most about one ulp (the mantissa was rounded once, the
-/// quotient once more); the exact comparisons against the halfway points on either side of the
+/// The first guess is off by a few ulps at most (the mantissa, the reciprocal and the product
+/// are each rounded once); the exact comparisons against the halfway points on either side of the
 /// candidate then say whether to keep it or step to a neighbour.
 fn corrected_quotient(mantissa: u64, scale: u32) -> Option<f64> {
-    let mut c = mantissa as f64 / POW10[scale as usize];
+    // A multiplication by the rounded reciprocal is a few ulps off at most, and much cheaper
+    // than a division; the exact checks below fix the last bits either way.
+    let mut c = mantissa as f64 * INV_POW10[scale as usize];
     for _ in 0..4 {
         let bits = c.to_bits();
         let biased_exp = (bits >> 52) as i32;
