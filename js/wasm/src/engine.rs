@@ -9,9 +9,7 @@ use walcast_decoder::frame::{FrameKind, FrameReader};
 #[cfg(feature = "jsonl")]
 use walcast_decoder::output::jsonl;
 #[cfg(feature = "msgpack")]
-use walcast_decoder::output::msgpack::MsgpackEncoder;
-#[cfg(feature = "msgpack")]
-use walcast_decoder::ErrorKind;
+use crate::msgpack;
 use walcast_decoder::{DecodeError, Decoder, Lsn};
 
 use crate::flat::{cell, ev, Flat};
@@ -48,17 +46,11 @@ impl Engine {
         &mut self,
         msg: &[u8],
         lsn: Option<Lsn>,
-        enc: &mut MsgpackEncoder,
+        enc: &mut msgpack::Encoder,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
         let event = self.decoder.decode(msg)?;
-        enc.encode(&event, lsn, out).map_err(|_| {
-            DecodeError::new(
-                0,
-                ErrorKind::InvalidValue("MessagePack encoding failed"),
-                "msgpack",
-            )
-        })?;
+        enc.encode(&event, lsn.map(|l| l.0), out);
         Ok(())
     }
 
@@ -68,7 +60,7 @@ impl Engine {
     pub fn frames_msgpack(
         &mut self,
         chunk: &[u8],
-        enc: &mut MsgpackEncoder,
+        enc: &mut msgpack::Encoder,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
         if self.ended {
@@ -82,13 +74,7 @@ impl Engine {
             match frame.kind {
                 FrameKind::Wal | FrameKind::Prelude => {
                     let event = self.decoder.decode(frame.payload)?;
-                    enc.encode(&event, Some(frame.lsn), out).map_err(|_| {
-                        DecodeError::new(
-                            0,
-                            ErrorKind::InvalidValue("MessagePack encoding failed"),
-                            "msgpack",
-                        )
-                    })?;
+                    enc.encode(&event, Some(frame.lsn.0), out);
                 }
                 FrameKind::Reset => self.decoder.reset(),
                 FrameKind::End => {

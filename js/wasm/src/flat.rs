@@ -206,7 +206,7 @@ impl Flat {
     }
 }
 
-fn uuid_text(u: &[u8; 16], out: &mut [u8; 36]) {
+pub(crate) fn uuid_text(u: &[u8; 16], out: &mut [u8; 36]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut j = 0;
     for (i, b) in u.iter().enumerate() {
