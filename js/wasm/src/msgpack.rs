@@ -332,7 +332,9 @@ impl W<'_> {
             Event::Truncate(t) => {
                 self.head(5, code::TRUNCATE, lsn);
                 self.opt_uint(t.xid.map(u64::from));
-                self.uint(u64::from(u8::from(t.cascade) | u8::from(t.restart_identity) << 1));
+                self.uint(u64::from(
+                    u8::from(t.cascade) | u8::from(t.restart_identity) << 1,
+                ));
                 self.array(t.relations.len());
                 for r in &t.relations {
                     self.uint(u64::from(r.id));
