@@ -318,6 +318,8 @@ export class Decoder {
     this._cell = makeCell(this.options);
     /** @type {Map<number, object>} relation id -> relation */
     this.relations = new Map();
+    this._lastRelId = -1;
+    this._lastRel = null;
   }
 
   /** Feed one chunk of a walcast frame stream (any split); returns the events it completed. */
@@ -401,8 +403,12 @@ export class Decoder {
   }
 
   _rel(id) {
+    // Consecutive changes mostly touch the same table.
+    if (id === this._lastRelId) return this._lastRel;
     const r = this.relations.get(id);
     if (!r) throw new DecodeError(`relation ${id} was not described before use`);
+    this._lastRelId = id;
+    this._lastRel = r;
     return r;
   }
 
@@ -461,6 +467,7 @@ export class Decoder {
         const relation = { id, schema, table, replicaIdentity: REPLICA_IDENTITY[ident] ?? String.fromCharCode(ident), columns };
         Object.defineProperty(relation, 'Row', { value: makeRowClass(columns, this._cell, this.options, schema, table) });
         this.relations.set(id, relation);
+        this._lastRelId = -1;
         return { type: 'relation', xid, relation };
       }
       case 7: {
