@@ -24,6 +24,9 @@ pub struct StreamRequest {
     /// A registered durable consumer this stream is for: without `from`, the stream starts
     /// after the consumer's acknowledged LSN.
     pub consumer: Option<String>,
+    /// Row scopes by table, set from the client's token by the auth gate (never parsed from the
+    /// request itself): docs/auth.md, "Row scopes".
+    pub scopes: Vec<((String, String), crate::auth::RowScope)>,
 }
 
 /// The request was malformed; the message says what to send instead.
@@ -143,6 +146,7 @@ impl StreamRequest {
             from,
             tables,
             consumer,
+            scopes: Vec::new(),
         })
     }
 
@@ -266,6 +270,7 @@ mod tests {
             from: Some(Lsn(5)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("billing".into()),
+            ..Default::default()
         };
         assert_eq!(StreamRequest::from_json(r.to_json().as_bytes()).unwrap(), r);
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
@@ -293,6 +298,7 @@ mod tests {
             from: Some(Lsn(0x1_0000_0010)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("b.1-x_y".into()),
+            ..Default::default()
         };
         let mut url = url::Url::parse("http://x/v1/stream").unwrap();
         r.write_query(&mut url);
