@@ -151,11 +151,16 @@ impl StreamRequest {
     }
 
     pub fn to_json(&self) -> String {
+        self.to_json_with_token(None)
+    }
+
+    /// The QUIC request JSON with a bearer token (docs/auth.md, "Presenting a token").
+    pub fn to_json_with_token(&self, token: Option<&str>) -> String {
         let wire = WireRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
-            token: None,
+            token: token.map(str::to_owned),
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
     }
@@ -273,6 +278,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(StreamRequest::from_json(r.to_json().as_bytes()).unwrap(), r);
+        let (back, token) =
+            StreamRequest::from_json_with_token(r.to_json_with_token(Some("jwt")).as_bytes())
+                .unwrap();
+        assert_eq!((back, token.as_deref()), (r.clone(), Some("jwt")));
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
         assert!(StreamRequest::from_json(b"\xff\xfe").is_err());
         assert!(StreamRequest::from_json(b"{\"nope\": 1}").is_err());
