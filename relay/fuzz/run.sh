@@ -11,7 +11,7 @@ HALF=$(( SECS / 2 > 0 ? SECS / 2 : 1 ))
 # change lands or not on its own merits, not on the fuzzer's luck that day. Outside CI it
 # explores freely for SECS seconds in all.
 if [ -n "${CI:-}" ]; then
-  LIMIT=(-seed=1 -runs="${WALCAST_RELAY_FUZZ_RUNS:-100000}")
+  LIMIT=(-seed=1 -runs="${WALCAST_RELAY_FUZZ_RUNS:-300000}")
 else
   LIMIT=(-max_total_time="$HALF")
 fi

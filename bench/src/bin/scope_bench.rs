@@ -22,7 +22,7 @@ use walcast_relay::log::OwnedFrame;
 use walcast_relay::serve::classify::Classifier;
 use walcast_relay::serve::filter::TableFilter;
 use walcast_relay::serve::scope::memo::decode;
-use walcast_relay::serve::scope::{ColumnRef, RouteMemo, ScopeFilter, Verdict};
+use walcast_relay::serve::scope::{ColumnRef, FanOut, Out, RouteMemo, ScopeFilter, Verdict};
 
 const RELID: u32 = 16384;
 const TENANTS: u64 = 1000;
@@ -201,6 +201,47 @@ fn run(frames: &[OwnedFrame], clients: u64, tenants: u64) -> Result<(u64, u64)> 
     Ok((cpu, cs.iter().map(|c| c.delivered).sum()))
 }
 
+/// The same routing through the fan-out core (`serve::scope::fanout`): one reader, each change
+/// decoded once and routed by `(relation, column, value)` to the matching clients, whose chunks
+/// get the encoded frames. Returns (CPU ns, frames delivered).
+fn run_fanout(frames: &[OwnedFrame], clients: u64, tenants: u64) -> Result<(u64, u64)> {
+    let table = ("public".to_string(), "items".to_string());
+    let mut fan = FanOut::new();
+    let mut outs: Vec<Vec<u8>> = Vec::new();
+    for i in 0..clients {
+        let scope = RowScope {
+            column: "tenant_id".into(),
+            equals: vec![format!("t{}", i % tenants)],
+        };
+        let id = fan.subscribe(vec![(table.clone(), scope)]);
+        debug_assert_eq!(id, outs.len());
+        outs.push(Vec::new());
+    }
+    let mut classifier = Classifier::new();
+    let mut deliveries = Vec::new();
+    let mut delivered = 0u64;
+    let start = thread_cpu_ns()?;
+    for f in frames {
+        let f = f.clone();
+        let class = classifier.classify(f.kind, &f.payload);
+        fan.push(f, &class, &mut deliveries);
+        for (id, out) in deliveries.drain(..) {
+            let buf = &mut outs[id];
+            let f = match &out {
+                Out::Shared(f) => f.as_ref(),
+                Out::Own(f) => f,
+            };
+            frame::encode_frame(f.kind, f.lsn, &f.payload, buf);
+            if buf.len() > 32 * 1024 {
+                buf.clear();
+            }
+            delivered += 1;
+        }
+    }
+    let cpu = thread_cpu_ns()? - start;
+    Ok((cpu, delivered))
+}
+
 /// CPU per change of decoding each change once (the part that does not depend on the number of
 /// clients).
 fn decode_once(frames: &[OwnedFrame]) -> Result<u64> {
@@ -242,6 +283,18 @@ fn main() -> Result<()> {
     println!(
         "ratio 10,000 / 10 clients: {:.0}x CPU per change",
         per10k / per10
+    );
+    // The fan-out core gets the same number of changes for both sizes.
+    let f_fan = workload(small);
+    let (fcpu10, fdel10) = run_fanout(&f_fan, 10, 10)?;
+    let (fcpu10k, fdel10k) = run_fanout(&f_fan, 10_000, TENANTS)?;
+    let fper10 = fcpu10 as f64 / small as f64;
+    let fper10k = fcpu10k as f64 / small as f64;
+    println!("fan-out core, 10 clients, 10 tenants: {fper10:.0} ns CPU per change ({small} changes, {fdel10} frames delivered)");
+    println!("fan-out core, 10,000 clients, 1,000 tenants: {fper10k:.0} ns CPU per change ({small} changes, {fdel10k} frames delivered)");
+    println!(
+        "fan-out core ratio 10,000 / 10 clients: {:.2}x CPU per change",
+        fper10k / fper10
     );
     Ok(())
 }
