@@ -9,9 +9,9 @@ SECS="${1:-60}"
 HALF=$(( SECS / 2 > 0 ? SECS / 2 : 1 ))
 # Under CI the run is reproducible: a fixed seed and a fixed number of runs per target, so a
 # change lands or not on its own merits, not on the fuzzer's luck that day. Outside CI it
-# explores freely for SECS seconds in all.
+# explores freely for SECS seconds in all. 1,000,000 runs of each took 24 s here (2 busy cores).
 if [ -n "${CI:-}" ]; then
-  LIMIT=(-seed=1 -runs="${WALCAST_RELAY_FUZZ_RUNS:-300000}")
+  LIMIT=(-seed=1 -runs="${WALCAST_RELAY_FUZZ_RUNS:-1000000}")
 else
   LIMIT=(-max_total_time="$HALF")
 fi
