@@ -378,3 +378,45 @@ fn a_row_outside_the_scope_is_never_delivered() -> Result<()> {
     assert!(client.with(|s| s.rows.keys().copied().collect::<Vec<_>>()) == vec![MARKER]);
     Ok(())
 }
+
+#[test]
+fn without_the_old_value_updates_and_deletes_are_out_of_scope_and_warned_once() -> Result<()> {
+    let pg = PgCluster::start(15)?;
+    // DEFAULT replica identity on the primary key: tenant_id's old value is never sent.
+    pg.psql(
+        "CREATE TABLE items (id bigint PRIMARY KEY, tenant_id text NOT NULL, v bigint NOT NULL);",
+    )?;
+    let mut secret = tempfile::NamedTempFile::new()?;
+    secret.write_all(SECRET)?;
+    let secret_path = secret.path().display().to_string();
+    let relay = Relay::start(
+        &pg,
+        &["public.items"],
+        &[
+            "--auth-hs256-secret-file",
+            &secret_path,
+            "--auth-audience",
+            AUDIENCE,
+        ],
+    )?;
+    let client = ScopedClient::start(&relay.url(), None, token(&["t1"]));
+    pg.psql("INSERT INTO items VALUES (1, 't1', 1), (2, 't2', 1)")?;
+    pg.psql("UPDATE items SET v = 2 WHERE id = 1")?;
+    pg.psql("UPDATE items SET tenant_id = 't2' WHERE id = 1")?;
+    pg.psql("DELETE FROM items WHERE id = 1")?;
+    pg.psql(&format!("INSERT INTO items VALUES ({MARKER}, 't1', 0)"))?;
+    client.wait_for_ids(&[MARKER])?;
+    let kinds: Vec<String> = client.with(|s| {
+        s.changes
+            .iter()
+            .map(|c| c["type"].as_str().unwrap_or("").to_string())
+            .collect()
+    });
+    assert_eq!(kinds, ["insert", "insert"], "only the inserts of t1's rows");
+    let warnings = relay
+        .log_text()
+        .matches("does not carry the scoped column's old value")
+        .count();
+    assert_eq!(warnings, 1, "one warning for the relation");
+    Ok(())
+}
