@@ -19,6 +19,8 @@ pub mod cli;
 pub mod client;
 pub mod consumers;
 pub mod feedback;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;

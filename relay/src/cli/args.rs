@@ -163,7 +163,7 @@ pub struct TailArgs {
     /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate, as the relay printed it.
     #[arg(long, env = "WALCAST_CERT_SHA256")]
     pub cert_sha256: Option<String>,
-    /// Bearer token (JWT) for a relay with authentication (http/https URLs).
+    /// Bearer token (JWT) for a relay with authentication (http, https and quic URLs).
     #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Be this durable consumer: register it (if new), start after its ack (unless --from),

@@ -280,6 +280,7 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         metrics: metrics.clone(),
         shutdown: shutdown_rx.clone(),
         consumers: consumers.clone(),
+        routes: Default::default(),
     };
 
     // HTTP

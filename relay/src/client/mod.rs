@@ -291,6 +291,7 @@ impl Subscription {
                 from: self.resume,
                 tables: self.tables.clone(),
                 consumer: self.consumer.clone(),
+                ..Default::default()
             };
             match self.transport.open(&request).await {
                 Ok(stream) => {

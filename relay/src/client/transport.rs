@@ -47,6 +47,8 @@ pub enum Transport {
         port: u16,
         endpoint: quinn::Endpoint,
         client_config: quinn::ClientConfig,
+        /// Sent as `"token"` in each stream request (docs/auth.md); never printed.
+        token: Option<Arc<str>>,
     },
 }
 
@@ -141,20 +143,34 @@ impl Transport {
                     port,
                     endpoint,
                     client_config,
+                    token: None,
                 })
             }
             other => Err(bad(&format!("scheme {other:?} is not http, https or quic"))),
         }
     }
 
-    /// Sends `token` as `Authorization: Bearer` with every request (docs/auth.md). HTTP(S) only
-    /// for now: over QUIC the token belongs in the request JSON, which this client does not send.
+    /// Presents `token` with every stream request (docs/auth.md): over HTTP(S) as
+    /// `Authorization: Bearer`, over QUIC as the request JSON's `"token"`. QUIC control requests
+    /// (durable consumers) carry no token; use HTTP(S) for those on a relay with authentication.
     pub fn with_bearer_token(self, token: &str) -> Result<Transport, TransportError> {
-        let Transport::Http { base, .. } = self else {
-            return Err(TransportError::BadUrl {
-                url: format!("{self:?}"),
-                reason: "this client sends tokens over http(s) only".into(),
-            });
+        let base = match self {
+            Transport::Http { base, .. } => base,
+            Transport::Quic {
+                host,
+                port,
+                endpoint,
+                client_config,
+                ..
+            } => {
+                return Ok(Transport::Quic {
+                    host,
+                    port,
+                    endpoint,
+                    client_config,
+                    token: Some(token.into()),
+                })
+            }
         };
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| TransportError::BadUrl {
@@ -200,13 +216,13 @@ impl Transport {
                 }
                 Ok(ByteStream::Http(resp.bytes_stream().boxed()))
             }
-            Transport::Quic { .. } => {
+            Transport::Quic { token, .. } => {
                 let conn = self.quic_connect().await?;
                 let (mut send, recv) = conn
                     .open_bi()
                     .await
                     .map_err(|e| TransportError::Connect(e.to_string()))?;
-                let body = request.to_json();
+                let body = request.to_json_with_token(token.as_deref());
                 debug_assert!(body.len() <= MAX_REQUEST_BYTES);
                 send.write_all(body.as_bytes())
                     .await
@@ -317,6 +333,7 @@ impl Transport {
                 port,
                 endpoint,
                 client_config,
+                ..
             } => {
                 let addr = (host.as_str(), *port)
                     .to_socket_addrs()

@@ -3,6 +3,7 @@
 //! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
 //! - [`session`]: one client's stream over the log, transport-independent.
 //! - [`filter`], [`classify`]: table filtering by relation id (pure).
+//! - [`scope`]: row scopes, in front of the table filter (pure).
 //! - [`http`], [`quic`]: the transports; [`listen`]: the HTTP listener (TLS, deadlines).
 //! - [`control`], [`consumer_http`]: durable-consumer operations (register, ack) over both.
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
@@ -15,5 +16,6 @@ pub mod http;
 pub mod listen;
 pub mod quic;
 pub mod request;
+pub mod scope;
 pub mod session;
 pub mod status;

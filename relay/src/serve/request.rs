@@ -24,6 +24,9 @@ pub struct StreamRequest {
     /// A registered durable consumer this stream is for: without `from`, the stream starts
     /// after the consumer's acknowledged LSN.
     pub consumer: Option<String>,
+    /// Row scopes by table, set from the client's token by the auth gate (never parsed from the
+    /// request itself): docs/auth.md, "Row scopes".
+    pub scopes: Vec<((String, String), crate::auth::RowScope)>,
 }
 
 /// The request was malformed; the message says what to send instead.
@@ -143,15 +146,21 @@ impl StreamRequest {
             from,
             tables,
             consumer,
+            scopes: Vec::new(),
         })
     }
 
     pub fn to_json(&self) -> String {
+        self.to_json_with_token(None)
+    }
+
+    /// The QUIC request JSON with a bearer token (docs/auth.md, "Presenting a token").
+    pub fn to_json_with_token(&self, token: Option<&str>) -> String {
         let wire = WireRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
-            token: None,
+            token: token.map(str::to_owned),
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
     }
@@ -186,16 +195,17 @@ pub fn parse_table(name: &str) -> Result<(String, String), BadRequest> {
             truncate(name)
         ))
     };
-    if name.is_empty() || name.len() > 2 * 64 + 1 || name.chars().any(|c| c.is_control()) {
+    if name.chars().any(|c| c.is_control()) {
         return Err(bad());
     }
+    // PostgreSQL names are at most NAMEDATALEN - 1 = 63 bytes. Checked per part, so a bare
+    // `table` accepted here is still accepted once written as `public.table` (found by fuzzing).
+    let ok = |part: &str| !part.is_empty() && part.len() <= 63;
     match name.split_once('.') {
-        Some((schema, table))
-            if !schema.is_empty() && !table.is_empty() && !table.contains('.') =>
-        {
+        Some((schema, table)) if ok(schema) && ok(table) && !table.contains('.') => {
             Ok((schema.to_string(), table.to_string()))
         }
-        None => Ok(("public".to_string(), name.to_string())),
+        None if ok(name) => Ok(("public".to_string(), name.to_string())),
         _ => Err(bad()),
     }
 }
@@ -266,8 +276,13 @@ mod tests {
             from: Some(Lsn(5)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("billing".into()),
+            ..Default::default()
         };
         assert_eq!(StreamRequest::from_json(r.to_json().as_bytes()).unwrap(), r);
+        let (back, token) =
+            StreamRequest::from_json_with_token(r.to_json_with_token(Some("jwt")).as_bytes())
+                .unwrap();
+        assert_eq!((back, token.as_deref()), (r.clone(), Some("jwt")));
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
         assert!(StreamRequest::from_json(b"\xff\xfe").is_err());
         assert!(StreamRequest::from_json(b"{\"nope\": 1}").is_err());
@@ -293,6 +308,7 @@ mod tests {
             from: Some(Lsn(0x1_0000_0010)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("b.1-x_y".into()),
+            ..Default::default()
         };
         let mut url = url::Url::parse("http://x/v1/stream").unwrap();
         r.write_query(&mut url);

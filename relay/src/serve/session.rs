@@ -13,6 +13,7 @@ use walcast_decoder::Lsn;
 use super::classify::Classifier;
 use super::filter::TableFilter;
 use super::request::StreamRequest;
+use super::scope::{RouteMemo, ScopeFilter, Verdict};
 use crate::consumers::{Connected, ConsumerError, Registry};
 use crate::log::{Durable, Log, LogError, LogReader, OwnedFrame};
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub struct Hub {
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
     pub consumers: Arc<Registry>,
+    /// Changes on row-scoped tables, decoded once for all clients.
+    pub routes: Arc<RouteMemo>,
 }
 
 impl Hub {
@@ -102,8 +105,11 @@ impl Hub {
                 Classifier::new(),
             )
         });
+        let scope = (!request.scopes.is_empty())
+            .then(|| ScopeFilter::new(request.scopes.iter().cloned(), self.routes.clone()));
         self.metrics.clients_total.fetch_add(1, Relaxed);
         Ok(ClientStream {
+            scope,
             durable: self.log.subscribe(),
             reader,
             filter,
@@ -121,6 +127,9 @@ pub struct ClientStream {
     reader: LogReader,
     durable: watch::Receiver<Durable>,
     filter: Option<(TableFilter<OwnedFrame>, Classifier)>,
+    /// Row scopes, in front of the table filter (always present with scopes: the gate refuses
+    /// scopes without a table list).
+    scope: Option<ScopeFilter>,
     shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
     header_sent: bool,
@@ -205,10 +214,19 @@ impl ClientStream {
         };
         let mut frames = 0;
         while out.len() < CHUNK_BYTES {
-            let Some(f) = self.reader.next_frame()? else {
+            let Some(mut f) = self.reader.next_frame()? else {
                 break;
             };
             let class = classifier.classify(f.kind, &f.payload);
+            if let Some(scope) = &mut self.scope {
+                // The frame's end offset names it in the log, for the shared decode memo.
+                let pos = self.reader.position();
+                match scope.judge(&class, &f.payload, classifier.last_in_stream(), pos) {
+                    Verdict::Pass => {}
+                    Verdict::Drop => continue,
+                    Verdict::Replace(payload) => f.payload = payload,
+                }
+            }
             filter.push(f, &class, &mut self.scratch);
             for f in self.scratch.drain(..) {
                 frame::encode_frame(f.kind, f.lsn, &f.payload, out);
