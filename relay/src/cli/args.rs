@@ -170,6 +170,13 @@ pub struct TailArgs {
     /// and acknowledge each transaction once it is written to stdout and flushed.
     #[arg(long)]
     pub consumer: Option<String>,
+    /// Stream compression to ask the relay for: zstd or none (docs/frames.md, "Compression").
+    #[arg(long, env = "WALCAST_COMPRESSION", default_value = "none", value_parser = parse_compression)]
+    pub compression: crate::serve::request::Compression,
+}
+
+fn parse_compression(s: &str) -> Result<crate::serve::request::Compression, String> {
+    crate::serve::request::Compression::parse(s).map_err(|e| e.0)
 }
 
 #[derive(Debug, Clone, Args)]

@@ -34,7 +34,7 @@ pub async fn run(args: TailArgs) -> Result<()> {
     if let Some(token) = &args.token {
         transport = transport.with_bearer_token(token)?;
     }
-    let mut sub = Subscription::new(transport, from, tables);
+    let mut sub = Subscription::new(transport, from, tables).with_compression(args.compression);
     let mut acks = match &args.consumer {
         Some(name) => {
             crate::consumers::validate_name(name)?;

@@ -7,8 +7,11 @@
 //! blocks of a streamed transaction that had not committed yet will be sent again from their
 //! start, so the consumer discards what it buffered for them.
 
+mod inflate;
 mod transport;
 
+pub use crate::serve::request::Compression;
+pub use inflate::Inflater;
 pub use transport::{Transport, TransportError};
 
 use bytes::Bytes;
@@ -61,7 +64,9 @@ pub enum ClientError {
 pub struct Subscription {
     transport: Transport,
     tables: Vec<(String, String)>,
-    conn: Option<(transport::ByteStream, FrameReader)>,
+    conn: Option<(transport::ByteStream, Inflater, FrameReader)>,
+    /// What this subscription asks the relay for (see [`Subscription::with_compression`]).
+    compression: Compression,
     /// Every transaction whose commit end LSN is <= this has been delivered.
     resume: Option<Lsn>,
     dedup: Dedup,
@@ -81,6 +86,7 @@ impl Subscription {
             transport,
             tables,
             conn: None,
+            compression: Compression::None,
             resume: from,
             dedup: Dedup::new(from.unwrap_or(Lsn::ZERO)),
             peek: PeekState::new(),
@@ -97,6 +103,13 @@ impl Subscription {
     /// consumer first ([`Self::register`], or `PUT /v1/consumers/{name}`).
     pub fn with_consumer(mut self, name: impl Into<String>) -> Self {
         self.consumer = Some(name.into());
+        self
+    }
+
+    /// Asks the relay to compress the stream (docs/frames.md, "Compression"). The frames
+    /// delivered are the same either way; a relay that answers uncompressed is fine too.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
         self
     }
 
@@ -152,7 +165,7 @@ impl Subscription {
     }
 
     fn quic_conn(&self) -> Option<&quinn::Connection> {
-        self.conn.as_ref().and_then(|(s, _)| s.quic_connection())
+        self.conn.as_ref().and_then(|(s, _, _)| s.quic_connection())
     }
 
     /// The position to resume from: every transaction whose commit end LSN is <= it was delivered.
@@ -169,7 +182,7 @@ impl Subscription {
                 self.reset_due = false;
                 return Ok(Delivery::Reset);
             }
-            let Some((stream, reader)) = &mut self.conn else {
+            let Some((stream, inflater, reader)) = &mut self.conn else {
                 self.connect().await?;
                 continue;
             };
@@ -180,8 +193,23 @@ impl Subscription {
                     payload: Bytes::copy_from_slice(f.payload),
                 },
                 Ok(None) => {
+                    if inflater.pending() {
+                        // Decompressed in bounded steps: see `Inflater`.
+                        match inflater.step() {
+                            Ok(plain) => reader.push(plain),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "invalid compressed stream from the relay; reconnecting");
+                                self.lost(&e.to_string());
+                            }
+                        }
+                        continue;
+                    }
                     match stream.chunk().await {
-                        Ok(Some(chunk)) => reader.push(&chunk),
+                        Ok(Some(chunk)) => {
+                            if let Err(e) = inflater.push(chunk) {
+                                self.lost(&e.to_string());
+                            }
+                        }
                         Ok(None) => self.lost("the relay closed the stream"),
                         Err(e) => self.lost(&e.to_string()),
                     }
@@ -292,7 +320,7 @@ impl Subscription {
                 tables: self.tables.clone(),
                 consumer: self.consumer.clone(),
             };
-            match self.transport.open(&request).await {
+            match self.transport.open_with(&request, self.compression).await {
                 Ok(stream) => {
                     self.backoff.connected(std::time::Instant::now());
                     self.dedup = Dedup::new(self.resume.unwrap_or(Lsn::ZERO));
@@ -300,7 +328,7 @@ impl Subscription {
                     self.in_txn = false;
                     // Whatever was in flight will be sent again from its start.
                     self.reset_due = self.delivered_any;
-                    self.conn = Some((stream, FrameReader::new()));
+                    self.conn = Some((stream, Inflater::new(), FrameReader::new()));
                     return Ok(());
                 }
                 Err(TransportError::Refused { code, message, .. }) if code == "resync_required" => {

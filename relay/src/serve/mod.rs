@@ -4,10 +4,12 @@
 //! - [`session`]: one client's stream over the log, transport-independent.
 //! - [`filter`], [`classify`]: table filtering by relation id (pure).
 //! - [`http`], [`quic`]: the transports; [`listen`]: the HTTP listener (TLS, deadlines).
+//! - [`compress`]: per-connection zstd stream compression.
 //! - [`control`], [`consumer_http`]: durable-consumer operations (register, ack) over both.
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
 
 pub mod classify;
+pub mod compress;
 pub mod consumer_http;
 pub mod control;
 pub mod filter;
