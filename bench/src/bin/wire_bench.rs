@@ -1,0 +1,473 @@
+//! Wire benchmark (issue #7): the bytes per change a client receives, for walcast (with each
+//! stream compression) and for the JSON/text plugins a client would otherwise read, on the same
+//! workloads against a real PostgreSQL 15. Also the relay's CPU per MB compressed vs the
+//! walsender's CPU, and commit-to-client p99 latency with and without compression.
+//! Prints a Markdown section for BENCHMARKS.md.
+//!
+//! How each figure is taken:
+//! - walcast: a real HTTP client of a real `walcast relay`, streaming from the end of the
+//!   previous workload until the workload's last commit; the bytes counted are the response body
+//!   as received (compressed when asked), prelude included.
+//! - peers: `pg_logical_slot_get_changes` on a slot of that plugin over the same WAL, the rows
+//!   joined by newlines as `pg_recvlogical` writes them; "whole-stream" zstd/gzip compress that
+//!   whole text at once (the best case for the peer: no flushes at transaction boundaries). The
+//!   replication framing a peer's client would also receive (~30 B per message) is not counted.
+//!
+//! Run through `bench/wire.sh`, which builds in release mode.
+
+use anyhow::{bail, Context, Result};
+use futures_util::StreamExt;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use walcast_bench::{percentile, RelayProcess};
+use walcast_decoder::frame::{FrameKind, FrameReader};
+use walcast_decoder::{Decoder, Event, Lsn};
+use walcast_relay::client::{Compression, Delivery, Inflater, Subscription, Transport};
+use walcast_testkit::PgCluster;
+
+const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text, email text, \
+    ts timestamptz, amount numeric, active bool, score float8)";
+const DOCS: &str = "CREATE TABLE docs (id int PRIMARY KEY, title text, body text, n int)";
+
+struct Workload {
+    name: &'static str,
+    sql: Vec<String>,
+    /// Transactions the workload commits (the walcast reader stops after this many).
+    commits: u64,
+    /// Row changes (I/U/D) it makes: the denominator of "bytes per change".
+    changes: u64,
+}
+
+fn items_insert(lo: u64, hi: u64) -> String {
+    format!(
+        "INSERT INTO items SELECT g, 'name ' || g, 'user' || g || '@example.com', \
+         '2024-01-01'::timestamptz + g * interval '1 second', g * 1.25, g % 2 = 0, g / 3.0 \
+         FROM generate_series({lo}, {hi}) g"
+    )
+}
+
+/// `n` single-row transactions, one per loop turn (a DO block may COMMIT).
+fn each_committed(lo: u64, hi: u64, stmt: &str) -> String {
+    format!("DO $$ BEGIN FOR i IN {lo}..{hi} LOOP {stmt}; COMMIT; END LOOP; END $$")
+}
+
+fn workloads() -> Vec<Workload> {
+    let batches = |lo: u64, n: u64, per: u64| -> Vec<String> {
+        (0..n / per)
+            .map(|b| items_insert(lo + b * per, lo + (b + 1) * per - 1))
+            .collect()
+    };
+    let update = "UPDATE items SET amount = amount + 1, ts = ts + interval '1 minute' WHERE id = i";
+    let mut mixed = batches(200_000, 10_000, 1_000);
+    mixed.push(each_committed(200_000, 209_999, update));
+    mixed.push(each_committed(
+        200_000,
+        200_999,
+        "DELETE FROM items WHERE id = i",
+    ));
+    vec![
+        Workload {
+            name: "bulk inserts (10 × 1,000 rows, 7 columns)",
+            sql: batches(1, 10_000, 1_000),
+            commits: 10,
+            changes: 10_000,
+        },
+        Workload {
+            name: "single-row updates (5,000 transactions)",
+            sql: vec![each_committed(1, 5_000, update)],
+            commits: 5_000,
+            changes: 5_000,
+        },
+        Workload {
+            name: "single-row deletes (1,000 transactions)",
+            sql: vec![each_committed(1, 1_000, "DELETE FROM items WHERE id = i")],
+            commits: 1_000,
+            changes: 1_000,
+        },
+        Workload {
+            name: "wide rows with TOAST (200 inserts of ~5 KB, 500 updates leaving it unchanged)",
+            sql: vec![
+                "INSERT INTO docs SELECT g, 'title ' || g, \
+                 (SELECT string_agg(md5(g::text || '/' || i), ' ') FROM generate_series(1, 150) i), g \
+                 FROM generate_series(1, 200) g"
+                    .into(),
+                each_committed(1, 500, "UPDATE docs SET n = n + 1 WHERE id = 1 + i % 200"),
+            ],
+            commits: 501,
+            changes: 700,
+        },
+        Workload {
+            name: "one streamed transaction (50,000 inserts)",
+            sql: vec![items_insert(100_000, 149_999)],
+            commits: 1,
+            changes: 50_000,
+        },
+        Workload {
+            name: "mixed (10,000 inserts, 10,000 single-row updates, 1,000 deletes)",
+            sql: mixed,
+            commits: 10 + 10_000 + 1_000,
+            changes: 21_000,
+        },
+    ]
+}
+
+/// What a walcast client received for one workload.
+#[derive(Default, Clone, Copy)]
+struct Received {
+    /// Response body bytes, as on the wire.
+    wire: u64,
+    /// The same stream uncompressed (header + frames).
+    plain: u64,
+    /// Of `plain`: BEGIN and COMMIT frames.
+    begin_commit: u64,
+    /// Of `plain`: the 17-byte frame envelopes.
+    envelopes: u64,
+    /// `plain` compressed whole at once (zstd -3): what flushing costs, by comparison.
+    whole_zstd: u64,
+    /// An estimate for a compression-oriented frame format: the same frames re-encoded as
+    /// kind, zigzag-varint LSN delta, varint length, payload (no checksum, no fixed-width
+    /// header), compressed whole with zstd -3.
+    envelope_free_zstd: u64,
+    /// Relay CPU (user + system) while serving this stream, seconds.
+    relay_cpu: f64,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let settings = [Compression::None, Compression::Zstd];
+    let pg = PgCluster::start_with(
+        15,
+        &[
+            // Small, so the large transaction is streamed (protocol 2+ `streaming on`).
+            "logical_decoding_work_mem = '64kB'",
+            "synchronous_commit = on",
+        ],
+    )?;
+    pg.psql(ITEMS)?;
+    pg.psql(DOCS)?;
+    // Old values of updated rows are not in the stream under REPLICA IDENTITY DEFAULT, for any
+    // plugin: the same information reaches every client.
+    pg.psql("CREATE PUBLICATION wire FOR TABLE items, docs")?;
+    for (slot, plugin) in [
+        ("walcast", "pgoutput"),
+        ("w2j1", "wal2json"),
+        ("w2j2", "wal2json"),
+        ("td", "test_decoding"),
+    ] {
+        pg.psql(&format!(
+            "SELECT pg_create_logical_replication_slot('{slot}', '{plugin}')"
+        ))
+        .with_context(|| {
+            format!("creating a {plugin} slot (scripts/install-deps.sh installs wal2json)")
+        })?;
+    }
+    let relay = RelayProcess::start(&pg.url(), "walcast", "wire", "public.items,public.docs")?;
+    let relay_pid = relay.child.id();
+    let walsender_pid: u32 = pg
+        .psql("SELECT pid FROM pg_stat_replication LIMIT 1")?
+        .trim()
+        .parse()
+        .context("the relay's walsender pid")?;
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir()?;
+
+    let mut rows = Vec::new();
+    let mut from: Option<Lsn> = None;
+    for w in workloads() {
+        let ws_before = cpu_secs(walsender_pid)?;
+        for sql in &w.sql {
+            pg.psql(sql).with_context(|| w.name)?;
+        }
+        let end = pg.psql("SELECT pg_current_wal_lsn()")?.trim().to_string();
+        let mut got = Vec::new();
+        let mut last_end = from;
+        for &c in &settings {
+            let (r, e) = read_walcast(&http, &relay.http, relay_pid, from, w.commits, c).await?;
+            got.push(r);
+            last_end = Some(e);
+        }
+        // The walsender has decoded the workload once the first reader got its last commit.
+        let walsender_cpu = cpu_secs(walsender_pid)? - ws_before;
+        from = last_end;
+        let mut peers = Vec::new();
+        for (slot, opts, label) in [
+            ("w2j1", ", 'format-version', '1'", "wal2json v1"),
+            ("w2j2", ", 'format-version', '2'", "wal2json v2"),
+            ("td", "", "test_decoding"),
+        ] {
+            let text = peer_text(&pg, slot, &end, opts)?;
+            peers.push((
+                label,
+                text.len() as u64,
+                zstd_len(&text)?,
+                gzip_len(&text, dir.path())?,
+            ));
+        }
+        rows.push((w, got, peers, walsender_cpu));
+    }
+
+    println!("### Wire: bytes per change a client receives (PostgreSQL 15)\n");
+    println!("Command: `bench/wire.sh`. walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 4→3 on PG15, `streaming on`; the schema prelude included), zstd = `compression=zstd` (level 3, 1 MiB window, flushed at every chunk: per transaction when the client is caught up). Peers: `pg_logical_slot_get_changes` output with default plugin options, rows joined by newlines; their compressed figures compress the whole text at once (zstd -3, gzip -6), which is the best case for them; their replication framing (~30 B per message) is not counted. Bytes per change = bytes / row changes (I/U/D).\n");
+    println!("| workload | changes | walcast none | walcast zstd | walcast, whole-stream zstd | no-envelope estimate, zstd | wal2json v1 | v1 zstd | v1 gzip | wal2json v2 | v2 zstd | v2 gzip | test_decoding | td zstd |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut mixed_ratio = None;
+    for (w, got, peers, _) in &rows {
+        let per = |b: u64| format!("{:.1}", b as f64 / w.changes as f64);
+        let none = got[0];
+        let zstd = got[1];
+        let mut line = format!(
+            "| {} | {} | {} | {} | {} | {} |",
+            w.name,
+            w.changes,
+            per(none.wire),
+            per(zstd.wire),
+            per(none.whole_zstd),
+            per(none.envelope_free_zstd)
+        );
+        for (label, raw, z, g) in peers {
+            if *label == "test_decoding" {
+                line += &format!(" {} | {} |", per(*raw), per(*z));
+            } else {
+                line += &format!(" {} | {} | {} |", per(*raw), per(*z), per(*g));
+            }
+        }
+        println!("{line}");
+        if w.name.starts_with("mixed") {
+            mixed_ratio = Some(zstd.wire as f64 / peers[1].2 as f64);
+        }
+    }
+    if let Some(r) = mixed_ratio {
+        println!("\nMixed workload: walcast zstd / wal2json v2 whole-stream zstd = **{r:.2}×** (target ≤ 0.5×).\n");
+    }
+    println!("Where walcast's uncompressed bytes go (share of the plain stream):\n");
+    println!("| workload | plain bytes | BEGIN + COMMIT frames | frame envelopes (17 B each) |");
+    println!("|---|---|---|---|");
+    for (w, got, _, _) in &rows {
+        let p = got[0].plain as f64;
+        println!(
+            "| {} | {} | {:.0}% | {:.0}% |",
+            w.name,
+            got[0].plain,
+            100.0 * got[0].begin_commit as f64 / p,
+            100.0 * got[0].envelopes as f64 / p
+        );
+    }
+    println!("\nCPU (user + system time from /proc/PID/stat, so other load on the machine does not count):\n");
+    println!("| workload | walsender decoding it | relay serving one client, none | relay serving one client, zstd | zstd cost per plain MB |");
+    println!("|---|---|---|---|---|");
+    for (w, got, _, ws) in &rows {
+        let mb = got[1].plain as f64 / 1e6;
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.1} ms/MB |",
+            w.name,
+            ws,
+            got[0].relay_cpu,
+            got[1].relay_cpu,
+            1000.0 * (got[1].relay_cpu - got[0].relay_cpu).max(0.0) / mb
+        );
+    }
+
+    if std::env::var("LATENCY").map_or(true, |v| v != "0") {
+        println!("\nCommit → decoded row latency at 100 single-row commits/s, one native client (`Subscription`) over HTTP:\n");
+        println!("| compression | commits | p50 | p99 |");
+        println!("|---|---|---|---|");
+        for &c in &settings {
+            let (p50, p99, n) = latency(&pg, &relay.http, c, Duration::from_secs(10), from).await?;
+            println!("| {} | {n} | {p50:.2} ms | {p99:.2} ms |", c.as_str());
+        }
+    }
+    drop(relay);
+    Ok(())
+}
+
+/// Streams from `from` until `commits` transactions ended; returns what was received and the
+/// last commit's end LSN.
+async fn read_walcast(
+    http: &reqwest::Client,
+    base: &str,
+    relay_pid: u32,
+    from: Option<Lsn>,
+    commits: u64,
+    compression: Compression,
+) -> Result<(Received, Lsn)> {
+    let mut url = format!("{base}/v1/stream?compression={}", compression.as_str());
+    if let Some(f) = from {
+        url += &format!("&from={f}");
+    }
+    let cpu_before = cpu_secs(relay_pid)?;
+    let resp = http.get(&url).send().await?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        bail!("{url}: {status}: {}", resp.text().await.unwrap_or_default());
+    }
+    let encoding = resp
+        .headers()
+        .get("content-encoding")
+        .map(|v| v.to_str().unwrap_or("?").to_string());
+    anyhow::ensure!(
+        encoding.as_deref() == (compression == Compression::Zstd).then_some("zstd"),
+        "Content-Encoding {encoding:?} for {compression:?}"
+    );
+    let mut body = resp.bytes_stream();
+    let mut inflater = Inflater::new();
+    let mut reader = FrameReader::new();
+    let mut r = Received {
+        plain: walcast_decoder::frame::HEADER_LEN as u64,
+        ..Default::default()
+    };
+    let mut plain = Vec::new();
+    let mut compact = Vec::new();
+    let mut prev_lsn = 0u64;
+    let mut seen = 0;
+    let mut last_end = Lsn::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen < commits {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out after {seen}/{commits} commits"
+        );
+        let chunk = body.next().await.context("stream ended")??;
+        r.wire += chunk.len() as u64;
+        inflater.push(chunk)?;
+        while inflater.pending() {
+            let step = inflater.step()?;
+            plain.extend_from_slice(step);
+            reader.push(step);
+            while let Some(f) = reader.next_frame()? {
+                let len = f.encoded_len() as u64;
+                r.plain += len;
+                compact.push(f.kind.to_byte());
+                let delta = f.lsn.0.wrapping_sub(prev_lsn) as i64;
+                put_varint(&mut compact, ((delta << 1) ^ (delta >> 63)) as u64);
+                if f.lsn.0 != 0 {
+                    prev_lsn = f.lsn.0;
+                }
+                put_varint(&mut compact, f.payload.len() as u64);
+                compact.extend_from_slice(f.payload);
+                r.envelopes += 17;
+                let tag = f.payload.first().copied();
+                if f.kind == FrameKind::Wal && matches!(tag, Some(b'B' | b'C')) {
+                    r.begin_commit += len;
+                }
+                if f.kind == FrameKind::Wal && matches!(tag, Some(b'C' | b'c')) {
+                    seen += 1;
+                    // Commit: flags, commit_lsn, end_lsn; Stream Commit: xid first.
+                    let at = if tag == Some(b'C') { 10 } else { 14 };
+                    let b: [u8; 8] = f.payload[at..at + 8].try_into()?;
+                    last_end = Lsn(u64::from_be_bytes(b));
+                }
+            }
+        }
+    }
+    r.relay_cpu = cpu_secs(relay_pid)? - cpu_before;
+    r.whole_zstd = zstd_len(&plain)?;
+    r.envelope_free_zstd = zstd_len(&compact)?;
+    Ok((r, last_end))
+}
+
+fn peer_text(pg: &PgCluster, slot: &str, end: &str, opts: &str) -> Result<Vec<u8>> {
+    let out = pg
+        .psql_command()
+        .arg("-c")
+        .arg(format!(
+            "SELECT data FROM pg_logical_slot_get_changes('{slot}', '{end}', NULL{opts})"
+        ))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{slot}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zstd_len(data: &[u8]) -> Result<u64> {
+    Ok(zstd::bulk::compress(data, 3)?.len() as u64)
+}
+
+fn gzip_len(data: &[u8], dir: &std::path::Path) -> Result<u64> {
+    let path = dir.join("peer.txt");
+    std::fs::write(&path, data)?;
+    let out = std::process::Command::new("gzip")
+        .args(["-6", "-c"])
+        .arg(&path)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "gzip failed");
+    Ok(out.stdout.len() as u64)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.rsplit_once(')').context("/proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+fn pg_now_micros() -> i64 {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as i64;
+    unix - 946_684_800_000_000
+}
+
+/// Single-row commits at 100/s for `dur`; p50, p99 (ms) of commit time → decoded at the client.
+async fn latency(
+    pg: &PgCluster,
+    http: &str,
+    compression: Compression,
+    dur: Duration,
+    from: Option<Lsn>,
+) -> Result<(f64, f64, usize)> {
+    let start: Lsn = pg.psql("SELECT pg_current_wal_lsn()")?.trim().parse()?;
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let http = http.to_string();
+    let measuring = tokio::spawn(async move {
+        // Start after the last workload: the backlog before it is not part of the measurement.
+        let mut sub = Subscription::new(Transport::from_url(&http, None)?, from, Vec::new())
+            .with_compression(compression);
+        let mut decoder = Decoder::new();
+        let mut lat = Vec::new();
+        let stop_at = Instant::now() + dur + Duration::from_secs(3);
+        while Instant::now() < stop_at {
+            let Ok(d) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await else {
+                continue;
+            };
+            if let Delivery::Frame(f) = d? {
+                if let Event::Commit(c) = decoder.decode(&f.payload)? {
+                    if c.end_lsn > start {
+                        lat.push((pg_now_micros() - c.commit_time) as f64 / 1000.0);
+                    }
+                }
+            }
+        }
+        anyhow::Ok(lat)
+    });
+    // Let the subscriber catch up with the backlog before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stmt = client
+        .prepare("UPDATE items SET score = score + 1 WHERE id = 7000")
+        .await?;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let deadline = Instant::now() + dur;
+    while Instant::now() < deadline {
+        tick.tick().await;
+        client.execute(&stmt, &[]).await?;
+    }
+    let mut lat = measuring.await??;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    std::io::stdout().flush()?;
+    Ok((percentile(&lat, 50.0), percentile(&lat, 99.0), lat.len()))
+}
