@@ -128,6 +128,12 @@ struct Received {
     /// kind, zigzag-varint LSN delta, varint length, payload (no checksum, no fixed-width
     /// header), compressed whole with zstd -3.
     envelope_free_zstd: u64,
+    /// The same, and BEGIN/COMMIT re-encoded as deltas (LSNs, commit time, xid) against the
+    /// previous transaction: an estimate of a pgoutput-aware frame format.
+    aware_zstd: u64,
+    /// Only the row messages' payloads (I/U/D), compressed whole: the floor for any format that
+    /// changes envelopes and transaction metadata but keeps rows as pgoutput sends them.
+    rows_only_zstd: u64,
     /// Relay CPU (user + system) while serving this stream, seconds.
     relay_cpu: f64,
 }
@@ -152,6 +158,7 @@ async fn main() -> Result<()> {
         ("walcast", "pgoutput"),
         ("w2j1", "wal2json"),
         ("w2j2", "wal2json"),
+        ("w2j2m", "wal2json"),
         ("td", "test_decoding"),
     ] {
         pg.psql(&format!(
@@ -193,6 +200,11 @@ async fn main() -> Result<()> {
         for (slot, opts, label) in [
             ("w2j1", ", 'format-version', '1'", "wal2json v1"),
             ("w2j2", ", 'format-version', '2'", "wal2json v2"),
+            (
+                "w2j2m",
+                ", 'format-version', '2', 'include-xids', '1', 'include-timestamp', '1', 'include-lsn', '1'",
+                "wal2json v2+meta",
+            ),
             ("td", "", "test_decoding"),
         ] {
             let text = peer_text(&pg, slot, &end, opts)?;
@@ -206,38 +218,82 @@ async fn main() -> Result<()> {
         rows.push((w, got, peers, walsender_cpu));
     }
 
+    // CPU: the whole stream (every workload) read by CPU_CLIENTS clients at once per setting;
+    // the relay's CPU time difference between zstd and none is what compression costs.
+    let total_commits: u64 = rows.iter().map(|r| r.0.commits).sum();
+    let clients = std::env::var("CPU_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8u32);
+    let mut cpu = Vec::new();
+    for &c in &settings {
+        let before = cpu_secs(relay_pid)?;
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (http, base) = (http.clone(), relay.http.clone());
+            tasks.push(tokio::spawn(async move {
+                read_walcast(&http, &base, relay_pid, None, total_commits, c).await
+            }));
+        }
+        let mut plain = 0;
+        let mut wire = 0;
+        for t in tasks {
+            let (r, _) = t.await??;
+            plain += r.plain;
+            wire += r.wire;
+        }
+        cpu.push((c, cpu_secs(relay_pid)? - before, plain, wire));
+    }
+    let walsender_total: f64 = rows.iter().map(|r| r.3).sum();
+    let stream_mb = rows.iter().map(|r| r.1[0].plain).sum::<u64>() as f64 / 1e6;
+
     println!("### Wire: bytes per change a client receives (PostgreSQL 15)\n");
-    println!("Command: `bench/wire.sh`. walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 4→3 on PG15, `streaming on`; the schema prelude included), zstd = `compression=zstd` (level 3, 1 MiB window, flushed at every chunk: per transaction when the client is caught up). Peers: `pg_logical_slot_get_changes` output with default plugin options, rows joined by newlines; their compressed figures compress the whole text at once (zstd -3, gzip -6), which is the best case for them; their replication framing (~30 B per message) is not counted. Bytes per change = bytes / row changes (I/U/D).\n");
-    println!("| workload | changes | walcast none | walcast zstd | walcast, whole-stream zstd | no-envelope estimate, zstd | wal2json v1 | v1 zstd | v1 gzip | wal2json v2 | v2 zstd | v2 gzip | test_decoding | td zstd |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut mixed_ratio = None;
-    for (w, got, peers, _) in &rows {
+    println!(
+        "Command: `bench/wire.sh`. Bytes per change = bytes received / row changes (I/U/D).\n"
+    );
+    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). `zstd` = `compression=zstd` as served: level 3, 1 MiB window, flushed at every chunk (per transaction when the client is caught up). The other columns re-encode the same received frames offline to size a compression-oriented format: the whole plain stream zstd'd at once (what flushing costs); frames without the 17-byte envelope (kind, varint LSN delta, varint length); that plus BEGIN/COMMIT as deltas against the previous transaction; and the floor any such format hits while rows stay as pgoutput sends them (row payloads only).\n");
+    println!("| workload | changes | walcast none | **walcast zstd** | whole-stream zstd | est.: no envelope | est.: + delta BEGIN/COMMIT | floor: row payloads only |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (w, got, _, _) in &rows {
         let per = |b: u64| format!("{:.1}", b as f64 / w.changes as f64);
-        let none = got[0];
-        let zstd = got[1];
-        let mut line = format!(
-            "| {} | {} | {} | {} | {} | {} |",
+        let (none, zstd) = (got[0], got[1]);
+        println!(
+            "| {} | {} | {} | **{}** | {} | {} | {} | {} |",
             w.name,
             w.changes,
             per(none.wire),
             per(zstd.wire),
             per(none.whole_zstd),
-            per(none.envelope_free_zstd)
+            per(none.envelope_free_zstd),
+            per(none.aware_zstd),
+            per(none.rows_only_zstd)
         );
+    }
+    println!("\nPeers on the same WAL: `pg_logical_slot_get_changes` output, rows joined by newlines as `pg_recvlogical` writes them, compressed whole (zstd -3, gzip -6): their best case. Their replication framing (~30 B per message) is not counted. Default options carry no LSN, xid or commit time; \"+meta\" adds `include-xids`, `include-timestamp`, `include-lsn` (closer to what walcast carries: every LSN, xid and commit time, losslessly).\n");
+    println!("| workload | wal2json v1 | v1 zstd | v1 gzip | wal2json v2 | **v2 zstd** | v2 gzip | v2+meta | v2+meta zstd | test_decoding | td zstd |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (w, _, peers, _) in &rows {
+        let per = |b: u64| format!("{:.1}", b as f64 / w.changes as f64);
+        let mut line = format!("| {} |", w.name);
         for (label, raw, z, g) in peers {
-            if *label == "test_decoding" {
-                line += &format!(" {} | {} |", per(*raw), per(*z));
-            } else {
-                line += &format!(" {} | {} | {} |", per(*raw), per(*z), per(*g));
-            }
+            line += &match *label {
+                "wal2json v2" => format!(" {} | **{}** | {} |", per(*raw), per(*z), per(*g)),
+                "wal2json v1" => format!(" {} | {} | {} |", per(*raw), per(*z), per(*g)),
+                _ => format!(" {} | {} |", per(*raw), per(*z)),
+            };
         }
         println!("{line}");
-        if w.name.starts_with("mixed") {
-            mixed_ratio = Some(zstd.wire as f64 / peers[1].2 as f64);
-        }
     }
-    if let Some(r) = mixed_ratio {
-        println!("\nMixed workload: walcast zstd / wal2json v2 whole-stream zstd = **{r:.2}×** (target ≤ 0.5×).\n");
+    if let Some((_, got, peers, _)) = rows.iter().find(|r| r.0.name.starts_with("mixed")) {
+        let z = got[1].wire as f64;
+        println!(
+            "\nMixed workload, walcast zstd ÷ wal2json v2 whole-stream zstd = **{:.2}×** (target ≤ 0.5×); ÷ v2+meta zstd = {:.2}×. Estimates for a compression-oriented format: {:.2}× without envelopes, {:.2}× with delta BEGIN/COMMIT, floor {:.2}× with rows as pgoutput sends them.\n",
+            z / peers[1].2 as f64,
+            z / peers[2].2 as f64,
+            got[0].envelope_free_zstd as f64 / peers[1].2 as f64,
+            got[0].aware_zstd as f64 / peers[1].2 as f64,
+            got[0].rows_only_zstd as f64 / peers[1].2 as f64,
+        );
     }
     println!("Where walcast's uncompressed bytes go (share of the plain stream):\n");
     println!("| workload | plain bytes | BEGIN + COMMIT frames | frame envelopes (17 B each) |");
@@ -252,23 +308,32 @@ async fn main() -> Result<()> {
             100.0 * got[0].envelopes as f64 / p
         );
     }
-    println!("\nCPU (user + system time from /proc/PID/stat, so other load on the machine does not count):\n");
-    println!("| workload | walsender decoding it | relay serving one client, none | relay serving one client, zstd | zstd cost per plain MB |");
+    println!("\nCPU time (user + system from /proc/PID/stat, so other load on the machine does not count; 10 ms ticks). The walsender decoded all six workloads once ({stream_mb:.1} MB of walcast frames); then {clients} clients at once read that whole stream from the relay's log, per setting:\n");
+    println!("| what | CPU | plain MB | wire MB | CPU per plain MB |");
     println!("|---|---|---|---|---|");
-    for (w, got, _, ws) in &rows {
-        let mb = got[1].plain as f64 / 1e6;
+    println!(
+        "| walsender (pgoutput), decoding the workloads | {walsender_total:.2} s | {stream_mb:.1} | – | {:.0} ms/MB |",
+        1000.0 * walsender_total / stream_mb
+    );
+    for (c, secs, plain, wire) in &cpu {
         println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.1} ms/MB |",
-            w.name,
-            ws,
-            got[0].relay_cpu,
-            got[1].relay_cpu,
-            1000.0 * (got[1].relay_cpu - got[0].relay_cpu).max(0.0) / mb
+            "| relay serving {clients} clients, {} | {secs:.2} s | {:.1} | {:.1} | {:.1} ms/MB |",
+            c.as_str(),
+            *plain as f64 / 1e6,
+            *wire as f64 / 1e6,
+            1000.0 * secs / (*plain as f64 / 1e6)
+        );
+    }
+    if let [(_, none, plain, _), (_, z, _, _)] = cpu[..] {
+        println!(
+            "\nCompression costs the relay {:.1} ms of CPU per plain MB; the walsender spends {:.0} ms per MB producing it.\n",
+            1000.0 * (z - none).max(0.0) / (plain as f64 / 1e6),
+            1000.0 * walsender_total / stream_mb
         );
     }
 
     if std::env::var("LATENCY").map_or(true, |v| v != "0") {
-        println!("\nCommit → decoded row latency at 100 single-row commits/s, one native client (`Subscription`) over HTTP:\n");
+        println!("Commit → decoded row latency at 100 single-row commits/s, one native client (`Subscription`) over HTTP, 10 s per setting (commit_time from PostgreSQL vs the client's clock, same host; the machine is shared, so compare the two rows of one run):\n");
         println!("| compression | commits | p50 | p99 |");
         println!("|---|---|---|---|");
         for &c in &settings {
@@ -317,6 +382,8 @@ async fn read_walcast(
     };
     let mut plain = Vec::new();
     let mut compact = Vec::new();
+    let mut aware = AwareEstimate::default();
+    let mut rows_only = Vec::new();
     let mut prev_lsn = 0u64;
     let mut seen = 0;
     let mut last_end = Lsn::ZERO;
@@ -344,6 +411,11 @@ async fn read_walcast(
                 }
                 put_varint(&mut compact, f.payload.len() as u64);
                 compact.extend_from_slice(f.payload);
+                aware.push(f.kind.to_byte(), f.lsn.0, f.payload);
+                if matches!(f.payload.first(), Some(b'I' | b'U' | b'D')) {
+                    put_varint(&mut rows_only, f.payload.len() as u64);
+                    rows_only.extend_from_slice(f.payload);
+                }
                 r.envelopes += 17;
                 let tag = f.payload.first().copied();
                 if f.kind == FrameKind::Wal && matches!(tag, Some(b'B' | b'C')) {
@@ -362,6 +434,8 @@ async fn read_walcast(
     r.relay_cpu = cpu_secs(relay_pid)? - cpu_before;
     r.whole_zstd = zstd_len(&plain)?;
     r.envelope_free_zstd = zstd_len(&compact)?;
+    r.aware_zstd = zstd_len(&aware.out)?;
+    r.rows_only_zstd = zstd_len(&rows_only)?;
     Ok((r, last_end))
 }
 
@@ -379,6 +453,66 @@ fn peer_text(pg: &PgCluster, slot: &str, end: &str, opts: &str) -> Result<Vec<u8
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out.stdout)
+}
+
+/// The frames of one stream re-encoded for the "pgoutput-aware" estimate.
+#[derive(Default)]
+struct AwareEstimate {
+    out: Vec<u8>,
+    prev_frame_lsn: u64,
+    prev_end: u64,
+    prev_ts: i64,
+    prev_xid: i64,
+    begin_final: u64,
+    begin_ts: i64,
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn be_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+impl AwareEstimate {
+    fn push(&mut self, kind: u8, lsn: u64, p: &[u8]) {
+        let o = &mut self.out;
+        o.push(kind);
+        if lsn == 0 {
+            put_varint(o, 0);
+        } else {
+            put_varint(o, zigzag(lsn.wrapping_sub(self.prev_frame_lsn) as i64) + 1);
+            self.prev_frame_lsn = lsn;
+        }
+        match (p.first(), p.len()) {
+            (Some(b'B'), 21) => {
+                let (fin, ts) = (
+                    be_u64(&p[1..]).unwrap_or(0),
+                    be_u64(&p[9..]).unwrap_or(0) as i64,
+                );
+                let xid = u32::from_be_bytes([p[17], p[18], p[19], p[20]]) as i64;
+                o.push(b'B');
+                put_varint(o, zigzag(fin.wrapping_sub(self.prev_end) as i64));
+                put_varint(o, zigzag(ts - self.prev_ts));
+                put_varint(o, zigzag(xid - self.prev_xid));
+                (self.begin_final, self.begin_ts, self.prev_ts, self.prev_xid) = (fin, ts, ts, xid);
+            }
+            (Some(b'C'), 26) => {
+                let (commit, end) = (be_u64(&p[2..]).unwrap_or(0), be_u64(&p[10..]).unwrap_or(0));
+                let ts = be_u64(&p[18..]).unwrap_or(0) as i64;
+                o.extend_from_slice(&[b'C', p[1]]);
+                put_varint(o, zigzag(commit.wrapping_sub(self.begin_final) as i64));
+                put_varint(o, zigzag(end.wrapping_sub(commit) as i64));
+                put_varint(o, zigzag(ts - self.begin_ts));
+                self.prev_end = end;
+            }
+            _ => {
+                put_varint(o, p.len() as u64);
+                o.extend_from_slice(p);
+            }
+        }
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -46,7 +46,9 @@ pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Rou
     let cors = CorsLayer::new()
         .allow_origin(origins)
         .allow_methods(Any)
-        .allow_headers(Any);
+        .allow_headers(Any)
+        // So a page can tell whether its stream is compressed (fetch decodes it either way).
+        .expose_headers([header::CONTENT_ENCODING]);
     let mut routes = Router::new()
         .route("/v1/stream", get(stream))
         .route("/v1/status", get(status))
