@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use walcast_decoder::frame::{FrameKind, FrameReader};
 use walcast_decoder::Lsn;
-use walcast_relay::client::{Compression, Inflater};
+use walcast_relay::client::{Compression, Framing, Inflater};
 use walcast_testkit::PgCluster;
 use walcast_tests::relay::*;
 
@@ -64,6 +64,7 @@ async fn read_http(
     );
     let mut body = resp.bytes_stream();
     let mut inflater = Inflater::new();
+    let mut framing = Framing::new();
     let mut reader = FrameReader::new();
     let mut frames = Vec::new();
     let mut wire = 0;
@@ -78,7 +79,7 @@ async fn read_http(
         wire += chunk.len();
         inflater.push(chunk).unwrap();
         while inflater.pending() {
-            reader.push(inflater.step().unwrap());
+            framing.feed(inflater.step().unwrap(), &mut reader).unwrap();
             while let Some(f) = reader.next_frame().unwrap() {
                 frames.push((f.kind, f.lsn, f.payload.to_vec()));
                 let done = f.kind == FrameKind::Wal
@@ -92,10 +93,11 @@ async fn read_http(
     }
 }
 
-fn tail(url: &str, cert: Option<&str>, until: Lsn, compression: &str) -> String {
+fn tail(url: &str, cert: Option<&str>, until: Lsn, compression: &str, version: u16) -> String {
     let mut cmd = Command::new(walcast_bin());
     cmd.args(["tail", "--url", url, "--until", &until.to_string()])
-        .args(["--compression", compression]);
+        .args(["--compression", compression])
+        .args(["--frame-version", &version.to_string()]);
     if let Some(fp) = cert {
         cmd.args(["--cert-sha256", fp]);
     }
@@ -149,12 +151,29 @@ fn compressed_streams_carry_exactly_the_plain_stream() {
     assert!(body.contains("unknown compression"), "{body}");
 
     // The native client and the CLI, over HTTP and QUIC: identical output either way.
-    let reference = tail(&url, None, until, "none");
+    let reference = tail(&url, None, until, "none", 1);
     assert!(reference.lines().count() > 5000);
-    assert_eq!(tail(&url, None, until, "zstd"), reference);
+    assert_eq!(tail(&url, None, until, "zstd", 1), reference);
+    assert_eq!(tail(&url, None, until, "zstd", 2), reference);
     let (quic_url, fp) = relay.quic_url().unwrap();
-    assert_eq!(tail(&quic_url, Some(&fp), until, "zstd"), reference);
-    assert_eq!(tail(&quic_url, Some(&fp), until, "none"), reference);
+    assert_eq!(tail(&quic_url, Some(&fp), until, "zstd", 1), reference);
+    assert_eq!(tail(&quic_url, Some(&fp), until, "none", 1), reference);
+    assert_eq!(tail(&quic_url, Some(&fp), until, "zstd", 2), reference);
+    assert_eq!(tail(&quic_url, Some(&fp), until, "none", 2), reference);
+
+    // Frame version 2 carries exactly the v1 frames, and is smaller, compressed or not.
+    let (v2, _, v2_wire) = rt.block_on(read_http(&url, "?v=2", None, until));
+    assert!(v2 == plain, "v2 stream differs from v1");
+    assert!(v2_wire < plain_wire, "v2 {v2_wire} B vs v1 {plain_wire} B");
+    let (v2z, enc, v2z_wire) = rt.block_on(read_http(&url, "?v=2&compression=zstd", None, until));
+    assert_eq!(enc.as_deref(), Some("zstd"));
+    assert!(v2z == plain, "v2+zstd stream differs from v1");
+    assert!(
+        v2z_wire < z_wire,
+        "v2+zstd {v2z_wire} B vs v1+zstd {z_wire} B"
+    );
+    let (status, body) = http_get(relay.http, "/v1/stream?v=3").unwrap();
+    assert_eq!(status, 400, "{body}");
 }
 
 #[test]
@@ -168,7 +187,8 @@ fn a_refused_compressed_quic_request_is_readable() {
         let transport = walcast_relay::client::Transport::from_url(&quic_url, Some(&fp)).unwrap();
         let mut sub =
             walcast_relay::client::Subscription::new(transport, Some(Lsn(0xFF_0000_0000)), vec![])
-                .with_compression(Compression::Zstd);
+                .with_compression(Compression::Zstd)
+                .with_frame_version(2);
         tokio::time::timeout(Duration::from_secs(30), async {
             loop {
                 if let Err(e) = sub.next().await {

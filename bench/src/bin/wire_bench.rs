@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use walcast_bench::{percentile, RelayProcess};
 use walcast_decoder::frame::{FrameKind, FrameReader};
 use walcast_decoder::{Decoder, Event, Lsn};
-use walcast_relay::client::{Compression, Delivery, Inflater, Subscription, Transport};
+use walcast_relay::client::{Compression, Delivery, Framing, Inflater, Subscription, Transport};
 use walcast_testkit::PgCluster;
 
 const ITEMS: &str = "CREATE TABLE items (id bigint PRIMARY KEY, name text, email text, \
@@ -140,7 +140,13 @@ struct Received {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let settings = [Compression::None, Compression::Zstd];
+    // (compression, frame version)
+    let settings = [
+        (Compression::None, 1u16),
+        (Compression::Zstd, 1),
+        (Compression::None, 2),
+        (Compression::Zstd, 2),
+    ];
     let pg = PgCluster::start_with(
         15,
         &[
@@ -188,8 +194,8 @@ async fn main() -> Result<()> {
         let end = pg.psql("SELECT pg_current_wal_lsn()")?.trim().to_string();
         let mut got = Vec::new();
         let mut last_end = from;
-        for &c in &settings {
-            let (r, e) = read_walcast(&http, &relay.http, relay_pid, from, w.commits, c).await?;
+        for &(c, v) in &settings {
+            let (r, e) = read_walcast(&http, &relay.http, relay_pid, from, w.commits, c, v).await?;
             got.push(r);
             last_end = Some(e);
         }
@@ -226,13 +232,13 @@ async fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(8u32);
     let mut cpu = Vec::new();
-    for &c in &settings {
+    for &(c, v) in &settings {
         let before = cpu_secs(relay_pid)?;
         let mut tasks = Vec::new();
         for _ in 0..clients {
             let (http, base) = (http.clone(), relay.http.clone());
             tasks.push(tokio::spawn(async move {
-                read_walcast(&http, &base, relay_pid, None, total_commits, c).await
+                read_walcast(&http, &base, relay_pid, None, total_commits, c, v).await
             }));
         }
         let mut plain = 0;
@@ -242,7 +248,7 @@ async fn main() -> Result<()> {
             plain += r.plain;
             wire += r.wire;
         }
-        cpu.push((c, cpu_secs(relay_pid)? - before, plain, wire));
+        cpu.push(((c, v), cpu_secs(relay_pid)? - before, plain, wire));
     }
     let walsender_total: f64 = rows.iter().map(|r| r.3).sum();
     let stream_mb = rows.iter().map(|r| r.1[0].plain).sum::<u64>() as f64 / 1e6;
@@ -251,18 +257,20 @@ async fn main() -> Result<()> {
     println!(
         "Command: `bench/wire.sh`. Bytes per change = bytes received / row changes (I/U/D).\n"
     );
-    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). `zstd` = `compression=zstd` as served: level 3, 1 MiB window, flushed at every chunk (per transaction when the client is caught up). The other columns re-encode the same received frames offline to size a compression-oriented format: the whole plain stream zstd'd at once (what flushing costs); frames without the 17-byte envelope (kind, varint LSN delta, varint length); that plus BEGIN/COMMIT as deltas against the previous transaction; and the floor any such format hits while rows stay as pgoutput sends them (row payloads only).\n");
-    println!("| workload | changes | walcast none | **walcast zstd** | whole-stream zstd | est.: no envelope | est.: + delta BEGIN/COMMIT | floor: row payloads only |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). v1 = the frame format as stored; v2 = `v=2`, the frames re-encoded for compression (docs/frames.md, \"Version 2\"); zstd = `compression=zstd` as served: level 3, 1 MiB window, flushed at every chunk (per transaction when the client is caught up). The other columns re-encode the same received frames offline to size a compression-oriented format: the whole plain stream zstd'd at once (what flushing costs); frames without the 17-byte envelope (kind, varint LSN delta, varint length); that plus BEGIN/COMMIT as deltas against the previous transaction; and the floor any such format hits while rows stay as pgoutput sends them (row payloads only).\n");
+    println!("| workload | changes | v1 none | v1 zstd | v2 none | **v2 zstd** | v1 whole-stream zstd | est.: no envelope | est.: + delta BEGIN/COMMIT | floor: row payloads only |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (w, got, _, _) in &rows {
         let per = |b: u64| format!("{:.1}", b as f64 / w.changes as f64);
         let (none, zstd) = (got[0], got[1]);
         println!(
-            "| {} | {} | {} | **{}** | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
             w.name,
             w.changes,
             per(none.wire),
             per(zstd.wire),
+            per(got[2].wire),
+            per(got[3].wire),
             per(none.whole_zstd),
             per(none.envelope_free_zstd),
             per(none.aware_zstd),
@@ -286,10 +294,13 @@ async fn main() -> Result<()> {
     }
     if let Some((_, got, peers, _)) = rows.iter().find(|r| r.0.name.starts_with("mixed")) {
         let z = got[1].wire as f64;
+        let z2 = got[3].wire as f64;
         println!(
-            "\nMixed workload, walcast zstd ÷ wal2json v2 whole-stream zstd = **{:.2}×** (target ≤ 0.5×); ÷ v2+meta zstd = {:.2}×. Estimates for a compression-oriented format: {:.2}× without envelopes, {:.2}× with delta BEGIN/COMMIT, floor {:.2}× with rows as pgoutput sends them.\n",
+            "\nMixed workload, ÷ wal2json v2 whole-stream zstd (target ≤ 0.5×): walcast v1+zstd **{:.2}×**, v2+zstd **{:.2}×**. ÷ wal2json v2+meta zstd: v1+zstd {:.2}×, v2+zstd **{:.2}×**. Offline estimates: {:.2}× without envelopes, {:.2}× with delta BEGIN/COMMIT, floor {:.2}× with rows as pgoutput sends them.\n",
             z / peers[1].2 as f64,
+            z2 / peers[1].2 as f64,
             z / peers[2].2 as f64,
+            z2 / peers[2].2 as f64,
             got[0].envelope_free_zstd as f64 / peers[1].2 as f64,
             got[0].aware_zstd as f64 / peers[1].2 as f64,
             got[0].rows_only_zstd as f64 / peers[1].2 as f64,
@@ -315,30 +326,33 @@ async fn main() -> Result<()> {
         "| walsender (pgoutput), decoding the workloads | {walsender_total:.2} s | {stream_mb:.1} | – | {:.0} ms/MB |",
         1000.0 * walsender_total / stream_mb
     );
-    for (c, secs, plain, wire) in &cpu {
+    for ((c, v), secs, plain, wire) in &cpu {
         println!(
-            "| relay serving {clients} clients, {} | {secs:.2} s | {:.1} | {:.1} | {:.1} ms/MB |",
+            "| relay serving {clients} clients, v{v} {} | {secs:.2} s | {:.1} | {:.1} | {:.1} ms/MB |",
             c.as_str(),
             *plain as f64 / 1e6,
             *wire as f64 / 1e6,
             1000.0 * secs / (*plain as f64 / 1e6)
         );
     }
-    if let [(_, none, plain, _), (_, z, _, _)] = cpu[..] {
+    if let [(_, none, plain, _), (_, z, _, _), _, (_, z2, _, _)] = cpu[..] {
+        let mb = plain as f64 / 1e6;
         println!(
-            "\nCompression costs the relay {:.1} ms of CPU per plain MB; the walsender spends {:.0} ms per MB producing it.\n",
-            1000.0 * (z - none).max(0.0) / (plain as f64 / 1e6),
+            "\nOver serving v1 uncompressed, zstd costs the relay {:.1} ms of CPU per plain (v1) MB, and v2 + zstd {:.1} ms/MB; the walsender spends {:.0} ms per MB producing the stream.\n",
+            1000.0 * (z - none).max(0.0) / mb,
+            1000.0 * (z2 - none).max(0.0) / mb,
             1000.0 * walsender_total / stream_mb
         );
     }
 
     if std::env::var("LATENCY").map_or(true, |v| v != "0") {
         println!("Commit → decoded row latency at 100 single-row commits/s, one native client (`Subscription`) over HTTP, 10 s per setting (commit_time from PostgreSQL vs the client's clock, same host; the machine is shared, so compare the two rows of one run):\n");
-        println!("| compression | commits | p50 | p99 |");
+        println!("| setting | commits | p50 | p99 |");
         println!("|---|---|---|---|");
-        for &c in &settings {
-            let (p50, p99, n) = latency(&pg, &relay.http, c, Duration::from_secs(10), from).await?;
-            println!("| {} | {n} | {p50:.2} ms | {p99:.2} ms |", c.as_str());
+        for (c, v) in [settings[0], settings[1], settings[3]] {
+            let (p50, p99, n) =
+                latency(&pg, &relay.http, c, v, Duration::from_secs(10), from).await?;
+            println!("| v{v} {} | {n} | {p50:.2} ms | {p99:.2} ms |", c.as_str());
         }
     }
     drop(relay);
@@ -354,8 +368,12 @@ async fn read_walcast(
     from: Option<Lsn>,
     commits: u64,
     compression: Compression,
+    version: u16,
 ) -> Result<(Received, Lsn)> {
-    let mut url = format!("{base}/v1/stream?compression={}", compression.as_str());
+    let mut url = format!(
+        "{base}/v1/stream?compression={}&v={version}",
+        compression.as_str()
+    );
     if let Some(f) = from {
         url += &format!("&from={f}");
     }
@@ -375,6 +393,7 @@ async fn read_walcast(
     );
     let mut body = resp.bytes_stream();
     let mut inflater = Inflater::new();
+    let mut framing = Framing::new();
     let mut reader = FrameReader::new();
     let mut r = Received {
         plain: walcast_decoder::frame::HEADER_LEN as u64,
@@ -399,7 +418,7 @@ async fn read_walcast(
         while inflater.pending() {
             let step = inflater.step()?;
             plain.extend_from_slice(step);
-            reader.push(step);
+            framing.feed(step, &mut reader)?;
             while let Some(f) = reader.next_frame()? {
                 let len = f.encoded_len() as u64;
                 r.plain += len;
@@ -561,6 +580,7 @@ async fn latency(
     pg: &PgCluster,
     http: &str,
     compression: Compression,
+    version: u16,
     dur: Duration,
     from: Option<Lsn>,
 ) -> Result<(f64, f64, usize)> {
@@ -571,7 +591,8 @@ async fn latency(
     let measuring = tokio::spawn(async move {
         // Start after the last workload: the backlog before it is not part of the measurement.
         let mut sub = Subscription::new(Transport::from_url(&http, None)?, from, Vec::new())
-            .with_compression(compression);
+            .with_compression(compression)
+            .with_frame_version(version);
         let mut decoder = Decoder::new();
         let mut lat = Vec::new();
         let stop_at = Instant::now() + dur + Duration::from_secs(3);

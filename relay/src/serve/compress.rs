@@ -1,4 +1,6 @@
-//! Per-connection stream compression (docs/frames.md, "Compression").
+//! Per-connection wire encoding: the frame version (v1 as stored, or v2 re-encoded for
+//! compression: `walcast_decoder::frame::v2`) and then stream compression (docs/frames.md,
+//! "Compression", "Version 2").
 //!
 //! The compressed stream is one zstd frame that carries exactly the bytes of the plain stream
 //! (header, then frames), so a client decompresses and then decodes as usual. The encoder
@@ -12,6 +14,7 @@ use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective;
 use zstd::zstd_safe::{get_error_name, CCtx, CParameter, InBuffer, OutBuffer};
 
 use super::request::Compression;
+use walcast_decoder::frame::v2::Transcoder;
 
 /// zstd level: 3 is zstd's default, the knee of its speed/ratio curve (BENCHMARKS.md, "wire").
 pub const ZSTD_LEVEL: i32 = 3;
@@ -20,9 +23,11 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// lets HTTP decoders refuse.
 pub const ZSTD_WINDOW_LOG: u32 = 20;
 
-/// Compresses one client stream.
+/// Encodes one client stream for the wire.
 pub struct StreamEncoder {
     zstd: Option<CCtx<'static>>,
+    /// Present when the client asked for frame version 2.
+    v2: Option<Transcoder>,
     finished: bool,
 }
 
@@ -46,13 +51,29 @@ impl StreamEncoder {
         };
         Ok(StreamEncoder {
             zstd,
+            v2: None,
             finished: false,
         })
+    }
+
+    /// Re-encodes the v1 chunks as frame version 2 before compressing (`version` 1 or 2).
+    pub fn with_version(mut self, version: u16) -> Self {
+        self.v2 = (version == 2).then(Transcoder::new);
+        self
     }
 
     /// The encoding of one chunk, flushed so the client can decode all of it now. With `last`
     /// the zstd frame is closed too (its epilogue), as when the stream ends with an `'e'`.
     pub fn encode(&mut self, chunk: &[u8], last: bool) -> io::Result<Vec<u8>> {
+        let transcoded;
+        let chunk = match &mut self.v2 {
+            None => chunk,
+            Some(t) => {
+                // The session's own v1 bytes: an error here is a bug, not bad input.
+                transcoded = t.push(chunk).map_err(io::Error::other)?;
+                &transcoded[..]
+            }
+        };
         let Some(zstd) = &mut self.zstd else {
             return Ok(chunk.to_vec());
         };
@@ -84,7 +105,7 @@ impl StreamEncoder {
 
     /// Whether this encoder passes bytes through unchanged.
     pub fn is_identity(&self) -> bool {
-        self.zstd.is_none()
+        self.zstd.is_none() && self.v2.is_none()
     }
 
     /// Bytes the zstd context holds now (0 without compression).

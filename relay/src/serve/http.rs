@@ -167,7 +167,7 @@ async fn stream(
             .map_or(Compression::None, Compression::from_accept_encoding)
     });
     let encoder = match StreamEncoder::new(compression) {
-        Ok(e) => e,
+        Ok(e) => e.with_version(extras.version.unwrap_or(1)),
         Err(e) => {
             tracing::error!(error = %e, "cannot start a zstd encoder");
             return error_response(
@@ -216,6 +216,9 @@ async fn stream(
                 .map(bytes::Bytes::from);
             if let Err(e) = &item {
                 tracing::error!(error = %e, "compressing a stream failed; closing it");
+            }
+            if last && item.as_ref().is_ok_and(|b| b.is_empty()) {
+                return None;
             }
             let next = (!last && item.is_ok()).then_some((client, encoder, gauge, permit));
             Some((item, next))

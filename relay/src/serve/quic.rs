@@ -205,7 +205,7 @@ async fn serve_stream(
     // Everything after a parsed request is compressed as it asked, refusals included; the
     // client tells by the first bytes (zstd's magic or walcast's).
     let mut encoder = match StreamEncoder::new(extras.compression.unwrap_or_default()) {
-        Ok(e) => e,
+        Ok(e) => e.with_version(extras.version.unwrap_or(1)),
         Err(e) => {
             tracing::error!(error = %e, "cannot start a zstd encoder");
             let _ = send

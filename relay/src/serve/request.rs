@@ -96,6 +96,24 @@ pub struct RequestExtras {
     pub token: Option<String>,
     /// The compression the client asked for explicitly; `None` if it did not say.
     pub compression: Option<Compression>,
+    /// The frame format version asked for (`v`): 1 (the default) or 2 (docs/frames.md,
+    /// "Version 2").
+    pub version: Option<u16>,
+}
+
+/// Frame format versions a client may ask for.
+pub const VERSIONS: [u16; 2] = [1, 2];
+
+fn parse_version(v: &str) -> Result<u16, BadRequest> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|v| VERSIONS.contains(v))
+        .ok_or_else(|| {
+            BadRequest(format!(
+                "unsupported frame version {:?}; supported: 1, 2",
+                truncate(v)
+            ))
+        })
 }
 
 /// The request was malformed; the message says what to send instead.
@@ -118,6 +136,9 @@ struct WireRequest {
     /// `"zstd"` or `"none"` (docs/frames.md, "Compression").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     compression: Option<String>,
+    /// Frame format version, 1 or 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<u16>,
 }
 
 impl StreamRequest {
@@ -150,6 +171,7 @@ impl StreamRequest {
         let mut consumer = None;
         let mut token = None;
         let mut compression = None;
+        let mut version = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "from" => from = Some(value.into_owned()),
@@ -165,11 +187,12 @@ impl StreamRequest {
                 "consumer" => consumer = Some(value.into_owned()),
                 "access_token" => token = Some(value.into_owned()),
                 "compression" => compression = Some(Compression::parse(&value)?),
+                "v" => version = Some(parse_version(&value)?),
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, consumer, access_token, compression",
+                        "unknown query parameter {:?}; known: from, tables, consumer, access_token, compression, v",
                         truncate(other)
                     )))
                 }
@@ -177,7 +200,11 @@ impl StreamRequest {
         }
         Ok((
             Self::validate(from, tables, consumer)?,
-            RequestExtras { token, compression },
+            RequestExtras {
+                token,
+                compression,
+                version,
+            },
         ))
     }
 
@@ -205,7 +232,7 @@ impl StreamRequest {
         }
         let wire: WireRequest = serde_json::from_slice(body).map_err(|e| {
             BadRequest(format!(
-                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\", \"compression\"}}: {e}"
+                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\", \"compression\", \"v\"}}: {e}"
             ))
         })?;
         let compression = wire
@@ -213,11 +240,13 @@ impl StreamRequest {
             .as_deref()
             .map(Compression::parse)
             .transpose()?;
+        let version = wire.v.map(|v| parse_version(&v.to_string())).transpose()?;
         Ok((
             Self::validate(wire.from, wire.tables, wire.consumer)?,
             RequestExtras {
                 token: wire.token,
                 compression,
+                version,
             },
         ))
     }
@@ -251,12 +280,13 @@ impl StreamRequest {
     }
 
     pub fn to_json(&self) -> String {
-        self.to_json_with(Compression::None)
+        self.to_json_with(Compression::None, 1)
     }
 
     /// The QUIC request, asking for `compression` (the key is left out for `none`, so relays
     /// that predate compression accept it).
-    pub fn to_json_with(&self, compression: Compression) -> String {
+    /// Version 1 is left out too.
+    pub fn to_json_with(&self, compression: Compression, version: u16) -> String {
         let wire = WireRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
@@ -264,16 +294,21 @@ impl StreamRequest {
             token: None,
             compression: (compression != Compression::None)
                 .then(|| compression.as_str().to_string()),
+            v: (version != 1).then_some(version),
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
     }
 
     /// Like [`write_query`](Self::write_query), asking for `compression` (left out for `none`).
-    pub fn write_query_with(&self, url: &mut url::Url, compression: Compression) {
+    /// Version 1 is left out too.
+    pub fn write_query_with(&self, url: &mut url::Url, compression: Compression, version: u16) {
         self.write_query(url);
         if compression != Compression::None {
             url.query_pairs_mut()
                 .append_pair("compression", compression.as_str());
+        }
+        if version != 1 {
+            url.query_pairs_mut().append_pair("v", &version.to_string());
         }
     }
 
@@ -426,14 +461,21 @@ mod tests {
             ..Default::default()
         };
         let (back, x) =
-            StreamRequest::from_json_with_extras(r.to_json_with(Compression::Zstd).as_bytes())
+            StreamRequest::from_json_with_extras(r.to_json_with(Compression::Zstd, 2).as_bytes())
                 .unwrap();
         assert_eq!((back, x.compression), (r.clone(), Some(Compression::Zstd)));
+        assert_eq!(x.version, Some(2));
         assert!(!r.to_json().contains("compression"));
         let mut url = url::Url::parse("http://x/v1/stream").unwrap();
-        r.write_query_with(&mut url, Compression::Zstd);
+        r.write_query_with(&mut url, Compression::Zstd, 2);
         let (back, x) = StreamRequest::from_query_with_extras(url.query()).unwrap();
         assert_eq!((back, x.compression), (r, Some(Compression::Zstd)));
+        assert_eq!(x.version, Some(2));
+        for bad in ["v=3", "v=0", "v=x"] {
+            let e = StreamRequest::from_query(Some(bad)).unwrap_err();
+            assert!(e.0.contains("unsupported frame version"), "{bad}: {e}");
+        }
+        assert!(StreamRequest::from_json(br#"{"v": 7}"#).is_err());
     }
 
     #[test]
