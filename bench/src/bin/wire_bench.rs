@@ -257,7 +257,7 @@ async fn main() -> Result<()> {
     println!(
         "Command: `bench/wire.sh`. Bytes per change = bytes received / row changes (I/U/D).\n"
     );
-    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). v1 = the frame format as stored; v2 = `v=2`, the frames re-encoded for compression (docs/frames.md, \"Version 2\"); zstd = `compression=zstd` as served: level 3, 1 MiB window, flushed at every chunk (per transaction when the client is caught up). The other columns re-encode the same received frames offline to size a compression-oriented format: the whole plain stream zstd'd at once (what flushing costs); frames without the 17-byte envelope (kind, varint LSN delta, varint length); that plus BEGIN/COMMIT as deltas against the previous transaction; and the floor any such format hits while rows stay as pgoutput sends them (row payloads only).\n");
+    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). v1 = the frame format as stored; v2 = `v=2`, the frames re-encoded for compression (docs/frames.md, \"Version 2\"); zstd = `compression=zstd` as served: level 1, 128 KiB window, flushed at every chunk (per transaction when the client is caught up). The other columns re-encode the received v1 frames offline (zstd -3) to size a compression-oriented format: the whole plain stream at once; frames without the 17-byte envelope (kind, varint LSN delta, varint length); that plus BEGIN/COMMIT as deltas against the previous transaction; and the floor any such format hits while rows stay as pgoutput sends them (row payloads only).\n");
     println!("| workload | changes | v1 none | v1 zstd | v2 none | **v2 zstd** | v1 whole-stream zstd | est.: no envelope | est.: + delta BEGIN/COMMIT | floor: row payloads only |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (w, got, _, _) in &rows {
@@ -475,6 +475,8 @@ async fn read_walcast(
         "Content-Encoding {encoding:?} for {compression:?}"
     );
     let mut body = resp.bytes_stream();
+    // WIRE_DUMP=DIR keeps each stream's wire bytes, to try other compressors on them offline.
+    let mut dump = std::env::var_os("WIRE_DUMP").map(|_| Vec::new());
     let mut inflater = Inflater::new();
     let mut framing = Framing::new();
     let mut reader = FrameReader::new();
@@ -497,6 +499,9 @@ async fn read_walcast(
         );
         let chunk = body.next().await.context("stream ended")??;
         r.wire += chunk.len() as u64;
+        if let Some(d) = &mut dump {
+            d.extend_from_slice(&chunk);
+        }
         inflater.push(chunk)?;
         while inflater.pending() {
             let step = inflater.step()?;
@@ -534,6 +539,14 @@ async fn read_walcast(
         }
     }
     r.relay_cpu = cpu_secs(relay_pid)? - cpu_before;
+    if let (Some(d), Some(dir)) = (&dump, std::env::var_os("WIRE_DUMP")) {
+        let name = format!(
+            "from-{}-{}-v{version}.bin",
+            from.map_or("0".into(), |l| l.to_string().replace('/', "_")),
+            compression.as_str()
+        );
+        std::fs::write(std::path::Path::new(&dir).join(name), d)?;
+    }
     r.whole_zstd = zstd_len(&plain)?;
     r.envelope_free_zstd = zstd_len(&compact)?;
     r.aware_zstd = zstd_len(&aware.out)?;

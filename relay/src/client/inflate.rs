@@ -11,7 +11,7 @@ use zstd::zstd_safe::DParameter;
 /// Most decompressed bytes handed out per step.
 pub const STEP: usize = 256 * 1024;
 /// Largest zstd window accepted: 8 MiB, what RFC 8878 lets HTTP decoders require at most.
-/// The relay uses 1 MiB (`serve::compress::ZSTD_WINDOW_LOG`).
+/// The relay uses 128 KiB (`serve::compress::ZSTD_WINDOW_LOG`).
 pub const MAX_WINDOW_LOG: u32 = 23;
 
 /// zstd's frame magic, little-endian 0xFD2FB528.
