@@ -2,7 +2,8 @@
 # Wire benchmark (issue #7): bytes per change a client receives, walcast (each compression
 # setting) vs wal2json v1/v2 and test_decoding, plus relay CPU per MB and latency with and
 # without compression, against a throwaway PostgreSQL 15. Writes the `wire` section of
-# BENCHMARKS.md.   LATENCY=0 bench/wire.sh skips the latency runs.
+# BENCHMARKS.md.   LATENCY=0 skips the latency runs; CPU_CLIENTS=N sets the clients of the
+# CPU phase (8); WIRE_DUMP=DIR keeps every stream as received, for offline compressor trials.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f /usr/lib/postgresql/15/lib/wal2json.so ] || scripts/install-deps.sh
