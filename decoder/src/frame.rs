@@ -14,6 +14,7 @@
 //! `Message::parse`, so a reader can resume after any cancellation.
 
 mod crc;
+pub mod v2;
 
 use crate::{DecodeError, ErrorKind, Lsn, Result};
 use crc::{crc32c, crc32c_append};

@@ -18,11 +18,14 @@ import { bigIntToLsn, lsnToBigInt } from './lsn.js';
  */
 export function fetchTransport({ fetch: fetchImpl = globalThis.fetch, headers } = {}) {
   return {
-    async open({ url, from, tables, signal }) {
+    async open({ url, from, tables, signal, compression }) {
       const u = new URL(url, globalThis.location?.href);
       if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/stream';
       if (from) u.searchParams.set('from', from);
       if (tables && tables.length) u.searchParams.set('tables', tables.join(','));
+      // 'auto' leaves it to Accept-Encoding, which the runtime's fetch sets (browsers list zstd
+      // and decode it natively); 'zstd' / 'none' ask explicitly (docs/frames.md, "Compression").
+      if (compression && compression !== 'auto') u.searchParams.set('compression', compression);
       const res = await fetchImpl(u.href, {
         headers: { accept: 'application/x-walcast-frames', ...headers },
         signal,
@@ -55,6 +58,44 @@ async function bodyText(res) {
     /* not JSON */
   }
   return text.slice(0, 500);
+}
+
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+
+// The plain frame stream from what the transport yields. A browser's fetch has already
+// decoded `Content-Encoding: zstd`; anywhere else a zstd stream (told by its magic bytes) is
+// decompressed with node:zlib where it has zstd (Node >= 22.15), and refused otherwise.
+async function* plainBytes(body) {
+  const it = body[Symbol.asyncIterator]();
+  let head = new Uint8Array(0);
+  while (head.length < 4) {
+    const r = await it.next();
+    if (r.done) {
+      if (head.length) yield head;
+      return;
+    }
+    const joined = new Uint8Array(head.length + r.value.length);
+    joined.set(head);
+    joined.set(r.value, head.length);
+    head = joined;
+  }
+  const rest = { [Symbol.asyncIterator]: () => it };
+  if (!ZSTD_MAGIC.every((b, i) => head[i] === b)) {
+    yield head;
+    yield* rest;
+    return;
+  }
+  const zlib = globalThis.process?.getBuiltinModule?.('zlib');
+  if (!zlib?.createZstdDecompress) {
+    throw new BadRequestError('the relay sent a zstd stream, which this runtime cannot decompress; connect with { compression: "none" }');
+  }
+  const z = zlib.createZstdDecompress();
+  (async () => {
+    z.write(head);
+    for await (const c of rest) if (!z.write(c)) await new Promise((r) => z.once('drain', r));
+    z.end();
+  })().catch((e) => z.destroy(e));
+  for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
 async function* readerIterable(body) {
@@ -99,7 +140,8 @@ export function connect(url, options = {}) {
 export class Subscription {
   constructor(url, options) {
     this.url = url;
-    const { from, tables, signal, transport, backoff, onReconnect, ...decoderOptions } = options;
+    const { from, tables, signal, transport, backoff, onReconnect, compression, ...decoderOptions } = options;
+    this.compression = compression ?? 'auto';
     this._position = from ? lsnToBigInt(from) : null;
     this.tables = typeof tables === 'string' ? tables.split(',') : tables;
     this.signal = signal;
@@ -150,13 +192,14 @@ export class Subscription {
             from: this.position,
             tables: this.tables,
             signal: ctl.signal,
+            compression: this.compression,
           });
           decoder.newStream();
           let txn = null; // { xid, changes }
           const streams = new Map(); // top-level xid -> changes (streamed, in-progress)
           const prepared = new Map(); // gid -> changes of a prepared, not yet committed transaction
           let streamXid = null;
-          for await (const chunk of body) {
+          for await (const chunk of plainBytes(body)) {
             const events = decoder.push(chunk);
             progressed = true;
             for (const ev of events) {

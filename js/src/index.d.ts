@@ -118,7 +118,13 @@ export declare class Decoder {
   free(): void;
 }
 
-export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; signal: AbortSignal }
+export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; signal: AbortSignal; compression?: Compression }
+/**
+ * Stream compression: 'auto' (default) lets the runtime's Accept-Encoding decide (browsers ask
+ * for zstd and decode it natively); 'zstd' asks for it explicitly (browsers, or Node with
+ * zlib zstd, >= 22.15); 'none' turns it off.
+ */
+export type Compression = 'auto' | 'zstd' | 'none';
 /** How bytes arrive: HTTP fetch today, WebTransport later. */
 export interface Transport { open(request: TransportRequest): Promise<AsyncIterable<Uint8Array>> }
 export declare function fetchTransport(options?: { fetch?: typeof fetch; headers?: Record<string, string> }): Transport;
@@ -133,6 +139,7 @@ export interface ConnectOptions extends DecoderOptions {
   transport?: Transport;
   backoff?: { initialMs?: number; maxMs?: number };
   onReconnect?: (info: { error: unknown; delayMs: number; position: Lsn | null; attempt: number }) => void;
+  compression?: Compression;
 }
 
 export declare class Subscription implements AsyncIterableIterator<Change> {

@@ -170,6 +170,16 @@ pub struct TailArgs {
     /// and acknowledge each transaction once it is written to stdout and flushed.
     #[arg(long)]
     pub consumer: Option<String>,
+    /// Stream compression to ask the relay for: zstd or none (docs/frames.md, "Compression").
+    #[arg(long, env = "WALCAST_COMPRESSION", default_value = "none", value_parser = parse_compression)]
+    pub compression: crate::serve::request::Compression,
+    /// Frame format version to ask for on the wire: 1 or 2 (docs/frames.md, "Version 2").
+    #[arg(long, env = "WALCAST_FRAME_VERSION", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub frame_version: u16,
+}
+
+fn parse_compression(s: &str) -> Result<crate::serve::request::Compression, String> {
+    crate::serve::request::Compression::parse(s).map_err(|e| e.0)
 }
 
 #[derive(Debug, Clone, Args)]

@@ -34,7 +34,9 @@ pub async fn run(args: TailArgs) -> Result<()> {
     if let Some(token) = &args.token {
         transport = transport.with_bearer_token(token)?;
     }
-    let mut sub = Subscription::new(transport, from, tables);
+    let mut sub = Subscription::new(transport, from, tables)
+        .with_compression(args.compression)
+        .with_frame_version(args.frame_version);
     let mut acks = match &args.consumer {
         Some(name) => {
             crate::consumers::validate_name(name)?;

@@ -7,8 +7,13 @@
 //! blocks of a streamed transaction that had not committed yet will be sent again from their
 //! start, so the consumer discards what it buffered for them.
 
+mod framing;
+mod inflate;
 mod transport;
 
+pub use crate::serve::request::Compression;
+pub use framing::Framing;
+pub use inflate::Inflater;
 pub use transport::{Transport, TransportError};
 
 use bytes::Bytes;
@@ -61,7 +66,11 @@ pub enum ClientError {
 pub struct Subscription {
     transport: Transport,
     tables: Vec<(String, String)>,
-    conn: Option<(transport::ByteStream, FrameReader)>,
+    conn: Option<(transport::ByteStream, Inflater, Framing, FrameReader)>,
+    /// What this subscription asks the relay for (see [`Subscription::with_compression`]).
+    compression: Compression,
+    /// The frame version it asks for (see [`Subscription::with_frame_version`]).
+    version: u16,
     /// Every transaction whose commit end LSN is <= this has been delivered.
     resume: Option<Lsn>,
     dedup: Dedup,
@@ -81,6 +90,8 @@ impl Subscription {
             transport,
             tables,
             conn: None,
+            compression: Compression::None,
+            version: 1,
             resume: from,
             dedup: Dedup::new(from.unwrap_or(Lsn::ZERO)),
             peek: PeekState::new(),
@@ -97,6 +108,21 @@ impl Subscription {
     /// consumer first ([`Self::register`], or `PUT /v1/consumers/{name}`).
     pub fn with_consumer(mut self, name: impl Into<String>) -> Self {
         self.consumer = Some(name.into());
+        self
+    }
+
+    /// Asks the relay to compress the stream (docs/frames.md, "Compression"). The frames
+    /// delivered are the same either way; a relay that answers uncompressed is fine too.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Asks the relay for frame format `version` on the wire (1, the default, or 2: smaller,
+    /// especially compressed; docs/frames.md, "Version 2"). Deliveries are the same v1 frames
+    /// either way.
+    pub fn with_frame_version(mut self, version: u16) -> Self {
+        self.version = version;
         self
     }
 
@@ -152,7 +178,7 @@ impl Subscription {
     }
 
     fn quic_conn(&self) -> Option<&quinn::Connection> {
-        self.conn.as_ref().and_then(|(s, _)| s.quic_connection())
+        self.conn.as_ref().and_then(|(s, ..)| s.quic_connection())
     }
 
     /// The position to resume from: every transaction whose commit end LSN is <= it was delivered.
@@ -169,7 +195,7 @@ impl Subscription {
                 self.reset_due = false;
                 return Ok(Delivery::Reset);
             }
-            let Some((stream, reader)) = &mut self.conn else {
+            let Some((stream, inflater, framing, reader)) = &mut self.conn else {
                 self.connect().await?;
                 continue;
             };
@@ -180,8 +206,29 @@ impl Subscription {
                     payload: Bytes::copy_from_slice(f.payload),
                 },
                 Ok(None) => {
+                    if inflater.pending() {
+                        // Decompressed in bounded steps: see `Inflater`.
+                        let fed = inflater
+                            .step()
+                            .map_err(|e| e.to_string())
+                            .and_then(|plain| {
+                                framing.feed(plain, reader).map_err(|e| e.to_string())
+                            });
+                        match fed {
+                            Ok(()) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "invalid compressed stream from the relay; reconnecting");
+                                self.lost(&e);
+                            }
+                        }
+                        continue;
+                    }
                     match stream.chunk().await {
-                        Ok(Some(chunk)) => reader.push(&chunk),
+                        Ok(Some(chunk)) => {
+                            if let Err(e) = inflater.push(chunk) {
+                                self.lost(&e.to_string());
+                            }
+                        }
                         Ok(None) => self.lost("the relay closed the stream"),
                         Err(e) => self.lost(&e.to_string()),
                     }
@@ -293,7 +340,11 @@ impl Subscription {
                 consumer: self.consumer.clone(),
                 ..Default::default()
             };
-            match self.transport.open(&request).await {
+            match self
+                .transport
+                .open_with(&request, self.compression, self.version)
+                .await
+            {
                 Ok(stream) => {
                     self.backoff.connected(std::time::Instant::now());
                     self.dedup = Dedup::new(self.resume.unwrap_or(Lsn::ZERO));
@@ -301,7 +352,7 @@ impl Subscription {
                     self.in_txn = false;
                     // Whatever was in flight will be sent again from its start.
                     self.reset_due = self.delivered_any;
-                    self.conn = Some((stream, FrameReader::new()));
+                    self.conn = Some((stream, Inflater::new(), Framing::new(), FrameReader::new()));
                     return Ok(());
                 }
                 Err(TransportError::Refused { code, message, .. }) if code == "resync_required" => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::serve::control::Control;
-use crate::serve::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
+use crate::serve::request::{Compression, StreamRequest, ALPN, MAX_REQUEST_BYTES};
 
 #[derive(Debug, Error)]
 pub enum TransportError {
@@ -195,6 +195,19 @@ impl Transport {
 
     /// Opens one stream starting after `from`.
     pub async fn open(&self, request: &StreamRequest) -> Result<ByteStream, TransportError> {
+        self.open_with(request, Compression::None, 1).await
+    }
+
+    /// Like [`open`](Self::open), asking the relay to compress the stream and for frame
+    /// `version` (1 or 2). The bytes come as the relay sent them: pass them through
+    /// [`super::Inflater`] (which tells the encoding by the first bytes; a relay may answer a
+    /// refusal uncompressed) and [`super::Framing`] (which tells the version by the header).
+    pub async fn open_with(
+        &self,
+        request: &StreamRequest,
+        compression: Compression,
+        version: u16,
+    ) -> Result<ByteStream, TransportError> {
         match self {
             Transport::Http { base, client } => {
                 let mut url = base
@@ -203,7 +216,7 @@ impl Transport {
                         url: base.to_string(),
                         reason: e.to_string(),
                     })?;
-                request.write_query(&mut url);
+                request.write_query_with(&mut url, compression, version);
                 let resp = client
                     .get(url)
                     .send()
@@ -222,7 +235,7 @@ impl Transport {
                     .open_bi()
                     .await
                     .map_err(|e| TransportError::Connect(e.to_string()))?;
-                let body = request.to_json_with_token(token.as_deref());
+                let body = request.to_json_with(token.as_deref(), compression, version);
                 debug_assert!(body.len() <= MAX_REQUEST_BYTES);
                 send.write_all(body.as_bytes())
                     .await

@@ -29,6 +29,96 @@ pub struct StreamRequest {
     pub scopes: Vec<((String, String), crate::auth::RowScope)>,
 }
 
+/// How the relay compresses one stream (docs/frames.md, "Compression"). The compressed bytes
+/// carry exactly the uncompressed stream (header, then frames), so decoding is unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// The plain frame stream.
+    #[default]
+    None,
+    /// One zstd frame (RFC 8878), flushed at every chunk the relay hands out: at each
+    /// transaction boundary while the client is caught up, every ~32 KiB under load.
+    Zstd,
+}
+
+impl Compression {
+    /// The name used in the `compression` query parameter, the QUIC `"compression"` key and
+    /// the HTTP `Content-Encoding` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses an option value: `none` or `zstd` (case-insensitive).
+    pub fn parse(value: &str) -> Result<Compression, BadRequest> {
+        if value.eq_ignore_ascii_case("zstd") {
+            Ok(Compression::Zstd)
+        } else if value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("identity") {
+            Ok(Compression::None)
+        } else {
+            Err(BadRequest(format!(
+                "unknown compression {:?}; known: zstd, none",
+                truncate(value)
+            )))
+        }
+    }
+
+    /// What an HTTP `Accept-Encoding` header allows: zstd when it lists `zstd` (or `*`) with a
+    /// non-zero q-value, else none. Only used when the query has no `compression` parameter.
+    pub fn from_accept_encoding(header: &str) -> Compression {
+        let accepts = header.split(',').any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            if !(coding.eq_ignore_ascii_case("zstd") || coding == "*") {
+                return false;
+            }
+            // `zstd;q=0` means "not acceptable".
+            !parts.any(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            })
+        });
+        if accepts {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Everything a stream request carries besides the [`StreamRequest`] itself: the token and
+/// transport options. Kept apart so the request stays what authorization and the log reader see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestExtras {
+    /// The bearer token, when the client sent it in the request (never logged).
+    pub token: Option<String>,
+    /// The compression the client asked for explicitly; `None` if it did not say.
+    pub compression: Option<Compression>,
+    /// The frame format version asked for (`v`): 1 (the default) or 2 (docs/frames.md,
+    /// "Version 2").
+    pub version: Option<u16>,
+}
+
+/// Frame format versions a client may ask for.
+pub const VERSIONS: [u16; 2] = [1, 2];
+
+fn parse_version(v: &str) -> Result<u16, BadRequest> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|v| VERSIONS.contains(v))
+        .ok_or_else(|| {
+            BadRequest(format!(
+                "unsupported frame version {:?}; supported: 1, 2",
+                truncate(v)
+            ))
+        })
+}
+
 /// The request was malformed; the message says what to send instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -46,6 +136,12 @@ struct WireRequest {
     /// A bearer token (docs/auth.md); never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+    /// `"zstd"` or `"none"` (docs/frames.md, "Compression").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compression: Option<String>,
+    /// Frame format version, 1 or 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<u16>,
 }
 
 impl StreamRequest {
@@ -59,6 +155,14 @@ impl StreamRequest {
     pub fn from_query_with_token(
         query: Option<&str>,
     ) -> Result<(StreamRequest, Option<String>), BadRequest> {
+        Self::from_query_with_extras(query).map(|(r, extras)| (r, extras.token))
+    }
+
+    /// Like [`from_query`](Self::from_query), and also returns the token and the options
+    /// (`compression`).
+    pub fn from_query_with_extras(
+        query: Option<&str>,
+    ) -> Result<(StreamRequest, RequestExtras), BadRequest> {
         let query = query.unwrap_or("");
         if query.len() > MAX_REQUEST_BYTES {
             return Err(BadRequest(format!(
@@ -69,6 +173,8 @@ impl StreamRequest {
         let mut tables = Vec::new();
         let mut consumer = None;
         let mut token = None;
+        let mut compression = None;
+        let mut version = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "from" => from = Some(value.into_owned()),
@@ -83,17 +189,26 @@ impl StreamRequest {
                 }
                 "consumer" => consumer = Some(value.into_owned()),
                 "access_token" => token = Some(value.into_owned()),
+                "compression" => compression = Some(Compression::parse(&value)?),
+                "v" => version = Some(parse_version(&value)?),
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, consumer, access_token",
+                        "unknown query parameter {:?}; known: from, tables, consumer, access_token, compression, v",
                         truncate(other)
                     )))
                 }
             }
         }
-        Ok((Self::validate(from, tables, consumer)?, token))
+        Ok((
+            Self::validate(from, tables, consumer)?,
+            RequestExtras {
+                token,
+                compression,
+                version,
+            },
+        ))
     }
 
     /// Parses the JSON request a QUIC client sends on its stream.
@@ -105,6 +220,14 @@ impl StreamRequest {
     pub fn from_json_with_token(
         body: &[u8],
     ) -> Result<(StreamRequest, Option<String>), BadRequest> {
+        Self::from_json_with_extras(body).map(|(r, extras)| (r, extras.token))
+    }
+
+    /// Like [`from_json`](Self::from_json), and also returns the `"token"` and the options
+    /// (`"compression"`).
+    pub fn from_json_with_extras(
+        body: &[u8],
+    ) -> Result<(StreamRequest, RequestExtras), BadRequest> {
         if body.len() > MAX_REQUEST_BYTES {
             return Err(BadRequest(format!(
                 "request longer than {MAX_REQUEST_BYTES} bytes"
@@ -112,12 +235,22 @@ impl StreamRequest {
         }
         let wire: WireRequest = serde_json::from_slice(body).map_err(|e| {
             BadRequest(format!(
-                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\"}}: {e}"
+                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\", \"compression\", \"v\"}}: {e}"
             ))
         })?;
+        let compression = wire
+            .compression
+            .as_deref()
+            .map(Compression::parse)
+            .transpose()?;
+        let version = wire.v.map(|v| parse_version(&v.to_string())).transpose()?;
         Ok((
             Self::validate(wire.from, wire.tables, wire.consumer)?,
-            wire.token,
+            RequestExtras {
+                token: wire.token,
+                compression,
+                version,
+            },
         ))
     }
 
@@ -151,18 +284,45 @@ impl StreamRequest {
     }
 
     pub fn to_json(&self) -> String {
-        self.to_json_with_token(None)
+        self.to_json_with(None, Compression::None, 1)
     }
 
     /// The QUIC request JSON with a bearer token (docs/auth.md, "Presenting a token").
     pub fn to_json_with_token(&self, token: Option<&str>) -> String {
+        self.to_json_with(token, Compression::None, 1)
+    }
+
+    /// The QUIC request with a token, asking for `compression` (the key is left out for `none`,
+    /// so relays that predate compression accept it). Version 1 is left out too.
+    pub fn to_json_with(
+        &self,
+        token: Option<&str>,
+        compression: Compression,
+        version: u16,
+    ) -> String {
         let wire = WireRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
             token: token.map(str::to_owned),
+            compression: (compression != Compression::None)
+                .then(|| compression.as_str().to_string()),
+            v: (version != 1).then_some(version),
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
+    }
+
+    /// Like [`write_query`](Self::write_query), asking for `compression` (left out for `none`).
+    /// Version 1 is left out too.
+    pub fn write_query_with(&self, url: &mut url::Url, compression: Compression, version: u16) {
+        self.write_query(url);
+        if compression != Compression::None {
+            url.query_pairs_mut()
+                .append_pair("compression", compression.as_str());
+        }
+        if version != 1 {
+            url.query_pairs_mut().append_pair("v", &version.to_string());
+        }
     }
 
     pub fn write_query(&self, url: &mut url::Url) {
@@ -300,6 +460,59 @@ mod tests {
         assert_eq!(r.from, Some(Lsn(0x10)));
         assert_eq!(t.as_deref(), Some("x.y.z"));
         assert_eq!(StreamRequest::from_json_with_token(b"{}").unwrap().1, None);
+    }
+
+    #[test]
+    fn compression_option() {
+        let (_, x) = StreamRequest::from_query_with_extras(Some("compression=zstd")).unwrap();
+        assert_eq!(x.compression, Some(Compression::Zstd));
+        let (_, x) = StreamRequest::from_query_with_extras(Some("compression=NONE")).unwrap();
+        assert_eq!(x.compression, Some(Compression::None));
+        let (_, x) = StreamRequest::from_query_with_extras(Some("from=0/1")).unwrap();
+        assert_eq!(x.compression, None);
+        let e = StreamRequest::from_query(Some("compression=br")).unwrap_err();
+        assert!(e.0.contains("unknown compression"), "{e}");
+        let (_, x) = StreamRequest::from_json_with_extras(br#"{"compression":"zstd"}"#).unwrap();
+        assert_eq!(x.compression, Some(Compression::Zstd));
+        assert!(StreamRequest::from_json(br#"{"compression":"lz4"}"#).is_err());
+        let r = StreamRequest {
+            from: Some(Lsn(9)),
+            ..Default::default()
+        };
+        let (back, x) = StreamRequest::from_json_with_extras(
+            r.to_json_with(None, Compression::Zstd, 2).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((back, x.compression), (r.clone(), Some(Compression::Zstd)));
+        assert_eq!(x.version, Some(2));
+        assert!(!r.to_json().contains("compression"));
+        let mut url = url::Url::parse("http://x/v1/stream").unwrap();
+        r.write_query_with(&mut url, Compression::Zstd, 2);
+        let (back, x) = StreamRequest::from_query_with_extras(url.query()).unwrap();
+        assert_eq!((back, x.compression), (r, Some(Compression::Zstd)));
+        assert_eq!(x.version, Some(2));
+        for bad in ["v=3", "v=0", "v=x"] {
+            let e = StreamRequest::from_query(Some(bad)).unwrap_err();
+            assert!(e.0.contains("unsupported frame version"), "{bad}: {e}");
+        }
+        assert!(StreamRequest::from_json(br#"{"v": 7}"#).is_err());
+    }
+
+    #[test]
+    fn accept_encoding() {
+        for (h, want) in [
+            ("zstd", Compression::Zstd),
+            ("gzip, deflate, br, zstd", Compression::Zstd),
+            ("gzip, ZSTD;q=0.5", Compression::Zstd),
+            ("*", Compression::Zstd),
+            ("gzip, deflate", Compression::None),
+            ("zstd;q=0", Compression::None),
+            ("zstd; q=0.0, gzip", Compression::None),
+            ("", Compression::None),
+            ("zstdx", Compression::None),
+        ] {
+            assert_eq!(Compression::from_accept_encoding(h), want, "{h:?}");
+        }
     }
 
     #[test]
