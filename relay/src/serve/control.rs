@@ -266,6 +266,7 @@ mod hub_tests {
             metrics: Arc::new(Metrics::default()),
             shutdown,
             consumers: Registry::open(dir.path()).unwrap(),
+            bootstrap: None,
         };
         let (r, v) = register(&hub, "a", None).unwrap();
         assert_eq!(

@@ -24,6 +24,9 @@ pub struct StreamRequest {
     /// A registered durable consumer this stream is for: without `from`, the stream starts
     /// after the consumer's acknowledged LSN.
     pub consumer: Option<String>,
+    /// Start with the rows of every table as of one consistent point, then the stream from
+    /// that point (`docs/bootstrap.md`). Excludes `from` and `consumer`.
+    pub bootstrap: bool,
 }
 
 /// The request was malformed; the message says what to send instead.
@@ -40,6 +43,8 @@ struct WireRequest {
     tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     consumer: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    bootstrap: bool,
     /// A bearer token (docs/auth.md); never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token: Option<String>,
@@ -66,6 +71,7 @@ impl StreamRequest {
         let mut tables = Vec::new();
         let mut consumer = None;
         let mut token = None;
+        let mut bootstrap = false;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "from" => from = Some(value.into_owned()),
@@ -80,17 +86,24 @@ impl StreamRequest {
                 }
                 "consumer" => consumer = Some(value.into_owned()),
                 "access_token" => token = Some(value.into_owned()),
+                "bootstrap" => {
+                    bootstrap = match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(BadRequest("bootstrap must be true or false".into())),
+                    }
+                }
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, consumer, access_token",
+                        "unknown query parameter {:?}; known: from, tables, consumer, bootstrap, access_token",
                         truncate(other)
                     )))
                 }
             }
         }
-        Ok((Self::validate(from, tables, consumer)?, token))
+        Ok((Self::validate(from, tables, consumer, bootstrap)?, token))
     }
 
     /// Parses the JSON request a QUIC client sends on its stream.
@@ -113,7 +126,7 @@ impl StreamRequest {
             ))
         })?;
         Ok((
-            Self::validate(wire.from, wire.tables, wire.consumer)?,
+            Self::validate(wire.from, wire.tables, wire.consumer, wire.bootstrap)?,
             wire.token,
         ))
     }
@@ -122,7 +135,14 @@ impl StreamRequest {
         from: Option<String>,
         tables: Vec<String>,
         consumer: Option<String>,
+        bootstrap: bool,
     ) -> Result<StreamRequest, BadRequest> {
+        if bootstrap && (from.as_deref().is_some_and(|f| !f.is_empty()) || consumer.is_some()) {
+            return Err(BadRequest(
+                "bootstrap starts at the image's consistent point: give neither from nor consumer"
+                    .into(),
+            ));
+        }
         let from = match from.as_deref() {
             None | Some("") => None,
             Some(s) => Some(s.parse::<Lsn>().map_err(|e| BadRequest(e.to_string()))?),
@@ -143,6 +163,7 @@ impl StreamRequest {
             from,
             tables,
             consumer,
+            bootstrap,
         })
     }
 
@@ -151,6 +172,7 @@ impl StreamRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
+            bootstrap: self.bootstrap,
             token: None,
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
@@ -166,6 +188,9 @@ impl StreamRequest {
         }
         if let Some(c) = &self.consumer {
             q.append_pair("consumer", c);
+        }
+        if self.bootstrap {
+            q.append_pair("bootstrap", "true");
         }
     }
 
@@ -266,8 +291,20 @@ mod tests {
             from: Some(Lsn(5)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("billing".into()),
+            bootstrap: false,
         };
         assert_eq!(StreamRequest::from_json(r.to_json().as_bytes()).unwrap(), r);
+        let b = StreamRequest {
+            tables: vec![("s".into(), "t".into())],
+            bootstrap: true,
+            ..Default::default()
+        };
+        assert_eq!(StreamRequest::from_json(b.to_json().as_bytes()).unwrap(), b);
+        assert!(StreamRequest::from_json(br#"{"bootstrap": true, "from": "0/1"}"#).is_err());
+        let q = StreamRequest::from_query(Some("bootstrap=true&tables=a")).unwrap();
+        assert!(q.bootstrap);
+        assert!(StreamRequest::from_query(Some("bootstrap=yes")).is_err());
+        assert!(StreamRequest::from_query(Some("bootstrap=1&consumer=c")).is_err());
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
         assert!(StreamRequest::from_json(b"\xff\xfe").is_err());
         assert!(StreamRequest::from_json(b"{\"nope\": 1}").is_err());
@@ -293,6 +330,7 @@ mod tests {
             from: Some(Lsn(0x1_0000_0010)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("b.1-x_y".into()),
+            bootstrap: false,
         };
         let mut url = url::Url::parse("http://x/v1/stream").unwrap();
         r.write_query(&mut url);

@@ -13,6 +13,7 @@ use walcast_decoder::Lsn;
 use super::classify::Classifier;
 use super::filter::TableFilter;
 use super::request::StreamRequest;
+use crate::bootstrap::{BootStep, BootStream};
 use crate::consumers::{Connected, ConsumerError, Registry};
 use crate::log::{Durable, Log, LogError, LogReader, OwnedFrame};
 use crate::metrics::Metrics;
@@ -59,12 +60,34 @@ pub struct Hub {
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
     pub consumers: Arc<Registry>,
+    /// Serves `bootstrap` requests (`docs/bootstrap.md`); `None`: they are refused.
+    pub bootstrap: Option<Arc<crate::bootstrap::Bootstrapper>>,
 }
 
 impl Hub {
     pub fn open(&self, request: &StreamRequest) -> Result<ClientStream, OpenError> {
         if *self.shutdown.borrow() {
             return Err(OpenError::ShuttingDown);
+        }
+        if request.bootstrap {
+            // The log reader opens at the image's consistent point, once the image is sent.
+            self.metrics.clients_total.fetch_add(1, Relaxed);
+            self.metrics.bootstrap_clients.fetch_add(1, Relaxed);
+            return Ok(ClientStream {
+                durable: self.log.subscribe(),
+                reader: None,
+                boot: Some(BootStream::new(
+                    self.bootstrap.clone(),
+                    request.tables.clone(),
+                )),
+                filter: self.filter_for(request),
+                shutdown: self.shutdown.clone(),
+                metrics: self.metrics.clone(),
+                header_sent: false,
+                finished: false,
+                scratch: Vec::new(),
+                _consumer: None,
+            });
         }
         // A consumer's stream starts after its ack unless the client says where.
         let (from, consumer) = match &request.consumer {
@@ -96,16 +119,12 @@ impl Hub {
             }
             other => OpenError::Log(other),
         })?;
-        let filter = (!request.tables.is_empty()).then(|| {
-            (
-                TableFilter::new(request.tables.iter().cloned()),
-                Classifier::new(),
-            )
-        });
+        let filter = self.filter_for(request);
         self.metrics.clients_total.fetch_add(1, Relaxed);
         Ok(ClientStream {
             durable: self.log.subscribe(),
-            reader,
+            reader: Some(reader),
+            boot: None,
             filter,
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
@@ -117,8 +136,21 @@ impl Hub {
     }
 }
 
+impl Hub {
+    fn filter_for(&self, request: &StreamRequest) -> Option<(TableFilter<OwnedFrame>, Classifier)> {
+        (!request.tables.is_empty()).then(|| {
+            (
+                TableFilter::new(request.tables.iter().cloned()),
+                Classifier::new(),
+            )
+        })
+    }
+}
+
 pub struct ClientStream {
-    reader: LogReader,
+    /// `None` while a bootstrap image is being sent.
+    reader: Option<LogReader>,
+    boot: Option<BootStream>,
     durable: watch::Receiver<Durable>,
     filter: Option<(TableFilter<OwnedFrame>, Classifier)>,
     shutdown: watch::Receiver<bool>,
@@ -142,6 +174,23 @@ impl ClientStream {
         if !self.header_sent {
             frame::encode_header(&mut out);
             self.header_sent = true;
+        }
+        if let Some(boot) = &mut self.boot {
+            let step = tokio::select! {
+                step = boot.next(&mut out, CHUNK_BYTES) => step,
+                _ = self.shutdown.changed() => BootStep::Failed("shutdown", "the relay is shutting down; bootstrap again".into()),
+            };
+            match step {
+                BootStep::More => return Some(self.count(out, 1)),
+                BootStep::Live(reader) => {
+                    self.reader = Some(reader);
+                    self.boot = None;
+                }
+                BootStep::Failed(code, message) => {
+                    self.end(&mut out, code, &message);
+                    return Some(self.count(out, 1));
+                }
+            }
         }
         loop {
             if *self.shutdown.borrow() {
@@ -177,7 +226,9 @@ impl ClientStream {
                 }
             }
             // Caught up: wait for more durable data, shutdown, or the heartbeat time.
-            self.reader.release_idle_buffer();
+            if let Some(r) = &mut self.reader {
+                r.release_idle_buffer();
+            }
             tokio::select! {
                 changed = self.durable.changed() => {
                     if changed.is_err() {
@@ -198,14 +249,15 @@ impl ClientStream {
     /// Appends up to about [`CHUNK_BYTES`] of frames that are available now.
     /// Returns how many frames it appended.
     fn fill(&mut self, out: &mut Vec<u8>) -> Result<usize, LogError> {
+        let Some(reader) = &mut self.reader else {
+            return Ok(0);
+        };
         let Some((filter, classifier)) = &mut self.filter else {
-            return self
-                .reader
-                .read_available(out, CHUNK_BYTES.saturating_sub(out.len()));
+            return reader.read_available(out, CHUNK_BYTES.saturating_sub(out.len()));
         };
         let mut frames = 0;
         while out.len() < CHUNK_BYTES {
-            let Some(f) = self.reader.next_frame()? else {
+            let Some(f) = reader.next_frame()? else {
                 break;
             };
             let class = classifier.classify(f.kind, &f.payload);
