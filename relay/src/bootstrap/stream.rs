@@ -20,7 +20,7 @@ pub enum BootStep {
     More,
     /// The image is sent; the stream goes on from the log with this reader (positioned after
     /// the consistent point).
-    Live(LogReader),
+    Live(Box<LogReader>),
     /// The bootstrap failed: end the stream with this `'e'` code and message.
     Failed(&'static str, String),
 }
@@ -170,7 +170,7 @@ impl BootStream {
                         return BootStep::Failed("shutdown", "the relay's log closed".into());
                     }
                     return match log.reader(Some(cp)) {
-                        Ok(r) => BootStep::Live(r),
+                        Ok(r) => BootStep::Live(Box::new(r)),
                         Err(LogError::ResyncRequired { .. } | LogError::AheadOfLog { .. }) => {
                             BootStep::Failed(
                                 "resync_required",

@@ -183,7 +183,7 @@ impl ClientStream {
             match step {
                 BootStep::More => return Some(self.count(out, 1)),
                 BootStep::Live(reader) => {
-                    self.reader = Some(reader);
+                    self.reader = Some(*reader);
                     self.boot = None;
                 }
                 BootStep::Failed(code, message) => {
