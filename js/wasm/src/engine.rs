@@ -80,7 +80,7 @@ impl Engine {
                 return Ok(());
             };
             match frame.kind {
-                FrameKind::Wal | FrameKind::Prelude => {
+                FrameKind::Wal | FrameKind::Prelude | FrameKind::Bootstrap => {
                     let event = self.decoder.decode(frame.payload)?;
                     enc.encode(&event, Some(frame.lsn), out).map_err(|_| {
                         DecodeError::new(
@@ -111,7 +111,7 @@ impl Engine {
                 return Ok(());
             };
             match frame.kind {
-                FrameKind::Wal | FrameKind::Prelude => {
+                FrameKind::Wal | FrameKind::Prelude | FrameKind::Bootstrap => {
                     let event = self.decoder.decode(frame.payload)?;
                     write_event(&event, &mut self.out);
                 }
