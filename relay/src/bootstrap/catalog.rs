@@ -19,12 +19,39 @@ pub struct Table {
     pub row_filter: Option<String>,
     /// pg_class.reltuples: the estimate behind the progress ETA (-1 when never analyzed).
     pub estimated_rows: f64,
+    /// pg_class.relpages (an estimate): how to split a large table into CTID ranges.
+    pub pages: i64,
 }
 
+/// A block range of a table: `ctid >= (start,0)` and, unless open-ended, `ctid < (end,0)`.
+pub type BlockRange = (u32, Option<u32>);
+
 impl Table {
-    /// `COPY (SELECT … ) TO STDOUT` for this table: text format, the published columns in
-    /// attribute order, the row filter applied (what pgoutput would publish for an insert).
-    pub fn copy_sql(&self) -> String {
+    /// How to read this table in parallel: block ranges of at least `pages_per_range` pages
+    /// (at most `max_ranges`), the last one open-ended because `relpages` is only an estimate.
+    /// `[None]` (the whole table) for small and partitioned tables (a partitioned root has no
+    /// blocks of its own).
+    pub fn ranges(&self, pages_per_range: i64, max_ranges: usize) -> Vec<Option<BlockRange>> {
+        let per = pages_per_range.max(1);
+        if self.relkind == b'p' || self.pages < 2 * per || max_ranges < 2 {
+            return vec![None];
+        }
+        let n = (self.pages / per).min(max_ranges as i64);
+        let step = (self.pages + n - 1) / n;
+        (0..n)
+            .map(|i| {
+                let start = (i * step).min(u32::MAX as i64) as u32;
+                let end = (i + 1 < n).then(|| ((i + 1) * step).min(u32::MAX as i64) as u32);
+                Some((start, end))
+            })
+            .collect()
+    }
+
+    /// `COPY (SELECT … ) TO STDOUT` for this table (or one block range of it): text format, the
+    /// published columns in attribute order, the row filter applied (what pgoutput would
+    /// publish for an insert). A CTID range is a TID range scan (PG14+): it reads only those
+    /// blocks.
+    pub fn copy_sql(&self, range: Option<BlockRange>) -> String {
         let cols = self
             .desc
             .columns
@@ -43,8 +70,19 @@ impl Table {
             quote_ident(ns),
             quote_ident(&self.desc.name)
         );
+        let mut conds = Vec::new();
         if let Some(f) = &self.row_filter {
-            sql.push_str(&format!(" WHERE ({f})"));
+            conds.push(format!("({f})"));
+        }
+        if let Some((start, end)) = range {
+            conds.push(format!("ctid >= '({start},0)'::tid"));
+            if let Some(end) = end {
+                conds.push(format!("ctid < '({end},0)'::tid"));
+            }
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
         }
         sql.push_str(") TO STDOUT");
         sql
@@ -69,7 +107,7 @@ pub async fn published_tables(
     };
     let sql = format!(
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relreplident::text, c.relkind::text, \
-                {rowfilter}, {attnames}, c.reltuples::float8 \
+                {rowfilter}, {attnames}, c.reltuples::float8, c.relpages::int8 \
          FROM pg_publication_tables pt \
          JOIN pg_namespace n ON n.nspname = pt.schemaname \
          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename \
@@ -124,6 +162,7 @@ pub async fn published_tables(
             relkind: relkind.bytes().next().unwrap_or(b'r'),
             row_filter: row.get(5),
             estimated_rows: row.get(7),
+            pages: row.get(8),
         });
     }
     Ok(tables)
@@ -184,10 +223,35 @@ mod tests {
             relkind: b'r',
             row_filter: Some("(a > 1)".into()),
             estimated_rows: -1.0,
+            pages: 1000,
         };
         assert_eq!(
-            t.copy_sql(),
+            t.copy_sql(None),
             "COPY (SELECT \"a\" FROM ONLY \"s\".\"We\"\"ird\" WHERE ((a > 1))) TO STDOUT"
+        );
+        assert_eq!(
+            t.copy_sql(Some((10, Some(20)))),
+            "COPY (SELECT \"a\" FROM ONLY \"s\".\"We\"\"ird\" WHERE ((a > 1)) AND ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) TO STDOUT"
+        );
+        // 1000 pages in ranges of at least 300: 3 ranges covering every block, the last open.
+        assert_eq!(
+            t.ranges(300, 8),
+            vec![
+                Some((0, Some(334))),
+                Some((334, Some(668))),
+                Some((668, None))
+            ]
+        );
+        assert_eq!(
+            t.ranges(300, 2),
+            vec![Some((0, Some(500))), Some((500, None))]
+        );
+        assert_eq!(t.ranges(600, 8), vec![None], "small tables are read whole");
+        let p = Table { relkind: b'p', ..t };
+        assert_eq!(
+            p.ranges(10, 8),
+            vec![None],
+            "partitioned roots are read whole"
         );
     }
 }

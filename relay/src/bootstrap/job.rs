@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use walcast_decoder::frame::{self, FrameKind};
 use walcast_decoder::Lsn;
 
-use super::catalog::{self, Table};
+use super::catalog::{self, BlockRange, Table};
 use super::pgoutput::{self, CopyRowError};
 use super::BootstrapError;
 use crate::metrics::Metrics;
@@ -28,6 +28,15 @@ use crate::source::{CreateSlotOptions, ReplicationConnection, SourceConfig, SqlC
 /// Rows are handed from the copying connections to the file writer in batches of about this
 /// many bytes of encoded frames.
 const BATCH_BYTES: usize = 256 * 1024;
+
+/// Tables larger than twice this many pages (8 KiB each) are read in CTID ranges, so that
+/// the copying connections share a large table.
+const PAGES_PER_RANGE: i64 = 128;
+/// At most this many ranges per table.
+const MAX_RANGES: usize = 16;
+
+/// The pieces still to copy: a table, or one block range of it.
+type WorkQueue = VecDeque<(Table, Option<BlockRange>)>;
 
 /// How often a running job logs its progress.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -155,7 +164,17 @@ pub async fn copy(
 
     let estimated: f64 = tables.iter().map(|t| t.estimated_rows.max(0.0)).sum();
     let rows = Arc::new(AtomicU64::new(0));
-    let queue = Arc::new(Mutex::new(tables.iter().cloned().collect::<VecDeque<_>>()));
+    let work: WorkQueue = tables
+        .iter()
+        .flat_map(|t| {
+            t.ranges(PAGES_PER_RANGE, MAX_RANGES)
+                .into_iter()
+                .map(move |r| (t.clone(), r))
+        })
+        .collect();
+    tracing::info!(consistent_point = %consistent_point, tables = tables.len(), pieces = work.len(),
+        estimated_rows = estimated as u64, connections = conns.len(), "bootstrap: copying");
+    let queue = Arc::new(Mutex::new(work));
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
     let mut workers = Vec::new();
     for conn in conns {
@@ -239,17 +258,17 @@ fn report(rows: &AtomicU64, bytes: u64, estimated: f64, started: Instant, cp: Ls
 /// Copies tables from the queue until it is empty, sending encoded frames in batches.
 async fn worker(
     conn: SqlConnection,
-    queue: Arc<Mutex<VecDeque<Table>>>,
+    queue: Arc<Mutex<WorkQueue>>,
     tx: mpsc::Sender<Vec<u8>>,
     cp: Lsn,
     rows: &AtomicU64,
 ) -> Result<(), BootstrapError> {
     loop {
         let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
-        let Some(table) = next else {
+        let Some((table, range)) = next else {
             break;
         };
-        copy_table(&conn, &table, &tx, cp, rows).await?;
+        copy_table(&conn, &table, range, &tx, cp, rows).await?;
     }
     // End the snapshot transaction; the connection closes when dropped.
     let _ = conn.client.batch_execute("COMMIT").await;
@@ -259,11 +278,12 @@ async fn worker(
 async fn copy_table(
     conn: &SqlConnection,
     table: &Table,
+    range: Option<BlockRange>,
     tx: &mpsc::Sender<Vec<u8>>,
     cp: Lsn,
     rows: &AtomicU64,
 ) -> Result<(), BootstrapError> {
-    let sql = table.copy_sql();
+    let sql = table.copy_sql(range);
     let stream = conn.client.copy_out(sql.as_str()).await?;
     futures_util::pin_mut!(stream);
     let ncols = table.desc.columns.len();
