@@ -344,7 +344,7 @@ fn fire(
     shared_batch: usize,
 ) -> Result<()> {
     let mut clients = vec![BootClient::start(&relay.url(), &[])];
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(3000));
     let jobs_before = relay.metric("walcast_bootstrap_jobs_total")?;
     let batch: Vec<_> = (0..shared_batch)
         .map(|_| BootClient::start(&relay.url(), &[]))
@@ -356,9 +356,11 @@ fn fire(
             .then_some(())
     })?;
     let jobs_after = relay.metric("walcast_bootstrap_jobs_total")?;
-    if shared_batch > 0 && jobs_after != jobs_before + 1 {
+    // They share one job (or, when the machine is slow and the relay's initial image is still
+    // fresh, that image): never one job each.
+    if jobs_after > jobs_before + 1 {
         bail!(
-            "{shared_batch} concurrent bootstraps ran {} jobs, want 1",
+            "{shared_batch} concurrent bootstraps ran {} jobs, want at most 1",
             jobs_after - jobs_before
         );
     }
@@ -390,6 +392,10 @@ fn fire(
         "the filtered image holds exactly u's rows (fence is empty then)"
     );
     let jobs = relay.metric("walcast_bootstrap_jobs_total")?;
+    assert!(
+        jobs >= 2,
+        "the initial baseline and at least one job under fire, got {jobs}"
+    );
     let failures = relay.metric("walcast_bootstrap_failures_total")?;
     assert_eq!(failures, 0, "bootstrap jobs failed:\n{}", relay.log_text());
     assert!(relay.metric("walcast_bootstrap_rows_total")? >= PRELOAD);
