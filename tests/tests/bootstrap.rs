@@ -44,6 +44,12 @@ struct BootClient {
 
 impl BootClient {
     fn start(url: &str, tables: &[&str]) -> BootClient {
+        Self::start_with(url, None, tables)
+    }
+
+    /// Over `url` (http:// or quic://, with the relay's certificate fingerprint for QUIC).
+    fn start_with(url: &str, cert: Option<&str>, tables: &[&str]) -> BootClient {
+        let cert = cert.map(str::to_string);
         let state = Arc::new(Mutex::new(State::default()));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let url = url.to_string();
@@ -62,7 +68,7 @@ impl BootClient {
                 .expect("runtime");
             rt.block_on(async move {
                 let r = tokio::select! {
-                    r = run_client(&url, tables, &st) => r,
+                    r = run_client(&url, cert.as_deref(), tables, &st) => r,
                     _ = rx => Ok(()),
                 };
                 if let Err(e) = r {
@@ -117,8 +123,13 @@ fn key_of(row: &serde_json::Value) -> Result<i64> {
         .with_context(|| format!("row without an integer key: {row}"))
 }
 
-async fn run_client(url: &str, tables: Vec<(String, String)>, st: &Mutex<State>) -> Result<()> {
-    let mut sub = Subscription::new(Transport::from_url(url, None)?, None, tables).with_bootstrap();
+async fn run_client(
+    url: &str,
+    cert: Option<&str>,
+    tables: Vec<(String, String)>,
+    st: &Mutex<State>,
+) -> Result<()> {
+    let mut sub = Subscription::new(Transport::from_url(url, cert)?, None, tables).with_bootstrap();
     let mut decoder = Decoder::new();
     let mut txn: Option<Vec<serde_json::Value>> = None;
     let mut line = String::new();
@@ -442,4 +453,50 @@ fn bootstrap_is_refused_with_from() {
     let (status, body) = http_get(relay.http, "/v1/stream?bootstrap=true&from=0/1").unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("bootstrap"), "{body}");
+}
+
+/// The other entry points: a QUIC client with `"bootstrap": true`, and `walcast tail
+/// --bootstrap` printing the image's rows as inserts before the changes after it.
+#[test]
+fn bootstrap_over_quic_and_tail() {
+    let pg = PgCluster::start(15).unwrap();
+    create_schema(&pg).unwrap();
+    let relay = Relay::start(&pg, TABLES, &["--quic", "127.0.0.1:0"]).unwrap();
+    pg.psql("UPDATE u SET label = 'after' WHERE id <= 5; DELETE FROM t WHERE id <= 3")
+        .unwrap();
+    let (quic, fp) = relay.quic_url().expect("QUIC address");
+    let client = BootClient::start_with(&quic, Some(&fp), &[]);
+    let until = fence(&pg).unwrap();
+    let (tables, rows, _) = client.wait_for(until).unwrap();
+    compare(&pg, &tables, &["t", "u"]).unwrap();
+    assert!(rows >= PRELOAD, "the QUIC image had {rows} rows");
+
+    let out = std::process::Command::new(walcast_bin())
+        .args(["tail", "--url", &relay.url(), "--bootstrap", "--until"])
+        .arg(until.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tail failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut t_rows = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["table"] == "t" {
+            match v["type"].as_str() {
+                Some("insert") => {
+                    t_rows.insert(v["new"]["id"].as_i64().unwrap());
+                }
+                Some("delete") => {
+                    t_rows.remove(&v["key"]["id"].as_i64().unwrap());
+                }
+                _ => {}
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<i64> = pg_table(&pg, "t").unwrap().into_keys().collect();
+    assert_eq!(t_rows, want, "tail --bootstrap reconstructs t's keys");
 }
