@@ -13,15 +13,16 @@ import { bigIntToLsn, lsnToBigInt } from './lsn.js';
 
 /**
  * The default transport: one HTTP GET per connection, body streamed with fetch.
- * A Transport is `{ open({ url, from, tables, signal }) -> Promise<AsyncIterable<Uint8Array>> }`;
+ * A Transport is `{ open({ url, from, tables, bootstrap, signal, compression }) -> Promise<AsyncIterable<Uint8Array>> }`;
  * a WebTransport one only has to implement the same method.
  */
 export function fetchTransport({ fetch: fetchImpl = globalThis.fetch, headers } = {}) {
   return {
-    async open({ url, from, tables, signal, compression }) {
+    async open({ url, from, tables, bootstrap, signal, compression }) {
       const u = new URL(url, globalThis.location?.href);
       if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/stream';
       if (from) u.searchParams.set('from', from);
+      else if (bootstrap) u.searchParams.set('bootstrap', 'true');
       if (tables && tables.length) u.searchParams.set('tables', tables.join(','));
       // 'auto' leaves it to Accept-Encoding, which the runtime's fetch sets (browsers list zstd
       // and decode it natively); 'zstd' / 'none' ask explicitly (docs/frames.md, "Compression").
@@ -130,6 +131,11 @@ const ROW_EVENTS = new Set(['insert', 'update', 'delete', 'truncate', 'message']
 /**
  * Subscribe to a relay. Returns an async iterable of changes; each change carries `commit`
  * ({ xid, commitLsn, endLsn, commitTime }) shared by all changes of its transaction.
+ * With `bootstrap: true` (and no `from`), the first changes are the rows of every table as of
+ * one consistent point: inserts with `bootstrap: true` and `commit: null` (docs/bootstrap.md);
+ * `position` is that point once they are all delivered, and live changes follow. If the stream
+ * breaks before the image is complete, the iterator throws a WalcastError with
+ * `code === 'bootstrap_interrupted'`: discard the rows and connect again.
  * Ends quietly when `signal` aborts; throws ResyncRequiredError / BadRequestError / DecodeError
  * when retrying cannot help; reconnects with jittered exponential backoff otherwise.
  */
@@ -140,9 +146,10 @@ export function connect(url, options = {}) {
 export class Subscription {
   constructor(url, options) {
     this.url = url;
-    const { from, tables, signal, transport, backoff, onReconnect, compression, ...decoderOptions } = options;
+    const { from, tables, signal, transport, backoff, onReconnect, compression, bootstrap, ...decoderOptions } = options;
     this.compression = compression ?? 'auto';
     this._position = from ? lsnToBigInt(from) : null;
+    this._bootstrap = Boolean(bootstrap) && !from;
     this.tables = typeof tables === 'string' ? tables.split(',') : tables;
     this.signal = signal;
     this.transport = transport ?? fetchTransport();
@@ -186,11 +193,14 @@ export class Subscription {
         signal?.addEventListener('abort', onAbort, { once: true });
         let progressed = false;
         let failure = null;
+        // Bootstrap rows are arriving and the image's closing heartbeat has not come yet.
+        let bootstrapping = this._bootstrap && this._position === null;
         try {
           const body = await this.transport.open({
             url: this.url,
             from: this.position,
             tables: this.tables,
+            bootstrap: bootstrapping,
             signal: ctl.signal,
             compression: this.compression,
           });
@@ -205,7 +215,12 @@ export class Subscription {
             for (const ev of events) {
               const t = ev.type;
               if (ROW_EVENTS.has(t)) {
-                if (t === 'message' && !ev.transactional) {
+                if (bootstrapping && t === 'insert' && !txn && streamXid === null) {
+                  // A bootstrap row ('b' frame): a pgoutput Insert outside any transaction.
+                  ev.bootstrap = true;
+                  ev.commit = null;
+                  yield ev;
+                } else if (t === 'message' && !ev.transactional) {
                   yield ev;
                 } else if (streamXid !== null) {
                   streams.get(streamXid).push(ev);
@@ -262,6 +277,11 @@ export class Subscription {
                   const gone = new Set(ev.discarded.length ? ev.discarded : [ev.subxid]);
                   streams.set(ev.xid, list.filter((c) => !gone.has(c.xid)));
                 }
+              } else if (t === 'heartbeat' && bootstrapping) {
+                // The image is complete: it holds every transaction ending at or before here.
+                bootstrapping = false;
+                this._bootstrap = false;
+                this._position = lsnToBigInt(ev.lsn);
               } else if (t === 'heartbeat') {
                 // Nothing in flight: everything up to here was sent, so resume from here.
                 if (!txn && streams.size === 0 && prepared.size === 0) {
@@ -291,6 +311,11 @@ export class Subscription {
           ctl.abort();
         }
         if (signal?.aborted) return;
+        if (bootstrapping && progressed) {
+          const e = new WalcastError(`the bootstrap was interrupted: ${failure?.message ?? 'stream ended'}`);
+          e.code = 'bootstrap_interrupted';
+          throw e;
+        }
         attempt = progressed ? 0 : attempt + 1;
         const cap = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 20));
         const delay = Math.random() * cap; // full jitter: a relay restart is not met by a herd

@@ -62,8 +62,10 @@ interface RowChangeBase {
   relation: Relation;
   /** Transaction id; 0 outside streamed transactions (pgoutput sends it only there). */
   xid: number;
-  /** Set by connect(): the transaction this change belongs to. */
-  commit?: CommitInfo;
+  /** Set by connect(): the transaction this change belongs to (null for a bootstrap row). */
+  commit?: CommitInfo | null;
+  /** Set by connect({ bootstrap: true }) on the rows of the bootstrap image. */
+  bootstrap?: true;
 }
 /**
  * Rows as in the native JSON contract: `new` (insert, update), `old` (the whole old row, under
@@ -118,7 +120,7 @@ export declare class Decoder {
   free(): void;
 }
 
-export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; signal: AbortSignal; compression?: Compression }
+export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; bootstrap?: boolean; signal: AbortSignal; compression?: Compression }
 /**
  * Stream compression: 'auto' (default) lets the runtime's Accept-Encoding decide (browsers ask
  * for zstd and decode it natively); 'zstd' asks for it explicitly (browsers, or Node with
@@ -134,6 +136,12 @@ export interface ConnectOptions extends DecoderOptions {
   from?: Lsn;
   /** Only these tables, e.g. ["public.orders"]. */
   tables?: string[] | string;
+  /**
+   * Start with every row of the tables as of one consistent point (inserts with
+   * `bootstrap: true`, `commit: null`), then the changes after it (docs/bootstrap.md).
+   * Ignored with `from`.
+   */
+  bootstrap?: boolean;
   /** Abort to stop: the iteration then ends quietly. */
   signal?: AbortSignal;
   transport?: Transport;

@@ -28,6 +28,14 @@ pub struct Metrics {
     pub clients_rejected: AtomicU64,
     pub resync_required: AtomicU64,
     pub source_connected: AtomicU64,
+    /// Bootstrap (docs/bootstrap.md): jobs started, failed, running now, rows and bytes
+    /// copied, client streams served.
+    pub bootstrap_jobs: AtomicU64,
+    pub bootstrap_failures: AtomicU64,
+    pub bootstrap_running: AtomicU64,
+    pub bootstrap_rows: AtomicU64,
+    pub bootstrap_bytes: AtomicU64,
+    pub bootstrap_clients: AtomicU64,
 }
 
 impl Metrics {
@@ -169,6 +177,46 @@ impl Metrics {
             "Clients told to resync because they asked for data past retention.",
             u(&self.resync_required),
         );
+        for (name, kind, help, v) in [
+            (
+                "walcast_bootstrap_jobs_total",
+                "counter",
+                "Bootstrap jobs started (snapshot copies).",
+                &self.bootstrap_jobs,
+            ),
+            (
+                "walcast_bootstrap_failures_total",
+                "counter",
+                "Bootstrap jobs that failed.",
+                &self.bootstrap_failures,
+            ),
+            (
+                "walcast_bootstrap_running",
+                "gauge",
+                "Bootstrap jobs running now.",
+                &self.bootstrap_running,
+            ),
+            (
+                "walcast_bootstrap_rows_total",
+                "counter",
+                "Rows copied by bootstrap jobs.",
+                &self.bootstrap_rows,
+            ),
+            (
+                "walcast_bootstrap_bytes_total",
+                "counter",
+                "Bytes of bootstrap images written.",
+                &self.bootstrap_bytes,
+            ),
+            (
+                "walcast_bootstrap_clients_total",
+                "counter",
+                "Client streams that asked for a bootstrap.",
+                &self.bootstrap_clients,
+            ),
+        ] {
+            metric(o, name, kind, help, u(v));
+        }
         out
     }
 }

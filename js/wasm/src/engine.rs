@@ -73,7 +73,7 @@ impl Engine {
                 return Ok(());
             };
             match frame.kind {
-                FrameKind::Wal | FrameKind::Prelude => {
+                FrameKind::Wal | FrameKind::Prelude | FrameKind::Bootstrap => {
                     let event = self.decoder.decode(frame.payload)?;
                     enc.encode(&event, Some(frame.lsn.0), out);
                 }
@@ -98,7 +98,7 @@ impl Engine {
                 return Ok(());
             };
             match frame.kind {
-                FrameKind::Wal | FrameKind::Prelude => {
+                FrameKind::Wal | FrameKind::Prelude | FrameKind::Bootstrap => {
                     decode_into(&mut self.decoder, &mut self.out, frame.payload)?;
                 }
                 FrameKind::Heartbeat => {

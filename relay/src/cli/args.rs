@@ -88,6 +88,11 @@ pub struct RelayArgs {
     /// Delete log segments older than this (e.g. 7d).
     #[arg(long, env = "WALCAST_RETENTION_AGE")]
     pub retention_age: Option<String>,
+    /// Serve a bootstrap image to new clients for this long after it was built (default 5m);
+    /// later bootstrap requests build a fresh one, so they replay less of the log
+    /// (docs/bootstrap.md).
+    #[arg(long, env = "WALCAST_BOOTSTRAP_MAX_AGE")]
+    pub bootstrap_max_age: Option<String>,
     /// Warn when the slot retains more WAL than this (e.g. 1GiB).
     #[arg(long, env = "WALCAST_WAL_WARN")]
     pub wal_warn: Option<String>,
@@ -176,6 +181,10 @@ pub struct TailArgs {
     /// Frame format version to ask for on the wire: 1 or 2 (docs/frames.md, "Version 2").
     #[arg(long, env = "WALCAST_FRAME_VERSION", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
     pub frame_version: u16,
+    /// Start with every row of the tables as of one consistent point (printed as inserts),
+    /// then the changes after it (docs/bootstrap.md). Not with --from or --consumer.
+    #[arg(long, conflicts_with_all = ["from", "consumer"])]
+    pub bootstrap: bool,
 }
 
 fn parse_compression(s: &str) -> Result<crate::serve::request::Compression, String> {

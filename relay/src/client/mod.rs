@@ -60,6 +60,10 @@ pub enum ClientError {
     /// The relay sent bytes that are not a valid frame stream.
     #[error("invalid stream from the relay: {0}")]
     Protocol(String),
+    /// The connection dropped while the bootstrap image was arriving: the rows received so far
+    /// are not a consistent state. Discard them and bootstrap again.
+    #[error("the bootstrap was interrupted: {0}")]
+    BootstrapInterrupted(String),
 }
 
 /// A resumable stream of frames from one relay.
@@ -81,6 +85,12 @@ pub struct Subscription {
     backoff: Backoff,
     /// The durable consumer this subscription is (see [`Subscription::with_consumer`]).
     consumer: Option<String>,
+    /// Start with a bootstrap image ([`Subscription::with_bootstrap`]).
+    bootstrap: bool,
+    /// Bootstrap rows are arriving and the image's closing heartbeat has not come yet.
+    in_bootstrap: bool,
+    /// Why the bootstrap stream was lost before its image was complete.
+    failed_bootstrap: Option<String>,
 }
 
 impl Subscription {
@@ -100,7 +110,22 @@ impl Subscription {
             reset_due: false,
             backoff: Backoff::with_entropy(BackoffConfig::default()),
             consumer: None,
+            bootstrap: false,
+            in_bootstrap: false,
+            failed_bootstrap: None,
         }
+    }
+
+    /// Starts with the rows of every table (of `tables`) as of one consistent point, then the
+    /// changes after it (`docs/bootstrap.md`). Bootstrap rows arrive as
+    /// [`Delivery::Frame`]s of kind [`FrameKind::Bootstrap`] (pgoutput Inserts outside any
+    /// transaction) after `'p'` Relation frames; a [`Delivery::Heartbeat`] at the consistent
+    /// point closes the image. Only for a subscription without `from`. If the connection drops
+    /// before the image is complete, [`Subscription::next`] fails with
+    /// [`ClientError::BootstrapInterrupted`]: discard the partial rows and start again.
+    pub fn with_bootstrap(mut self) -> Self {
+        self.bootstrap = self.resume.is_none() && self.consumer.is_none();
+        self
     }
 
     /// Streams as the registered durable consumer `name`: without a `from`, the stream starts
@@ -191,6 +216,10 @@ impl Subscription {
     /// retrying cannot help.
     pub async fn next(&mut self) -> Result<Delivery, ClientError> {
         loop {
+            if let Some(why) = self.failed_bootstrap.take() {
+                self.in_bootstrap = false;
+                return Err(ClientError::BootstrapInterrupted(why));
+            }
             if self.reset_due {
                 self.reset_due = false;
                 return Ok(Delivery::Reset);
@@ -279,6 +308,14 @@ impl Subscription {
                 Ok(Some(Delivery::Frame(frame)))
             }
             FrameKind::Prelude => Ok(Some(Delivery::Frame(frame))),
+            FrameKind::Bootstrap if self.in_bootstrap => Ok(Some(Delivery::Frame(frame))),
+            FrameKind::Heartbeat if self.in_bootstrap => {
+                // The image is complete: it holds every transaction ending at or before here.
+                self.in_bootstrap = false;
+                self.bootstrap = false;
+                self.advance(frame.lsn);
+                Ok(Some(Delivery::Heartbeat(frame.lsn)))
+            }
             FrameKind::Heartbeat => {
                 if !self.in_txn && self.peek.in_block().is_none() {
                     self.advance(frame.lsn);
@@ -327,6 +364,9 @@ impl Subscription {
     }
 
     fn lost(&mut self, why: &str) {
+        if self.in_bootstrap {
+            self.failed_bootstrap = Some(why.to_string());
+        }
         tracing::debug!(reason = why, "stream to the relay lost");
         self.conn = None;
         self.backoff.disconnected(std::time::Instant::now());
@@ -338,6 +378,7 @@ impl Subscription {
                 from: self.resume,
                 tables: self.tables.clone(),
                 consumer: self.consumer.clone(),
+                bootstrap: self.bootstrap && self.resume.is_none(),
                 ..Default::default()
             };
             match self
@@ -352,6 +393,7 @@ impl Subscription {
                     self.in_txn = false;
                     // Whatever was in flight will be sent again from its start.
                     self.reset_due = self.delivered_any;
+                    self.in_bootstrap = request.bootstrap;
                     self.conn = Some((stream, Inflater::new(), Framing::new(), FrameReader::new()));
                     return Ok(());
                 }

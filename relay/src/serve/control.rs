@@ -267,6 +267,7 @@ mod hub_tests {
             shutdown,
             consumers: Registry::open(dir.path()).unwrap(),
             routes: Default::default(),
+            bootstrap: None,
         };
         let (r, v) = register(&hub, "a", None).unwrap();
         assert_eq!(

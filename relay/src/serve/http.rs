@@ -192,6 +192,7 @@ async fn stream(
                 OpenError::ResyncRequired { .. } => StatusCode::GONE,
                 OpenError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 OpenError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                OpenError::Forbidden(_) => StatusCode::FORBIDDEN,
                 OpenError::Consumer(ref c) => {
                     StatusCode::from_u16(c.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
                 }

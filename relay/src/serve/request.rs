@@ -27,6 +27,9 @@ pub struct StreamRequest {
     /// Row scopes by table, set from the client's token by the auth gate (never parsed from the
     /// request itself): docs/auth.md, "Row scopes".
     pub scopes: Vec<((String, String), crate::auth::RowScope)>,
+    /// Start with the rows of every table as of one consistent point, then the stream from
+    /// that point (`docs/bootstrap.md`). Excludes `from` and `consumer`.
+    pub bootstrap: bool,
 }
 
 /// How the relay compresses one stream (docs/frames.md, "Compression"). The compressed bytes
@@ -133,6 +136,8 @@ struct WireRequest {
     tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     consumer: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    bootstrap: bool,
     /// A bearer token (docs/auth.md); never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token: Option<String>,
@@ -175,6 +180,7 @@ impl StreamRequest {
         let mut token = None;
         let mut compression = None;
         let mut version = None;
+        let mut bootstrap = false;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "from" => from = Some(value.into_owned()),
@@ -191,18 +197,25 @@ impl StreamRequest {
                 "access_token" => token = Some(value.into_owned()),
                 "compression" => compression = Some(Compression::parse(&value)?),
                 "v" => version = Some(parse_version(&value)?),
+                "bootstrap" => {
+                    bootstrap = match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(BadRequest("bootstrap must be true or false".into())),
+                    }
+                }
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, consumer, access_token, compression, v",
+                        "unknown query parameter {:?}; known: from, tables, consumer, bootstrap, access_token, compression, v",
                         truncate(other)
                     )))
                 }
             }
         }
         Ok((
-            Self::validate(from, tables, consumer)?,
+            Self::validate(from, tables, consumer, bootstrap)?,
             RequestExtras {
                 token,
                 compression,
@@ -245,7 +258,7 @@ impl StreamRequest {
             .transpose()?;
         let version = wire.v.map(|v| parse_version(&v.to_string())).transpose()?;
         Ok((
-            Self::validate(wire.from, wire.tables, wire.consumer)?,
+            Self::validate(wire.from, wire.tables, wire.consumer, wire.bootstrap)?,
             RequestExtras {
                 token: wire.token,
                 compression,
@@ -258,7 +271,14 @@ impl StreamRequest {
         from: Option<String>,
         tables: Vec<String>,
         consumer: Option<String>,
+        bootstrap: bool,
     ) -> Result<StreamRequest, BadRequest> {
+        if bootstrap && (from.as_deref().is_some_and(|f| !f.is_empty()) || consumer.is_some()) {
+            return Err(BadRequest(
+                "bootstrap starts at the image's consistent point: give neither from nor consumer"
+                    .into(),
+            ));
+        }
         let from = match from.as_deref() {
             None | Some("") => None,
             Some(s) => Some(s.parse::<Lsn>().map_err(|e| BadRequest(e.to_string()))?),
@@ -280,6 +300,7 @@ impl StreamRequest {
             tables,
             consumer,
             scopes: Vec::new(),
+            bootstrap,
         })
     }
 
@@ -304,6 +325,7 @@ impl StreamRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
+            bootstrap: self.bootstrap,
             token: token.map(str::to_owned),
             compression: (compression != Compression::None)
                 .then(|| compression.as_str().to_string()),
@@ -335,6 +357,9 @@ impl StreamRequest {
         }
         if let Some(c) = &self.consumer {
             q.append_pair("consumer", c);
+        }
+        if self.bootstrap {
+            q.append_pair("bootstrap", "true");
         }
     }
 
@@ -443,6 +468,17 @@ mod tests {
             StreamRequest::from_json_with_token(r.to_json_with_token(Some("jwt")).as_bytes())
                 .unwrap();
         assert_eq!((back, token.as_deref()), (r.clone(), Some("jwt")));
+        let b = StreamRequest {
+            tables: vec![("s".into(), "t".into())],
+            bootstrap: true,
+            ..Default::default()
+        };
+        assert_eq!(StreamRequest::from_json(b.to_json().as_bytes()).unwrap(), b);
+        assert!(StreamRequest::from_json(br#"{"bootstrap": true, "from": "0/1"}"#).is_err());
+        let q = StreamRequest::from_query(Some("bootstrap=true&tables=a")).unwrap();
+        assert!(q.bootstrap);
+        assert!(StreamRequest::from_query(Some("bootstrap=yes")).is_err());
+        assert!(StreamRequest::from_query(Some("bootstrap=1&consumer=c")).is_err());
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
         assert!(StreamRequest::from_json(b"\xff\xfe").is_err());
         assert!(StreamRequest::from_json(b"{\"nope\": 1}").is_err());

@@ -14,6 +14,7 @@ use super::classify::Classifier;
 use super::filter::TableFilter;
 use super::request::StreamRequest;
 use super::scope::{RouteMemo, ScopeFilter, Verdict};
+use crate::bootstrap::{BootStep, BootStream};
 use crate::consumers::{Connected, ConsumerError, Registry};
 use crate::log::{Durable, Log, LogError, LogReader, OwnedFrame};
 use crate::metrics::Metrics;
@@ -39,6 +40,9 @@ pub enum OpenError {
     /// The named durable consumer is not registered.
     #[error(transparent)]
     Consumer(ConsumerError),
+    /// The request is valid but not allowed for this client.
+    #[error("{0}")]
+    Forbidden(&'static str),
 }
 
 impl OpenError {
@@ -49,6 +53,7 @@ impl OpenError {
             OpenError::ShuttingDown => "shutdown",
             OpenError::Log(_) => "internal",
             OpenError::Consumer(e) => e.code(),
+            OpenError::Forbidden(_) => "forbidden",
         }
     }
 }
@@ -62,12 +67,41 @@ pub struct Hub {
     pub consumers: Arc<Registry>,
     /// Changes on row-scoped tables, decoded once for all clients.
     pub routes: Arc<RouteMemo>,
+    /// Serves `bootstrap` requests (`docs/bootstrap.md`); `None`: they are refused.
+    pub bootstrap: Option<Arc<crate::bootstrap::Bootstrapper>>,
 }
 
 impl Hub {
     pub fn open(&self, request: &StreamRequest) -> Result<ClientStream, OpenError> {
         if *self.shutdown.borrow() {
             return Err(OpenError::ShuttingDown);
+        }
+        if request.bootstrap {
+            if !request.scopes.is_empty() {
+                // Image rows are not judged by row scopes yet: refuse rather than leak.
+                return Err(OpenError::Forbidden(
+                    "bootstrap is not available to tokens with row scopes yet; stream without bootstrap",
+                ));
+            }
+            // The log reader opens at the image's consistent point, once the image is sent.
+            self.metrics.clients_total.fetch_add(1, Relaxed);
+            self.metrics.bootstrap_clients.fetch_add(1, Relaxed);
+            return Ok(ClientStream {
+                durable: self.log.subscribe(),
+                reader: None,
+                scope: None,
+                boot: Some(BootStream::new(
+                    self.bootstrap.clone(),
+                    request.tables.clone(),
+                )),
+                filter: self.filter_for(request),
+                shutdown: self.shutdown.clone(),
+                metrics: self.metrics.clone(),
+                header_sent: false,
+                finished: false,
+                scratch: Vec::new(),
+                _consumer: None,
+            });
         }
         // A consumer's stream starts after its ack unless the client says where.
         let (from, consumer) = match &request.consumer {
@@ -99,19 +133,15 @@ impl Hub {
             }
             other => OpenError::Log(other),
         })?;
-        let filter = (!request.tables.is_empty()).then(|| {
-            (
-                TableFilter::new(request.tables.iter().cloned()),
-                Classifier::new(),
-            )
-        });
+        let filter = self.filter_for(request);
         let scope = (!request.scopes.is_empty())
             .then(|| ScopeFilter::new(request.scopes.iter().cloned(), self.routes.clone()));
         self.metrics.clients_total.fetch_add(1, Relaxed);
         Ok(ClientStream {
             scope,
             durable: self.log.subscribe(),
-            reader,
+            reader: Some(reader),
+            boot: None,
             filter,
             shutdown: self.shutdown.clone(),
             metrics: self.metrics.clone(),
@@ -123,8 +153,21 @@ impl Hub {
     }
 }
 
+impl Hub {
+    fn filter_for(&self, request: &StreamRequest) -> Option<(TableFilter<OwnedFrame>, Classifier)> {
+        (!request.tables.is_empty()).then(|| {
+            (
+                TableFilter::new(request.tables.iter().cloned()),
+                Classifier::new(),
+            )
+        })
+    }
+}
+
 pub struct ClientStream {
-    reader: LogReader,
+    /// `None` while a bootstrap image is being sent.
+    reader: Option<LogReader>,
+    boot: Option<BootStream>,
     durable: watch::Receiver<Durable>,
     filter: Option<(TableFilter<OwnedFrame>, Classifier)>,
     /// Row scopes, in front of the table filter (always present with scopes: the gate refuses
@@ -151,6 +194,23 @@ impl ClientStream {
         if !self.header_sent {
             frame::encode_header(&mut out);
             self.header_sent = true;
+        }
+        if let Some(boot) = &mut self.boot {
+            let step = tokio::select! {
+                step = boot.next(&mut out, CHUNK_BYTES) => step,
+                _ = self.shutdown.changed() => BootStep::Failed("shutdown", "the relay is shutting down; bootstrap again".into()),
+            };
+            match step {
+                BootStep::More => return Some(self.count(out, 1)),
+                BootStep::Live(reader) => {
+                    self.reader = Some(*reader);
+                    self.boot = None;
+                }
+                BootStep::Failed(code, message) => {
+                    self.end(&mut out, code, &message);
+                    return Some(self.count(out, 1));
+                }
+            }
         }
         loop {
             if *self.shutdown.borrow() {
@@ -186,7 +246,9 @@ impl ClientStream {
                 }
             }
             // Caught up: wait for more durable data, shutdown, or the heartbeat time.
-            self.reader.release_idle_buffer();
+            if let Some(r) = &mut self.reader {
+                r.release_idle_buffer();
+            }
             tokio::select! {
                 changed = self.durable.changed() => {
                     if changed.is_err() {
@@ -207,20 +269,21 @@ impl ClientStream {
     /// Appends up to about [`CHUNK_BYTES`] of frames that are available now.
     /// Returns how many frames it appended.
     fn fill(&mut self, out: &mut Vec<u8>) -> Result<usize, LogError> {
+        let Some(reader) = &mut self.reader else {
+            return Ok(0);
+        };
         let Some((filter, classifier)) = &mut self.filter else {
-            return self
-                .reader
-                .read_available(out, CHUNK_BYTES.saturating_sub(out.len()));
+            return reader.read_available(out, CHUNK_BYTES.saturating_sub(out.len()));
         };
         let mut frames = 0;
         while out.len() < CHUNK_BYTES {
-            let Some(mut f) = self.reader.next_frame()? else {
+            let Some(mut f) = reader.next_frame()? else {
                 break;
             };
             let class = classifier.classify(f.kind, &f.payload);
             if let Some(scope) = &mut self.scope {
                 // The frame's end offset names it in the log, for the shared decode memo.
-                let pos = self.reader.position();
+                let pos = reader.position();
                 match scope.judge(&class, &f.payload, classifier.last_in_stream(), pos) {
                     Verdict::Pass => {}
                     Verdict::Drop => continue,
