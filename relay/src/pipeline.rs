@@ -8,8 +8,10 @@
 //! one fsync is in flight at a time, so each covers everything appended while the previous one
 //! ran. PostgreSQL never hears of a flush position that is not on disk here.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -34,9 +36,15 @@ pub struct LogSink {
     failed: Option<LogError>,
     consumer_floor: Option<ConsumerFloor>,
     shutdown: watch::Receiver<bool>,
-    /// The fsync running on a blocking thread, if any.
-    in_flight: Option<tokio::task::JoinHandle<Result<Durable, LogError>>>,
+    /// The fsync running on a blocking thread, if any; it returns when it published.
+    in_flight: Option<tokio::task::JoinHandle<Result<(Durable, Instant), LogError>>>,
+    /// Commits received but not yet durable, with when they arrived (for the latency metrics;
+    /// bounded by [`MAX_TIMED`]: commits beyond it are not timed).
+    awaiting_durable: VecDeque<(Lsn, Instant)>,
 }
+
+/// How many commits at most wait in the latency bookkeeping.
+const MAX_TIMED: usize = 8192;
 
 impl LogSink {
     pub fn new(
@@ -56,6 +64,7 @@ impl LogSink {
             consumer_floor: None,
             shutdown,
             in_flight: None,
+            awaiting_durable: VecDeque::new(),
         }
     }
 
@@ -74,7 +83,7 @@ impl LogSink {
         }
         let pending = self.writer.begin_sync()?;
         self.unsynced = false;
-        let done = tokio::task::spawn_blocking(move || pending.complete()).await;
+        let done = tokio::task::spawn_blocking(move || complete_timed(pending)).await;
         self.finish(done)
     }
 
@@ -91,14 +100,14 @@ impl LogSink {
         if self.unsynced {
             let pending = self.writer.begin_sync()?;
             self.unsynced = false;
-            self.in_flight = Some(tokio::task::spawn_blocking(move || pending.complete()));
+            self.in_flight = Some(tokio::task::spawn_blocking(move || complete_timed(pending)));
         }
         Ok(())
     }
 
     fn finish(
         &mut self,
-        done: Result<Result<Durable, LogError>, tokio::task::JoinError>,
+        done: Result<Result<(Durable, Instant), LogError>, tokio::task::JoinError>,
     ) -> Result<(), LogError> {
         let result = done.unwrap_or_else(|e| {
             Err(LogError::Io {
@@ -107,8 +116,18 @@ impl LogSink {
             })
         });
         match result {
-            Ok(d) => {
+            Ok((d, at)) => {
                 self.metrics.durable_lsn.fetch_max(d.lsn.0, Relaxed);
+                while let Some(&(lsn, received)) = self.awaiting_durable.front() {
+                    if lsn > d.lsn {
+                        break;
+                    }
+                    self.awaiting_durable.pop_front();
+                    let waited = at.saturating_duration_since(received);
+                    self.metrics.commit_durable.observe(waited);
+                    // Clients read only what is durable.
+                    self.metrics.commit_servable.observe(waited);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -122,6 +141,22 @@ impl LogSink {
     pub fn into_writer(self) -> LogWriter {
         self.writer
     }
+}
+
+/// The fsync half of a sync, noting when its position was published.
+fn complete_timed(pending: crate::log::PendingSync) -> Result<(Durable, Instant), LogError> {
+    pending.complete().map(|d| (d, Instant::now()))
+}
+
+/// A Commit message's end LSN and commit timestamp (`C`: flags @1, commit_lsn @2, end_lsn @10,
+/// timestamp @18).
+fn commit_times(msg: &[u8]) -> Option<(Lsn, i64)> {
+    if msg.first() != Some(&b'C') {
+        return None;
+    }
+    let end = u64::from_be_bytes(msg.get(10..18)?.try_into().ok()?);
+    let ts = i64::from_be_bytes(msg.get(18..26)?.try_into().ok()?);
+    Some((Lsn(end), ts))
 }
 
 impl ReplicationSink for LogSink {
@@ -174,6 +209,17 @@ impl ReplicationSink for LogSink {
                 if matches!(data.first(), Some(b'C' | b'c' | b'K' | b'r' | b'P' | b'p')) {
                     self.metrics.transactions_logged.fetch_add(1, Relaxed);
                 }
+                if let Some((end_lsn, commit_time)) = commit_times(&data) {
+                    let delay = crate::source::pg_micros(SystemTime::now()) - commit_time;
+                    if let Ok(us) = u64::try_from(delay) {
+                        self.metrics
+                            .commit_received
+                            .observe(Duration::from_micros(us));
+                    }
+                    if self.awaiting_durable.len() < MAX_TIMED {
+                        self.awaiting_durable.push_back((end_lsn, Instant::now()));
+                    }
+                }
                 self.unsynced = true;
             }
             Appended::Dropped => {
@@ -203,5 +249,22 @@ impl ReplicationSink for LogSink {
 
     fn stop_requested(&self) -> bool {
         *self.shutdown.borrow() || self.failed.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_commit_end_lsn_and_time() {
+        let mut c = vec![b'C', 0];
+        c.extend_from_slice(&0x10u64.to_be_bytes());
+        c.extend_from_slice(&0x28u64.to_be_bytes());
+        c.extend_from_slice(&777i64.to_be_bytes());
+        assert_eq!(commit_times(&c), Some((Lsn(0x28), 777)));
+        assert_eq!(commit_times(&c[..25]), None);
+        c[0] = b'B';
+        assert_eq!(commit_times(&c), None);
     }
 }
