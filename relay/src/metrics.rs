@@ -28,6 +28,9 @@ pub struct Metrics {
     pub clients_rejected: AtomicU64,
     pub resync_required: AtomicU64,
     pub source_connected: AtomicU64,
+    /// The highest WAL end the walsender reported in XLogData (not rendered: the serving side
+    /// uses it to tell a resume position PostgreSQL will send again from a foreign one).
+    pub source_wal_end: AtomicU64,
     /// PostgreSQL's commit timestamp → the relay received the Commit message (the walsender's
     /// delay plus the network; assumes the clocks agree, as on one host).
     pub commit_received: Histogram,

@@ -2,11 +2,13 @@
 //! durable position goes back to the session as the LSN it may confirm.
 //!
 //! Group commit: the session appends a burst of messages and asks for durability when the burst
-//! drains. The sink then writes what it buffered and hands the fsync to a blocking thread, and
-//! goes on appending while the disk works; when the fsync completes, readers see the new
-//! durable position at once and the session confirms it to PostgreSQL on its next poll. Only
-//! one fsync is in flight at a time, so each covers everything appended while the previous one
-//! ran. PostgreSQL never hears of a flush position that is not on disk here.
+//! drains. The sink then writes what it buffered to the file, which lets clients read it at
+//! once (before any fsync: a live client does not wait for the disk), and hands the fsync to a
+//! blocking thread, going on appending while the disk works; when the fsync completes, the
+//! session confirms the new durable position to PostgreSQL on its next poll. Only one fsync is
+//! in flight at a time, so each covers everything appended while the previous one ran.
+//! PostgreSQL never hears of a flush position that is not on disk here, so whatever an OS crash
+//! takes from the unsynced tail, the server sends again with the same LSNs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -41,6 +43,8 @@ pub struct LogSink {
     /// Commits received but not yet durable, with when they arrived (for the latency metrics;
     /// bounded by [`MAX_TIMED`]: commits beyond it are not timed).
     awaiting_durable: VecDeque<(Lsn, Instant)>,
+    /// The same, not yet readable by clients.
+    awaiting_servable: VecDeque<(Lsn, Instant)>,
 }
 
 /// How many commits at most wait in the latency bookkeeping.
@@ -65,6 +69,7 @@ impl LogSink {
             shutdown,
             in_flight: None,
             awaiting_durable: VecDeque::new(),
+            awaiting_servable: VecDeque::new(),
         }
     }
 
@@ -85,6 +90,22 @@ impl LogSink {
         self.unsynced = false;
         let done = tokio::task::spawn_blocking(move || complete_timed(pending)).await;
         self.finish(done)
+    }
+
+    /// Lets clients read everything appended (written to the file, not fsynced).
+    fn publish(&mut self) -> Result<(), LogError> {
+        let visible = self.writer.publish()?;
+        let now = Instant::now();
+        while let Some(&(lsn, received)) = self.awaiting_servable.front() {
+            if lsn > visible.lsn {
+                break;
+            }
+            self.awaiting_servable.pop_front();
+            self.metrics
+                .commit_servable
+                .observe(now.saturating_duration_since(received));
+        }
+        Ok(())
     }
 
     /// Starts an fsync of what was appended if none is running; collects a finished one.
@@ -125,8 +146,6 @@ impl LogSink {
                     self.awaiting_durable.pop_front();
                     let waited = at.saturating_duration_since(received);
                     self.metrics.commit_durable.observe(waited);
-                    // Clients read only what is durable.
-                    self.metrics.commit_servable.observe(waited);
                 }
                 Ok(())
             }
@@ -195,13 +214,14 @@ impl ReplicationSink for LogSink {
     async fn xlog(
         &mut self,
         wal_start: Lsn,
-        _wal_end: Lsn,
+        wal_end: Lsn,
         _send_time: i64,
         data: Bytes,
     ) -> Result<(), SinkError> {
         if let Some(e) = self.failed.take() {
             return Err(Box::new(e));
         }
+        self.metrics.source_wal_end.fetch_max(wal_end.0, Relaxed);
         match self.writer.append_wal(wal_start, &data)? {
             Appended::Kept { .. } => {
                 self.metrics.frames_in.fetch_add(1, Relaxed);
@@ -216,8 +236,12 @@ impl ReplicationSink for LogSink {
                             .commit_received
                             .observe(Duration::from_micros(us));
                     }
+                    let now = Instant::now();
                     if self.awaiting_durable.len() < MAX_TIMED {
-                        self.awaiting_durable.push_back((end_lsn, Instant::now()));
+                        self.awaiting_durable.push_back((end_lsn, now));
+                    }
+                    if self.awaiting_servable.len() < MAX_TIMED {
+                        self.awaiting_servable.push_back((end_lsn, now));
                     }
                 }
                 self.unsynced = true;
@@ -231,7 +255,7 @@ impl ReplicationSink for LogSink {
 
     fn durable(&mut self) -> (Lsn, Option<Lsn>) {
         if self.failed.is_none() {
-            if let Err(e) = self.pump_sync() {
+            if let Err(e) = self.publish().and_then(|()| self.pump_sync()) {
                 tracing::error!(error = %e, "making the log durable failed; stopping replication (nothing is confirmed past the last good sync)");
                 self.failed = Some(e);
             }
