@@ -140,6 +140,7 @@ async fn main() -> Result<()> {
         // walcast: relay (from its slot's start) + one decoding client.
         drop(relay.take());
         let t = Instant::now();
+        let bench_cpu0 = process_cpu_secs(std::process::id()).unwrap_or(f64::NAN);
         let r = RelayProcess::start(&pg.url(), &format!("walcast{i}"), "bench", "public.bench")?;
         let ready = Instant::now();
         // When the relay has the whole backlog durable in its log (separately from when the
@@ -148,6 +149,9 @@ async fn main() -> Result<()> {
         let decoded = consume_until(&r.http, end).await?;
         let relay_secs = t.elapsed().as_secs_f64();
         let streaming_secs = ready.elapsed().as_secs_f64();
+        // Where the CPU went in this run (the relay's and this client's own CPU seconds).
+        let relay_cpu = process_cpu_secs(r.child.id()).unwrap_or(f64::NAN);
+        let client_cpu = process_cpu_secs(std::process::id()).unwrap_or(f64::NAN) - bench_cpu0;
         anyhow::ensure!(
             decoded.rows == rows,
             "client decoded {} rows, expected {rows}",
@@ -173,7 +177,7 @@ async fn main() -> Result<()> {
             logged.push(rps(l));
         }
         eprintln!(
-            "throughput run {i}: pg_recvlogical {recv_secs:.2} s, relay + client {relay_secs:.2} s, relay alone {alone_secs:?} s, load {}",
+            "throughput run {i}: pg_recvlogical {recv_secs:.2} s, relay + client {relay_secs:.2} s (CPU: relay {relay_cpu:.2} s, client {client_cpu:.2} s), relay alone {alone_secs:?} s, load {}",
             load_average()
         );
         relay = Some(r);
