@@ -163,9 +163,9 @@ impl BootStream {
                 Phase::Handover(cp) => {
                     let cp = *cp;
                     // The log may not have reached the consistent point yet (the relay lags,
-                    // or no commit since): wait until it is durable there.
+                    // or no commit since): wait until it is visible there (what every stream is served up to).
                     let log = boot.log().clone();
-                    let mut durable = log.subscribe();
+                    let mut durable = log.subscribe_visible();
                     if durable.wait_for(|d| d.lsn >= cp).await.is_err() {
                         return BootStep::Failed("shutdown", "the relay's log closed".into());
                     }

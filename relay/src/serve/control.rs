@@ -155,7 +155,9 @@ pub fn register(
 
 /// Records an ack (persisted before this returns).
 pub fn ack(hub: &Hub, name: &str, lsn: Lsn) -> Result<ConsumerView, ConsumerError> {
-    let durable = hub.log.durable().lsn;
+    // Clients are sent what the log has written, before its fsync: they may ack up to there.
+    // The slot is still confirmed only up to min(fsynced, acks).
+    let durable = hub.log.visible().lsn;
     let now = now_unix_ms();
     tokio::task::block_in_place(|| hub.consumers.ack(name, lsn, durable, now))?;
     hub.consumers
