@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs walcast's benchmarks and writes their sections into BENCHMARKS.md.
-#   bench/run.sh relay     end-to-end relay throughput, latency, memory per client
+#   bench/run.sh relay     end-to-end relay throughput, latency (with the walsender's own floor and
+#                          the relay's per-stage histograms), memory per client. Env: ROWS, RATES,
+#                          CLIENTS, REPEAT (runs per figure, median reported; default 3), LAT_SECS,
+#                          WALCAST_BIN (another relay binary, e.g. a baseline build, to compare).
 #   bench/run.sh decoder   decoder parse / typed-row / JSON throughput on captured streams (criterion)
 set -euo pipefail
 cd "$(dirname "$0")/.."

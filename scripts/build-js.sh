@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package `walcast` into js/dist: one .wasm, ESM + CommonJS glue for Node, plain
 # ESM for browsers/bundlers, and TypeScript types. Run from anywhere; needs what
-# scripts/install-deps.sh installs (wasm32 target, wasm-bindgen CLI, wasm-opt, node_modules).
+# scripts/install-deps.sh installs (wasm32 target, wasm-bindgen CLI, node_modules; wasm-opt is
+# optional). Size analysis: `twiggy top target/wasm32-unknown-unknown/wasm/walcast_wasm.wasm`.
 #
 #   scripts/build-js.sh                        build (prints the gzipped .wasm size)
 #   scripts/build-js.sh --test                 build, then run the package's tests (what CI runs)
@@ -19,34 +20,36 @@ target_gz=61440 # the size goal: 60 KiB gzipped
 max_gz=${WALCAST_WASM_MAX_GZ:-163840}
 features=${WALCAST_WASM_FEATURES-msgpack,jsonl}
 
-# Release profile for the wasm build only (env overrides keep the native profiles untouched; a
-# separate target dir keeps them from invalidating native release builds). Optimized for speed:
-# measured on the narrow7 capture, opt-level 3 decodes ~2.5x faster in WASM than "z" for ~10 KB
-# more gzipped. WALCAST_WASM_OPT_LEVEL=z (or s) builds the smallest module instead.
+# The `wasm` profile (root Cargo.toml): LTO, one codegen unit, panic=abort, opt-level 3 (fastest;
+# measured on the narrow7 capture, "s" decodes ~13% slower for ~6 KB less gzipped, "z" ~2.5x
+# slower). WALCAST_WASM_OPT_LEVEL=s (or z) builds a smaller module instead.
 opt_level=${WALCAST_WASM_OPT_LEVEL:-3}
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=$opt_level
-export CARGO_PROFILE_RELEASE_LTO=true
-export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-export CARGO_PROFILE_RELEASE_PANIC=abort
-export CARGO_PROFILE_RELEASE_DEBUG=false
-export CARGO_PROFILE_RELEASE_STRIP=false  # wasm-bindgen needs the target_features section; wasm-opt strips
-target_dir=$root/target/wasm
-cargo build -p walcast-wasm --lib --release --target wasm32-unknown-unknown --target-dir "$target_dir" \
+export CARGO_PROFILE_WASM_OPT_LEVEL=$opt_level
+cargo build -p walcast-wasm --lib --profile wasm --target wasm32-unknown-unknown \
   --no-default-features --features "$features"
-raw=$target_dir/wasm32-unknown-unknown/release/walcast_wasm.wasm
+raw=$root/target/wasm32-unknown-unknown/wasm/walcast_wasm.wasm
 
 rm -rf "$dist"
 mkdir -p "$dist/gen" "$dist/node" "$dist/browser"
 # wasm-opt runs before wasm-bindgen: Debian's wasm-opt (108) breaks the externref table that
 # wasm-bindgen's output initializes, while optimizing its input is safe (exports are kept).
-opt=$target_dir/walcast_wasm.opt.wasm
+# wasm-opt (binaryen: apt, or npm `binaryen` in js/node_modules) is optional: without it the
+# module is only what rustc and wasm-bindgen make of it (larger).
+opt=$root/target/wasm32-unknown-unknown/wasm/walcast_wasm.opt.wasm
+wasm_opt=$(command -v wasm-opt || true)
+[ -z "$wasm_opt" ] && [ -x "$js/node_modules/.bin/wasm-opt" ] && wasm_opt=$js/node_modules/.bin/wasm-opt
 # WALCAST_WASM_NAMES=1 keeps function names, for profiling (node --cpu-prof shows them).
 strip=(--strip-debug --strip-producers)
 [ "${WALCAST_WASM_NAMES:-0}" = 1 ] && strip=(-g --strip-dwarf)
-wasm-opt "-O$opt_level" "${strip[@]}" \
-  --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
-  --enable-reference-types --enable-multivalue \
-  -o "$opt" "$raw"
+if [ -n "$wasm_opt" ]; then
+  "$wasm_opt" "-O$opt_level" "${strip[@]}" \
+    --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+    --enable-reference-types --enable-multivalue \
+    -o "$opt" "$raw"
+else
+  echo "warning: wasm-opt not found (apt install binaryen, or npm i -D binaryen in js/): module not optimized" >&2
+  cp "$raw" "$opt"
+fi
 wasm-bindgen --target web --out-dir "$dist/gen" --out-name walcast --no-typescript "$opt"
 mv "$dist/gen/walcast_bg.wasm" "$dist/walcast.wasm"
 sed -i "s|new URL('walcast_bg.wasm', import.meta.url)|new URL('../walcast.wasm', import.meta.url)|g" "$dist/gen/walcast.js"

@@ -57,3 +57,10 @@ fi
 if [ ! -f js/node_modules/.package-lock.json ] || [ js/package-lock.json -nt js/node_modules/.package-lock.json ]; then
   (cd js && npm ci --no-audit --no-fund)
 fi
+
+# wal2json: the JSON peer in the wire benchmark (bench/wire.sh).
+if [ ! -f /usr/lib/postgresql/15/lib/wal2json.so ]; then
+  echo "installing: postgresql-15-wal2json"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-wal2json
+fi

@@ -31,4 +31,11 @@ else
   echo "skipped: no nightly toolchain here (cargo fuzz needs one); property tests above cover random input"
 fi
 
+step "bounded fuzz run of the relay's client-facing parsers and row-scope re-encoder"
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  relay/fuzz/run.sh "${WALCAST_FUZZ_SECS:-60}"
+else
+  echo "skipped: no nightly toolchain here; relay/tests/fuzz_regressions.rs above replays the seeds"
+fi
+
 step "all checks passed"

@@ -6,9 +6,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `target/release/walcast`, built by the bench scripts before they run.
+/// The `walcast` binary: `$WALCAST_BIN`, else the one next to this benchmark's own binary (the
+/// same target directory and profile, which `bench/run.sh` builds), else
+/// `<workspace>/target/release/walcast`. (The workspace root is baked in when the testkit is
+/// compiled, and a target directory copied from another checkout would point there.)
 pub fn walcast_bin() -> PathBuf {
-    walcast_testkit::workspace_root().join("target/release/walcast")
+    if let Some(p) = std::env::var_os("WALCAST_BIN") {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("walcast")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| walcast_testkit::workspace_root().join("target/release/walcast"))
 }
 
 /// A `walcast relay` child process, killed on drop.
@@ -138,6 +148,91 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
+/// The median of `v` (sorted in place); NaN when empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    percentile(v, 50.0)
+}
+
+/// A Prometheus histogram scraped from `/metrics`: (upper bound in seconds, cumulative count).
+pub fn scrape_histogram(metrics: &str, name: &str) -> Vec<(f64, u64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The p-th percentile (0–100), in milliseconds, of what a histogram counted between two
+/// scrapes, interpolated linearly inside the bucket (as Prometheus' `histogram_quantile`).
+/// NaN if nothing was counted; the last finite bound if it falls in the `+Inf` bucket.
+pub fn histogram_quantile_ms(before: &[(f64, u64)], after: &[(f64, u64)], p: f64) -> f64 {
+    let diff: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, c)| {
+            let b = before.iter().find(|(l, _)| *l == le).map_or(0, |&(_, c)| c);
+            (le, c.saturating_sub(b))
+        })
+        .collect();
+    let total = diff.last().map_or(0, |&(_, c)| c);
+    if total == 0 {
+        return f64::NAN;
+    }
+    let rank = p / 100.0 * total as f64;
+    let (mut lo, mut below) = (0.0, 0u64);
+    for &(le, cum) in &diff {
+        if cum as f64 >= rank {
+            if le.is_infinite() {
+                return lo * 1000.0;
+            }
+            let in_bucket = (cum - below).max(1) as f64;
+            return (lo + (le - lo) * (rank - below as f64) / in_bucket) * 1000.0;
+        }
+        (lo, below) = (le, cum);
+    }
+    lo * 1000.0
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// CPU seconds (user + system) a process has used so far.
+pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name: state is the first, utime the 12th.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The whole machine's busy and total CPU time so far (jiffies, from `/proc/stat`).
+pub fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = cpu
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4)?;
+    Some((total - idle, total))
+}
+
 /// Current WAL position of the server.
 pub fn current_lsn(pg: &walcast_testkit::PgCluster) -> Result<walcast_decoder::Lsn> {
     Ok(pg.psql("SELECT pg_current_wal_lsn()")?.trim().parse()?)
@@ -154,5 +249,19 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert_eq!(percentile(&v, 100.0), 100.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
+    }
+
+    #[test]
+    fn histogram_quantiles_from_scrapes() {
+        let text = "x_bucket{le=\"0.001\"} 10\nx_bucket{le=\"0.002\"} 20\nx_bucket{le=\"+Inf\"} 21\nx_count 21\n";
+        let after = scrape_histogram(text, "x");
+        assert_eq!(after, vec![(0.001, 10), (0.002, 20), (f64::INFINITY, 21)]);
+        let before = vec![(0.001, 10), (0.002, 10), (f64::INFINITY, 10)];
+        // Between the scrapes: 10 in (1, 2] ms and 1 above.
+        let p50 = histogram_quantile_ms(&before, &after, 50.0);
+        assert!((p50 - 1.55).abs() < 1e-9, "{p50}");
+        assert_eq!(histogram_quantile_ms(&before, &after, 100.0), 2.0);
+        assert!(histogram_quantile_ms(&after, &after, 50.0).is_nan());
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
     }
 }

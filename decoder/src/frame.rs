@@ -14,6 +14,7 @@
 //! `Message::parse`, so a reader can resume after any cancellation.
 
 mod crc;
+pub mod v2;
 
 use crate::{DecodeError, ErrorKind, Lsn, Result};
 use crc::{crc32c, crc32c_append};
@@ -50,6 +51,9 @@ pub enum FrameKind {
     End,
     /// `'m'`: log segment metadata; only on disk, never sent to clients.
     SegmentMeta,
+    /// `'b'`: one bootstrap row: a pgoutput Insert outside any transaction; lsn = the image's
+    /// consistent point (`docs/bootstrap.md`). Apply it like a `'w'` Insert.
+    Bootstrap,
     /// A kind this version does not know. Readers must skip it (forward compatibility).
     Unknown(u8),
 }
@@ -63,6 +67,7 @@ impl FrameKind {
             b'x' => FrameKind::Reset,
             b'e' => FrameKind::End,
             b'm' => FrameKind::SegmentMeta,
+            b'b' => FrameKind::Bootstrap,
             other => FrameKind::Unknown(other),
         }
     }
@@ -75,6 +80,7 @@ impl FrameKind {
             FrameKind::Reset => b'x',
             FrameKind::End => b'e',
             FrameKind::SegmentMeta => b'm',
+            FrameKind::Bootstrap => b'b',
             FrameKind::Unknown(b) => b,
         }
     }

@@ -13,16 +13,20 @@ import { bigIntToLsn, lsnToBigInt } from './lsn.js';
 
 /**
  * The default transport: one HTTP GET per connection, body streamed with fetch.
- * A Transport is `{ open({ url, from, tables, signal }) -> Promise<AsyncIterable<Uint8Array>> }`;
+ * A Transport is `{ open({ url, from, tables, bootstrap, signal, compression }) -> Promise<AsyncIterable<Uint8Array>> }`;
  * a WebTransport one only has to implement the same method.
  */
 export function fetchTransport({ fetch: fetchImpl = globalThis.fetch, headers } = {}) {
   return {
-    async open({ url, from, tables, signal }) {
+    async open({ url, from, tables, bootstrap, signal, compression }) {
       const u = new URL(url, globalThis.location?.href);
       if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/stream';
       if (from) u.searchParams.set('from', from);
+      else if (bootstrap) u.searchParams.set('bootstrap', 'true');
       if (tables && tables.length) u.searchParams.set('tables', tables.join(','));
+      // 'auto' leaves it to Accept-Encoding, which the runtime's fetch sets (browsers list zstd
+      // and decode it natively); 'zstd' / 'none' ask explicitly (docs/frames.md, "Compression").
+      if (compression && compression !== 'auto') u.searchParams.set('compression', compression);
       const res = await fetchImpl(u.href, {
         headers: { accept: 'application/x-walcast-frames', ...headers },
         signal,
@@ -57,6 +61,44 @@ async function bodyText(res) {
   return text.slice(0, 500);
 }
 
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
+
+// The plain frame stream from what the transport yields. A browser's fetch has already
+// decoded `Content-Encoding: zstd`; anywhere else a zstd stream (told by its magic bytes) is
+// decompressed with node:zlib where it has zstd (Node >= 22.15), and refused otherwise.
+async function* plainBytes(body) {
+  const it = body[Symbol.asyncIterator]();
+  let head = new Uint8Array(0);
+  while (head.length < 4) {
+    const r = await it.next();
+    if (r.done) {
+      if (head.length) yield head;
+      return;
+    }
+    const joined = new Uint8Array(head.length + r.value.length);
+    joined.set(head);
+    joined.set(r.value, head.length);
+    head = joined;
+  }
+  const rest = { [Symbol.asyncIterator]: () => it };
+  if (!ZSTD_MAGIC.every((b, i) => head[i] === b)) {
+    yield head;
+    yield* rest;
+    return;
+  }
+  const zlib = globalThis.process?.getBuiltinModule?.('zlib');
+  if (!zlib?.createZstdDecompress) {
+    throw new BadRequestError('the relay sent a zstd stream, which this runtime cannot decompress; connect with { compression: "none" }');
+  }
+  const z = zlib.createZstdDecompress();
+  (async () => {
+    z.write(head);
+    for await (const c of rest) if (!z.write(c)) await new Promise((r) => z.once('drain', r));
+    z.end();
+  })().catch((e) => z.destroy(e));
+  for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+}
+
 async function* readerIterable(body) {
   const reader = body.getReader();
   try {
@@ -89,6 +131,11 @@ const ROW_EVENTS = new Set(['insert', 'update', 'delete', 'truncate', 'message']
 /**
  * Subscribe to a relay. Returns an async iterable of changes; each change carries `commit`
  * ({ xid, commitLsn, endLsn, commitTime }) shared by all changes of its transaction.
+ * With `bootstrap: true` (and no `from`), the first changes are the rows of every table as of
+ * one consistent point: inserts with `bootstrap: true` and `commit: null` (docs/bootstrap.md);
+ * `position` is that point once they are all delivered, and live changes follow. If the stream
+ * breaks before the image is complete, the iterator throws a WalcastError with
+ * `code === 'bootstrap_interrupted'`: discard the rows and connect again.
  * Ends quietly when `signal` aborts; throws ResyncRequiredError / BadRequestError / DecodeError
  * when retrying cannot help; reconnects with jittered exponential backoff otherwise.
  */
@@ -99,8 +146,10 @@ export function connect(url, options = {}) {
 export class Subscription {
   constructor(url, options) {
     this.url = url;
-    const { from, tables, signal, transport, backoff, onReconnect, ...decoderOptions } = options;
+    const { from, tables, signal, transport, backoff, onReconnect, compression, bootstrap, ...decoderOptions } = options;
+    this.compression = compression ?? 'auto';
     this._position = from ? lsnToBigInt(from) : null;
+    this._bootstrap = Boolean(bootstrap) && !from;
     this.tables = typeof tables === 'string' ? tables.split(',') : tables;
     this.signal = signal;
     this.transport = transport ?? fetchTransport();
@@ -144,25 +193,34 @@ export class Subscription {
         signal?.addEventListener('abort', onAbort, { once: true });
         let progressed = false;
         let failure = null;
+        // Bootstrap rows are arriving and the image's closing heartbeat has not come yet.
+        let bootstrapping = this._bootstrap && this._position === null;
         try {
           const body = await this.transport.open({
             url: this.url,
             from: this.position,
             tables: this.tables,
+            bootstrap: bootstrapping,
             signal: ctl.signal,
+            compression: this.compression,
           });
           decoder.newStream();
           let txn = null; // { xid, changes }
           const streams = new Map(); // top-level xid -> changes (streamed, in-progress)
           const prepared = new Map(); // gid -> changes of a prepared, not yet committed transaction
           let streamXid = null;
-          for await (const chunk of body) {
+          for await (const chunk of plainBytes(body)) {
             const events = decoder.push(chunk);
             progressed = true;
             for (const ev of events) {
               const t = ev.type;
               if (ROW_EVENTS.has(t)) {
-                if (t === 'message' && !ev.transactional) {
+                if (bootstrapping && t === 'insert' && !txn && streamXid === null) {
+                  // A bootstrap row ('b' frame): a pgoutput Insert outside any transaction.
+                  ev.bootstrap = true;
+                  ev.commit = null;
+                  yield ev;
+                } else if (t === 'message' && !ev.transactional) {
                   yield ev;
                 } else if (streamXid !== null) {
                   streams.get(streamXid).push(ev);
@@ -219,6 +277,11 @@ export class Subscription {
                   const gone = new Set(ev.discarded.length ? ev.discarded : [ev.subxid]);
                   streams.set(ev.xid, list.filter((c) => !gone.has(c.xid)));
                 }
+              } else if (t === 'heartbeat' && bootstrapping) {
+                // The image is complete: it holds every transaction ending at or before here.
+                bootstrapping = false;
+                this._bootstrap = false;
+                this._position = lsnToBigInt(ev.lsn);
               } else if (t === 'heartbeat') {
                 // Nothing in flight: everything up to here was sent, so resume from here.
                 if (!txn && streams.size === 0 && prepared.size === 0) {
@@ -248,6 +311,11 @@ export class Subscription {
           ctl.abort();
         }
         if (signal?.aborted) return;
+        if (bootstrapping && progressed) {
+          const e = new WalcastError(`the bootstrap was interrupted: ${failure?.message ?? 'stream ended'}`);
+          e.code = 'bootstrap_interrupted';
+          throw e;
+        }
         attempt = progressed ? 0 : attempt + 1;
         const cap = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.min(attempt, 20));
         const delay = Math.random() * cap; // full jitter: a relay restart is not met by a herd

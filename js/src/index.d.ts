@@ -62,8 +62,10 @@ interface RowChangeBase {
   relation: Relation;
   /** Transaction id; 0 outside streamed transactions (pgoutput sends it only there). */
   xid: number;
-  /** Set by connect(): the transaction this change belongs to. */
-  commit?: CommitInfo;
+  /** Set by connect(): the transaction this change belongs to (null for a bootstrap row). */
+  commit?: CommitInfo | null;
+  /** Set by connect({ bootstrap: true }) on the rows of the bootstrap image. */
+  bootstrap?: true;
 }
 /**
  * Rows as in the native JSON contract: `new` (insert, update), `old` (the whole old row, under
@@ -118,7 +120,13 @@ export declare class Decoder {
   free(): void;
 }
 
-export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; signal: AbortSignal }
+export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; bootstrap?: boolean; signal: AbortSignal; compression?: Compression }
+/**
+ * Stream compression: 'auto' (default) lets the runtime's Accept-Encoding decide (browsers ask
+ * for zstd and decode it natively); 'zstd' asks for it explicitly (browsers, or Node with
+ * zlib zstd, >= 22.15); 'none' turns it off.
+ */
+export type Compression = 'auto' | 'zstd' | 'none';
 /** How bytes arrive: HTTP fetch today, WebTransport later. */
 export interface Transport { open(request: TransportRequest): Promise<AsyncIterable<Uint8Array>> }
 export declare function fetchTransport(options?: { fetch?: typeof fetch; headers?: Record<string, string> }): Transport;
@@ -128,11 +136,18 @@ export interface ConnectOptions extends DecoderOptions {
   from?: Lsn;
   /** Only these tables, e.g. ["public.orders"]. */
   tables?: string[] | string;
+  /**
+   * Start with every row of the tables as of one consistent point (inserts with
+   * `bootstrap: true`, `commit: null`), then the changes after it (docs/bootstrap.md).
+   * Ignored with `from`.
+   */
+  bootstrap?: boolean;
   /** Abort to stop: the iteration then ends quietly. */
   signal?: AbortSignal;
   transport?: Transport;
   backoff?: { initialMs?: number; maxMs?: number };
   onReconnect?: (info: { error: unknown; delayMs: number; position: Lsn | null; attempt: number }) => void;
+  compression?: Compression;
 }
 
 export declare class Subscription implements AsyncIterableIterator<Change> {

@@ -17,22 +17,24 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const dirs = ['tests/fixtures', 'decoder/tests/fixtures/pg15'].map((d) => join(root, d));
 const fixtures = dirs.filter(existsSync).flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.hex')).map((f) => join(d, f)));
 
+// The native reference tool, built once (a `cargo run` per fixture took minutes on a loaded machine).
+let tool = null;
+function nativeTool() {
+  if (!tool) {
+    execFileSync('cargo', ['build', '-q', '--offline', '-p', 'walcast-wasm', '--example', 'fixture_jsonl'], { cwd: root, stdio: 'inherit' });
+    tool = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'examples', 'fixture_jsonl');
+  }
+  return tool;
+}
+
 function nativeJsonl(file) {
   const expected = file.replace(/\.hex$/, '.expected.jsonl');
   if (existsSync(expected)) return readFileSync(expected, 'utf8');
-  return execFileSync('cargo', ['run', '-q', '--offline', '-p', 'walcast-wasm', '--example', 'fixture_jsonl', '--', file], {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  });
+  return execFileSync(nativeTool(), [file], { encoding: 'utf8', maxBuffer: 1 << 28 });
 }
 
 function nativeMsgpackHex(file) {
-  return execFileSync('cargo', ['run', '-q', '--offline', '-p', 'walcast-wasm', '--example', 'fixture_jsonl', '--', '--msgpack', file], {
-    cwd: root,
-    encoding: 'utf8',
-    maxBuffer: 1 << 28,
-  }).trim();
+  return execFileSync(nativeTool(), ['--msgpack', file], { encoding: 'utf8', maxBuffer: 1 << 28 }).trim();
 }
 
 const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');

@@ -9,16 +9,20 @@
 //! - [`prelude`]: the pure schema-prelude state (latest Relation/Type per relation).
 //! - [`pipeline`]: the ingest path from the session into the log (group commit).
 //! - [`serve`]: HTTP and QUIC serving, fan-out and per-client table filtering.
+//! - [`bootstrap`]: consistent bootstrap images (exported snapshot + COPY), shared by clients.
 //! - [`client`]: the native Rust client (HTTP and QUIC, resume, dedup by LSN).
 //! - [`consumers`]: durable consumers, whose acks bound the slot and retention.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`cli`]: the `walcast` subcommands.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod cli;
 pub mod client;
 pub mod consumers;
 pub mod feedback;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;

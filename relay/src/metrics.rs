@@ -28,6 +28,26 @@ pub struct Metrics {
     pub clients_rejected: AtomicU64,
     pub resync_required: AtomicU64,
     pub source_connected: AtomicU64,
+    /// Bootstrap (docs/bootstrap.md): jobs started, failed, running now, rows and bytes
+    /// copied, client streams served.
+    pub bootstrap_jobs: AtomicU64,
+    pub bootstrap_failures: AtomicU64,
+    pub bootstrap_running: AtomicU64,
+    pub bootstrap_rows: AtomicU64,
+    pub bootstrap_bytes: AtomicU64,
+    pub bootstrap_clients: AtomicU64,
+    /// The highest WAL end the walsender reported in XLogData (not rendered: the serving side
+    /// uses it to tell a resume position PostgreSQL will send again from a foreign one).
+    pub source_wal_end: AtomicU64,
+    /// PostgreSQL's commit timestamp → the relay received the Commit message (the walsender's
+    /// delay plus the network; assumes the clocks agree, as on one host).
+    pub commit_received: Histogram,
+    /// The relay received a Commit → clients can be sent it (appended and handed to the
+    /// streams). Everything a client waits for on top of the walsender, before the HTTP/QUIC
+    /// write.
+    pub commit_servable: Histogram,
+    /// The relay received a Commit → it is fsynced in the log (and may be confirmed).
+    pub commit_durable: Histogram,
 }
 
 impl Metrics {
@@ -169,6 +189,61 @@ impl Metrics {
             "Clients told to resync because they asked for data past retention.",
             u(&self.resync_required),
         );
+        for (name, kind, help, v) in [
+            (
+                "walcast_bootstrap_jobs_total",
+                "counter",
+                "Bootstrap jobs started (snapshot copies).",
+                &self.bootstrap_jobs,
+            ),
+            (
+                "walcast_bootstrap_failures_total",
+                "counter",
+                "Bootstrap jobs that failed.",
+                &self.bootstrap_failures,
+            ),
+            (
+                "walcast_bootstrap_running",
+                "gauge",
+                "Bootstrap jobs running now.",
+                &self.bootstrap_running,
+            ),
+            (
+                "walcast_bootstrap_rows_total",
+                "counter",
+                "Rows copied by bootstrap jobs.",
+                &self.bootstrap_rows,
+            ),
+            (
+                "walcast_bootstrap_bytes_total",
+                "counter",
+                "Bytes of bootstrap images written.",
+                &self.bootstrap_bytes,
+            ),
+            (
+                "walcast_bootstrap_clients_total",
+                "counter",
+                "Client streams that asked for a bootstrap.",
+                &self.bootstrap_clients,
+            ),
+        ] {
+            metric(o, name, kind, help, u(v));
+        }
+        self.commit_received.render(
+            o,
+            "walcast_commit_received_seconds",
+            "Commit timestamp at PostgreSQL to the relay receiving the commit (same clock assumed).",
+        );
+        self.commit_servable.render(
+            o,
+            "walcast_commit_servable_seconds",
+            "The relay receiving a commit to clients being able to read it.",
+        );
+        self.commit_durable.render(
+            o,
+            "walcast_commit_durable_seconds",
+            "The relay receiving a commit to the commit being fsynced in its log.",
+        );
         out
     }
 }
@@ -205,6 +280,56 @@ pub fn render_consumers(out: &mut String, consumers: &[crate::consumers::Consume
     }
 }
 
+/// Upper bounds (seconds) of the latency histograms' buckets: fine around the few milliseconds
+/// an fsync takes, coarse in the tail.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.004, 0.005, 0.007_5, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.1, 0.25, 1.0,
+];
+
+/// A Prometheus histogram of durations over [`LATENCY_BUCKETS`], lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); the last slot counts what exceeds every bound.
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i].fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} histogram\n");
+        let mut cumulative = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            cumulative += c.load(Relaxed);
+            match LATENCY_BUCKETS.get(i) {
+                Some(b) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     let _ = write!(
         out,
@@ -226,11 +351,35 @@ mod tests {
         assert!(text.contains("walcast_clients{transport=\"http\"} 3\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split([' ', '{']).next().unwrap();
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|n| text.contains(&format!("# TYPE {n} histogram")))
+                })
+                .unwrap_or(name);
             assert!(
                 text.contains(&format!("# TYPE {name} ")),
                 "{name} lacks a TYPE line"
             );
         }
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(std::time::Duration::from_micros(800));
+        h.observe(std::time::Duration::from_millis(4));
+        h.observe(std::time::Duration::from_secs(3));
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"0.0005\"} 0\n"));
+        assert!(out.contains("x_bucket{le=\"0.001\"} 1\n"));
+        assert!(out.contains("x_bucket{le=\"0.004\"} 2\n"));
+        assert!(out.contains("x_bucket{le=\"1\"} 2\n"));
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"));
+        assert!(out.contains("x_count 3\n"));
+        assert_eq!(h.count(), 3);
     }
 
     #[test]

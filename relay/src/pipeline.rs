@@ -2,14 +2,18 @@
 //! durable position goes back to the session as the LSN it may confirm.
 //!
 //! Group commit: the session appends a burst of messages and asks for durability when the burst
-//! drains. The sink then writes what it buffered and hands the fsync to a blocking thread, and
-//! goes on appending while the disk works; when the fsync completes, readers see the new
-//! durable position at once and the session confirms it to PostgreSQL on its next poll. Only
-//! one fsync is in flight at a time, so each covers everything appended while the previous one
-//! ran. PostgreSQL never hears of a flush position that is not on disk here.
+//! drains. The sink then writes what it buffered to the file, which lets clients read it at
+//! once (before any fsync: a live client does not wait for the disk), and hands the fsync to a
+//! blocking thread, going on appending while the disk works; when the fsync completes, the
+//! session confirms the new durable position to PostgreSQL on its next poll. Only one fsync is
+//! in flight at a time, so each covers everything appended while the previous one ran.
+//! PostgreSQL never hears of a flush position that is not on disk here, so whatever an OS crash
+//! takes from the unsynced tail, the server sends again with the same LSNs.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::watch;
@@ -34,9 +38,17 @@ pub struct LogSink {
     failed: Option<LogError>,
     consumer_floor: Option<ConsumerFloor>,
     shutdown: watch::Receiver<bool>,
-    /// The fsync running on a blocking thread, if any.
-    in_flight: Option<tokio::task::JoinHandle<Result<Durable, LogError>>>,
+    /// The fsync running on a blocking thread, if any; it returns when it published.
+    in_flight: Option<tokio::task::JoinHandle<Result<(Durable, Instant), LogError>>>,
+    /// Commits received but not yet durable, with when they arrived (for the latency metrics;
+    /// bounded by [`MAX_TIMED`]: commits beyond it are not timed).
+    awaiting_durable: VecDeque<(Lsn, Instant)>,
+    /// The same, not yet readable by clients.
+    awaiting_servable: VecDeque<(Lsn, Instant)>,
 }
+
+/// How many commits at most wait in the latency bookkeeping.
+const MAX_TIMED: usize = 8192;
 
 impl LogSink {
     pub fn new(
@@ -56,6 +68,8 @@ impl LogSink {
             consumer_floor: None,
             shutdown,
             in_flight: None,
+            awaiting_durable: VecDeque::new(),
+            awaiting_servable: VecDeque::new(),
         }
     }
 
@@ -74,8 +88,24 @@ impl LogSink {
         }
         let pending = self.writer.begin_sync()?;
         self.unsynced = false;
-        let done = tokio::task::spawn_blocking(move || pending.complete()).await;
+        let done = tokio::task::spawn_blocking(move || complete_timed(pending)).await;
         self.finish(done)
+    }
+
+    /// Lets clients read everything appended (written to the file, not fsynced).
+    fn publish(&mut self) -> Result<(), LogError> {
+        let visible = self.writer.publish()?;
+        let now = Instant::now();
+        while let Some(&(lsn, received)) = self.awaiting_servable.front() {
+            if lsn > visible.lsn {
+                break;
+            }
+            self.awaiting_servable.pop_front();
+            self.metrics
+                .commit_servable
+                .observe(now.saturating_duration_since(received));
+        }
+        Ok(())
     }
 
     /// Starts an fsync of what was appended if none is running; collects a finished one.
@@ -91,14 +121,14 @@ impl LogSink {
         if self.unsynced {
             let pending = self.writer.begin_sync()?;
             self.unsynced = false;
-            self.in_flight = Some(tokio::task::spawn_blocking(move || pending.complete()));
+            self.in_flight = Some(tokio::task::spawn_blocking(move || complete_timed(pending)));
         }
         Ok(())
     }
 
     fn finish(
         &mut self,
-        done: Result<Result<Durable, LogError>, tokio::task::JoinError>,
+        done: Result<Result<(Durable, Instant), LogError>, tokio::task::JoinError>,
     ) -> Result<(), LogError> {
         let result = done.unwrap_or_else(|e| {
             Err(LogError::Io {
@@ -107,8 +137,16 @@ impl LogSink {
             })
         });
         match result {
-            Ok(d) => {
+            Ok((d, at)) => {
                 self.metrics.durable_lsn.fetch_max(d.lsn.0, Relaxed);
+                while let Some(&(lsn, received)) = self.awaiting_durable.front() {
+                    if lsn > d.lsn {
+                        break;
+                    }
+                    self.awaiting_durable.pop_front();
+                    let waited = at.saturating_duration_since(received);
+                    self.metrics.commit_durable.observe(waited);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -122,6 +160,22 @@ impl LogSink {
     pub fn into_writer(self) -> LogWriter {
         self.writer
     }
+}
+
+/// The fsync half of a sync, noting when its position was published.
+fn complete_timed(pending: crate::log::PendingSync) -> Result<(Durable, Instant), LogError> {
+    pending.complete().map(|d| (d, Instant::now()))
+}
+
+/// A Commit message's end LSN and commit timestamp (`C`: flags @1, commit_lsn @2, end_lsn @10,
+/// timestamp @18).
+fn commit_times(msg: &[u8]) -> Option<(Lsn, i64)> {
+    if msg.first() != Some(&b'C') {
+        return None;
+    }
+    let end = u64::from_be_bytes(msg.get(10..18)?.try_into().ok()?);
+    let ts = i64::from_be_bytes(msg.get(18..26)?.try_into().ok()?);
+    Some((Lsn(end), ts))
 }
 
 impl ReplicationSink for LogSink {
@@ -160,19 +214,35 @@ impl ReplicationSink for LogSink {
     async fn xlog(
         &mut self,
         wal_start: Lsn,
-        _wal_end: Lsn,
+        wal_end: Lsn,
         _send_time: i64,
         data: Bytes,
     ) -> Result<(), SinkError> {
         if let Some(e) = self.failed.take() {
             return Err(Box::new(e));
         }
+        self.metrics.source_wal_end.fetch_max(wal_end.0, Relaxed);
         match self.writer.append_wal(wal_start, &data)? {
             Appended::Kept { .. } => {
                 self.metrics.frames_in.fetch_add(1, Relaxed);
                 self.metrics.bytes_in.fetch_add(data.len() as u64, Relaxed);
                 if matches!(data.first(), Some(b'C' | b'c' | b'K' | b'r' | b'P' | b'p')) {
                     self.metrics.transactions_logged.fetch_add(1, Relaxed);
+                }
+                if let Some((end_lsn, commit_time)) = commit_times(&data) {
+                    let delay = crate::source::pg_micros(SystemTime::now()) - commit_time;
+                    if let Ok(us) = u64::try_from(delay) {
+                        self.metrics
+                            .commit_received
+                            .observe(Duration::from_micros(us));
+                    }
+                    let now = Instant::now();
+                    if self.awaiting_durable.len() < MAX_TIMED {
+                        self.awaiting_durable.push_back((end_lsn, now));
+                    }
+                    if self.awaiting_servable.len() < MAX_TIMED {
+                        self.awaiting_servable.push_back((end_lsn, now));
+                    }
                 }
                 self.unsynced = true;
             }
@@ -185,7 +255,7 @@ impl ReplicationSink for LogSink {
 
     fn durable(&mut self) -> (Lsn, Option<Lsn>) {
         if self.failed.is_none() {
-            if let Err(e) = self.pump_sync() {
+            if let Err(e) = self.publish().and_then(|()| self.pump_sync()) {
                 tracing::error!(error = %e, "making the log durable failed; stopping replication (nothing is confirmed past the last good sync)");
                 self.failed = Some(e);
             }
@@ -203,5 +273,22 @@ impl ReplicationSink for LogSink {
 
     fn stop_requested(&self) -> bool {
         *self.shutdown.borrow() || self.failed.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_commit_end_lsn_and_time() {
+        let mut c = vec![b'C', 0];
+        c.extend_from_slice(&0x10u64.to_be_bytes());
+        c.extend_from_slice(&0x28u64.to_be_bytes());
+        c.extend_from_slice(&777i64.to_be_bytes());
+        assert_eq!(commit_times(&c), Some((Lsn(0x28), 777)));
+        assert_eq!(commit_times(&c[..25]), None);
+        c[0] = b'B';
+        assert_eq!(commit_times(&c), None);
     }
 }

@@ -625,3 +625,63 @@ fn oversized_payload_is_a_typed_error() {
     txn(&mut w, 1, 5, Some("v1"), 1);
     assert_eq!(w.sync().unwrap().lsn, end_of(1));
 }
+
+#[test]
+fn published_frames_are_readable_before_the_fsync_and_durable_stays_put() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+    txn(&mut w, 1, 5, Some("v1"), 1);
+    let d1 = w.sync().unwrap();
+    txn(&mut w, 2, 5, None, 2);
+    // Appended only: neither visible nor durable.
+    assert_eq!(log.visible(), d1);
+    let v = w.publish().unwrap();
+    assert_eq!(v.lsn, end_of(2));
+    assert_eq!(log.visible(), v);
+    assert_eq!(
+        log.durable(),
+        d1,
+        "publishing does not make anything durable"
+    );
+    assert_eq!(w.durable(), d1);
+    assert_eq!(begins(&read_all(&log, None).unwrap()), vec![1, 2]);
+    // A client may resume from a visible position.
+    let frames = read_all(&log, Some(end_of(2))).unwrap();
+    assert!(begins(&frames).is_empty());
+    assert!(frames.iter().all(|f| f.kind == FrameKind::Prelude));
+    assert!(matches!(
+        log.reader(Some(end_of(3))),
+        Err(LogError::AheadOfLog { .. })
+    ));
+    // The fsync then makes the same position durable; visible never goes back.
+    assert_eq!(w.sync().unwrap(), v);
+    assert_eq!(log.durable(), v);
+    assert_eq!(log.visible(), v);
+}
+
+#[tokio::test]
+async fn async_reader_wakes_on_publish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, mut w, _) = Log::open(config(tmp.path())).unwrap();
+    txn(&mut w, 1, 5, Some("v1"), 1);
+    w.sync().unwrap();
+    let mut r = log.reader(Some(end_of(1))).unwrap();
+    let mut rx = r.subscribe();
+    let task = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let mut frames = 0;
+        while frames < 1 + 4 {
+            frames += r.read_or_wait(&mut rx, &mut out, 1 << 20).await.unwrap();
+        }
+        frames
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    txn(&mut w, 2, 5, None, 2);
+    w.publish().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, 5, "prelude + the unsynced transaction");
+    assert_eq!(log.durable().lsn, end_of(1));
+}

@@ -43,7 +43,7 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-/// A fixed stack buffer implementing `fmt::Write`, so the rare `{:.*e}` fallback needs no heap.
+/// A fixed stack buffer implementing `fmt::Write`, so the rare boundary fallback needs no heap.
 struct StackBuf {
     buf: [u8; 64],
     len: usize,
@@ -248,6 +248,92 @@ fn decimal_parts(s: &str) -> Option<(u64, i32)> {
     Some((d, e))
 }
 
+/// The exact decimal expansion of `m · 2^k` as `(digits, e)`: the value is `digits · 10^e`,
+/// `digits` most significant first. Only for the rare boundary case of [`shortest`]; small
+/// base-10^9 bignum arithmetic keeps `core::fmt`'s float formatting (`{:.*e}`, ~15 KB of
+/// WASM) out of the build. At most ~770 digits (`m · 5^1074`).
+fn exact_digits(p: &Parts) -> (Vec<u8>, i32) {
+    const BASE: u64 = 1_000_000_000;
+    // Little-endian base-10^9 limbs.
+    let mut limbs: Vec<u32> = vec![
+        (p.m % BASE) as u32,
+        (p.m / BASE % BASE) as u32,
+        (p.m / BASE / BASE) as u32,
+    ];
+    let mul = |limbs: &mut Vec<u32>, f: u32| {
+        let mut carry = 0u64;
+        for l in limbs.iter_mut() {
+            let x = u64::from(*l) * u64::from(f) + carry;
+            *l = (x % BASE) as u32;
+            carry = x / BASE;
+        }
+        while carry > 0 {
+            limbs.push((carry % BASE) as u32);
+            carry /= BASE;
+        }
+    };
+    // m · 2^k = m · 2^k (k ≥ 0), or m · 5^-k · 10^k (k < 0).
+    let (factor, big, small, mut n) = if p.k >= 0 {
+        (2u32, 1u32 << 29, 29, p.k)
+    } else {
+        (5u32, 1_220_703_125, 13, -p.k)
+    };
+    while n >= small {
+        mul(&mut limbs, big);
+        n -= small;
+    }
+    for _ in 0..n {
+        mul(&mut limbs, factor);
+    }
+    let mut digits = Vec::with_capacity(limbs.len() * 9);
+    for l in limbs.iter().rev() {
+        let mut v = *l;
+        let mut chunk = [0u8; 9];
+        for c in chunk.iter_mut().rev() {
+            *c = (v % 10) as u8;
+            v /= 10;
+        }
+        digits.extend_from_slice(&chunk);
+    }
+    let lead = digits.iter().position(|&d| d != 0).unwrap_or(digits.len());
+    digits.drain(..lead);
+    (digits, p.k.min(0))
+}
+
+/// `digits · 10^e` correctly rounded to `prec` significant digits, ties to even (as Rust's
+/// `{:.*e}` rounds), as `d · 10^e` with no trailing zeros in `d`.
+fn round_digits((digits, e): &(Vec<u8>, i32), prec: usize) -> Option<(u64, i32)> {
+    if digits.is_empty() || prec == 0 || prec > 19 {
+        return None;
+    }
+    let take = prec.min(digits.len());
+    let mut d: u64 = 0;
+    for &x in &digits[..take] {
+        d = d * 10 + u64::from(x);
+    }
+    let rest = &digits[take..];
+    let mut e = *e + rest.len() as i32;
+    let up = match rest.split_first() {
+        None => false,
+        Some((&first, tail)) => {
+            first > 5 || (first == 5 && (tail.iter().any(|&x| x != 0) || d % 2 == 1))
+        }
+    };
+    if up {
+        d += 1;
+        if d.checked_ilog10() == Some(take as u32) {
+            // 99…9 rounded up to 10…0: one digit too many.
+            d /= 10;
+            e += 1;
+        }
+    }
+    while d != 0 && d % 10 == 0 {
+        d /= 10;
+        e += 1;
+    }
+    Some((d, e))
+}
+
 /// Shortest round-trip digits of a positive finite `v` as PostgreSQL chooses them: `d · 10^e`.
 ///
 /// The `ryu` crate gives the shortest digits in the *closed* interval of decimals that read back
@@ -257,7 +343,7 @@ fn decimal_parts(s: &str) -> Option<(u64, i32)> {
 /// is strictly inside. Exact ties between two candidates go to the even one, as in Ryu.
 fn shortest<T>(v: T, shortest_str: &str, parts: Parts, max_digits: usize) -> (u64, i32)
 where
-    T: std::fmt::LowerExp + Copy + PartialEq + std::str::FromStr,
+    T: Copy + PartialEq + std::str::FromStr,
 {
     let Some((mut d, mut e)) = decimal_parts(shortest_str) else {
         return (0, 0);
@@ -269,10 +355,9 @@ where
     };
     if on_boundary(&parts, d, e) {
         let n = d.checked_ilog10().unwrap_or(0) as usize + 1;
+        let exact = exact_digits(&parts);
         for prec in n..=max_digits {
-            let mut c = StackBuf::new();
-            let _ = write!(c, "{:.*e}", prec - 1, v);
-            if let Some((cd, ce)) = decimal_parts(c.as_str()) {
+            if let Some((cd, ce)) = round_digits(&exact, prec) {
                 if inside(cd, ce) {
                     (d, e) = (cd, ce);
                     break;
@@ -372,6 +457,59 @@ mod tests {
         let mut s = String::new();
         push_f32(&mut s, 1_000_000.0);
         assert_eq!(s, "1e+06");
+    }
+
+    /// The bignum rounding replaces `{:.*e}`: it must give the same digits at every precision.
+    #[test]
+    fn exact_rounding_matches_core_fmt() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut f64s: Vec<f64> = vec![
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            5e-324,
+            0.5,
+            2.5,
+            0.125,
+            1e23,
+            3.172230058817275e16,
+        ];
+        f64s.extend(
+            (0..3000)
+                .map(|_| f64::from_bits(next() >> 1))
+                .filter(|v| v.is_finite() && *v > 0.0),
+        );
+        for v in f64s {
+            let exact = exact_digits(&parts_f64(v));
+            for prec in 1..=17 {
+                let want = decimal_parts(&format!("{:.*e}", prec - 1, v));
+                assert_eq!(round_digits(&exact, prec), want, "{v:e} at {prec} digits");
+            }
+        }
+        let mut f32s: Vec<f32> = vec![
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            1e-45,
+            0.5,
+            -3.2689043e6f32.abs(),
+        ];
+        f32s.extend(
+            (0..3000)
+                .map(|_| f32::from_bits((next() >> 33) as u32))
+                .filter(|v| v.is_finite() && *v > 0.0),
+        );
+        for v in f32s {
+            let exact = exact_digits(&parts_f32(v));
+            for prec in 1..=9 {
+                let want = decimal_parts(&format!("{:.*e}", prec - 1, v));
+                assert_eq!(round_digits(&exact, prec), want, "{v:e} at {prec} digits");
+            }
+        }
     }
 
     #[test]

@@ -4,14 +4,15 @@
 //! `walcast_decoder::Decoder`, the same code the native clients run; this module only maps each
 //! `Event` onto the layout documented in js/FLAT.md.
 
+#[cfg(feature = "msgpack")]
+use crate::msgpack;
 use walcast_decoder::decoder::{Cell, Change, Event, Row};
 use walcast_decoder::frame::{FrameKind, FrameReader};
 #[cfg(feature = "jsonl")]
 use walcast_decoder::output::jsonl;
-#[cfg(feature = "msgpack")]
-use walcast_decoder::output::msgpack::MsgpackEncoder;
-#[cfg(feature = "msgpack")]
-use walcast_decoder::ErrorKind;
+use walcast_decoder::pgoutput::{self, Column, Message, OldTuple, TupleData};
+use walcast_decoder::value::{decode_binary, decode_text};
+use walcast_decoder::RelationInfo;
 use walcast_decoder::{DecodeError, Decoder, Lsn};
 
 use crate::flat::{cell, ev, Flat};
@@ -28,9 +29,7 @@ pub struct Engine {
 impl Engine {
     /// Decodes one raw pgoutput message into `out`.
     pub fn message(&mut self, msg: &[u8]) -> Result<(), DecodeError> {
-        let event = self.decoder.decode(msg)?;
-        write_event(&event, &mut self.out);
-        Ok(())
+        decode_into(&mut self.decoder, &mut self.out, msg)
     }
 
     #[cfg(feature = "jsonl")]
@@ -48,17 +47,11 @@ impl Engine {
         &mut self,
         msg: &[u8],
         lsn: Option<Lsn>,
-        enc: &mut MsgpackEncoder,
+        enc: &mut msgpack::Encoder,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
         let event = self.decoder.decode(msg)?;
-        enc.encode(&event, lsn, out).map_err(|_| {
-            DecodeError::new(
-                0,
-                ErrorKind::InvalidValue("MessagePack encoding failed"),
-                "msgpack",
-            )
-        })?;
+        enc.encode(&event, lsn.map(|l| l.0), out);
         Ok(())
     }
 
@@ -68,7 +61,7 @@ impl Engine {
     pub fn frames_msgpack(
         &mut self,
         chunk: &[u8],
-        enc: &mut MsgpackEncoder,
+        enc: &mut msgpack::Encoder,
         out: &mut Vec<u8>,
     ) -> Result<(), DecodeError> {
         if self.ended {
@@ -80,15 +73,9 @@ impl Engine {
                 return Ok(());
             };
             match frame.kind {
-                FrameKind::Wal | FrameKind::Prelude => {
+                FrameKind::Wal | FrameKind::Prelude | FrameKind::Bootstrap => {
                     let event = self.decoder.decode(frame.payload)?;
-                    enc.encode(&event, Some(frame.lsn), out).map_err(|_| {
-                        DecodeError::new(
-                            0,
-                            ErrorKind::InvalidValue("MessagePack encoding failed"),
-                            "msgpack",
-                        )
-                    })?;
+                    enc.encode(&event, Some(frame.lsn.0), out);
                 }
                 FrameKind::Reset => self.decoder.reset(),
                 FrameKind::End => {
@@ -111,9 +98,8 @@ impl Engine {
                 return Ok(());
             };
             match frame.kind {
-                FrameKind::Wal | FrameKind::Prelude => {
-                    let event = self.decoder.decode(frame.payload)?;
-                    write_event(&event, &mut self.out);
+                FrameKind::Wal | FrameKind::Prelude | FrameKind::Bootstrap => {
+                    decode_into(&mut self.decoder, &mut self.out, frame.payload)?;
                 }
                 FrameKind::Heartbeat => {
                     self.out.event(ev::HEARTBEAT);
@@ -145,6 +131,81 @@ impl Engine {
         self.decoder.reset();
         self.ended = false;
     }
+}
+
+/// Decodes one pgoutput message into `out`, row changes by the fast path when it applies.
+fn decode_into(decoder: &mut Decoder, out: &mut Flat, msg: &[u8]) -> Result<(), DecodeError> {
+    if !change_fast(decoder, out, msg) {
+        write_event(&decoder.decode(msg)?, out);
+    }
+    Ok(())
+}
+
+/// Insert/Update/Delete outside a stream block, typed straight into `out`: the same values
+/// as `Decoder::decode` (the same `pgoutput::parse`, relation cache and value decoders), without
+/// building an `Event` with a `Vec` of cells per row and dropping it again. Such messages do
+/// not change the decoder's state. Returns false, having written nothing, for any other
+/// message and on any error, so that `Decoder::decode` handles it and reports the error.
+fn change_fast(decoder: &Decoder, out: &mut Flat, msg: &[u8]) -> bool {
+    if !matches!(msg.first(), Some(b'I' | b'U' | b'D')) || decoder.in_stream() {
+        return false;
+    }
+    let Ok(parsed) = pgoutput::parse(msg, false) else {
+        return false;
+    };
+    let (tag, id, new, old) = match parsed {
+        Message::Insert(i) => (ev::INSERT, i.relation_id, Some(i.new), None),
+        Message::Update(u) => (ev::UPDATE, u.relation_id, Some(u.new), u.old),
+        Message::Delete(d) => (ev::DELETE, d.relation_id, None, Some(d.old)),
+        _ => return false,
+    };
+    let Some(rel) = decoder.relation(id) else {
+        return false;
+    };
+    let mark = out.mark();
+    out.event(tag);
+    out.word(0);
+    out.word(id);
+    let (full, key) = match old {
+        Some(OldTuple::Full(t)) => (Some(t), None),
+        Some(OldTuple::Key(t)) => (None, Some(t)),
+        None => (None, None),
+    };
+    out.word(
+        u32::from(new.is_some()) | u32::from(full.is_some()) << 1 | u32::from(key.is_some()) << 2,
+    );
+    let ok = [(new, false), (full, false), (key, true)]
+        .into_iter()
+        .all(|(t, is_key)| t.map_or(true, |t| typed_row(out, rel, t, is_key)));
+    if !ok {
+        out.rollback(mark);
+    }
+    ok
+}
+
+/// One tuple typed against its relation, as `walcast_decoder::decoder`'s `row` types it (in a
+/// key tuple, `n` on a non-key column is "not in key"). False on any mismatch or bad value.
+fn typed_row(out: &mut Flat, rel: &RelationInfo, t: TupleData<'_>, key: bool) -> bool {
+    if t.len() != rel.columns.len() {
+        return false;
+    }
+    out.word(t.len() as u32);
+    for (col, c) in rel.columns.iter().zip(t.columns()) {
+        match c {
+            Column::Null if key && !col.is_key => out.cell_tag(cell::NOT_IN_KEY),
+            Column::Null => out.cell_tag(cell::NULL),
+            Column::UnchangedToast => out.cell_tag(cell::UNCHANGED_TOAST),
+            Column::Text(b) => match decode_text(col.decode_oid, b) {
+                Ok(v) => out.value(&v),
+                Err(_) => return false,
+            },
+            Column::Binary(b) => match decode_binary(col.decode_oid, b) {
+                Ok(v) => out.value(&v),
+                Err(_) => return false,
+            },
+        }
+    }
+    true
 }
 
 fn xid(x: Option<u32>) -> u32 {
@@ -335,6 +396,48 @@ mod tests {
     fn frame(kind: u8, lsn: u64, payload: &[u8], out: &mut Vec<u8>) {
         let kind = FrameKind::from_byte(kind);
         walcast_decoder::frame::encode_frame(kind, Lsn(lsn), payload, out);
+    }
+
+    /// The fast path for row changes writes exactly what the general path writes.
+    #[test]
+    fn fast_path_matches_decoder_events_on_every_fixture() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../");
+        let mut fast_rows = 0;
+        for dir in ["tests/fixtures", "decoder/tests/fixtures/pg15"] {
+            let Ok(entries) = std::fs::read_dir(format!("{root}{dir}")) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().map_or(true, |x| x != "hex") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("fixture");
+                let mut fast = Engine::default();
+                let mut slow = Decoder::default();
+                let mut want = Flat::default();
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    let m = walcast_decoder::output::parse_bytea_hex(line).expect("hex");
+                    let before = fast.out.events;
+                    let fast_ok = change_fast(&fast.decoder, &mut fast.out, &m);
+                    fast_rows += usize::from(fast_ok);
+                    if !fast_ok {
+                        assert_eq!(fast.out.events, before, "nothing written on fallback");
+                        let _ = fast.message(&m);
+                    }
+                    if let Ok(ev) = slow.decode(&m) {
+                        write_event(&ev, &mut want);
+                    }
+                }
+                assert_eq!(fast.out.words, want.words, "{}", path.display());
+                // Bit patterns: NaN cells must compare equal.
+                let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast.out.nums), bits(&want.nums), "{}", path.display());
+                assert_eq!(fast.out.text, want.text, "{}", path.display());
+                assert_eq!(fast.out.blob, want.blob, "{}", path.display());
+            }
+        }
+        assert!(fast_rows > 1000, "fast path taken {fast_rows} times");
     }
 
     #[test]

@@ -72,7 +72,39 @@ pub struct Flat {
     scratch: String,
 }
 
+/// Lengths of the buffers at one point, to undo a partly written event.
+#[derive(Clone, Copy)]
+pub struct Mark {
+    words: usize,
+    nums: usize,
+    text: usize,
+    text_utf16: u32,
+    blob: usize,
+    events: u32,
+}
+
 impl Flat {
+    pub fn mark(&self) -> Mark {
+        Mark {
+            words: self.words.len(),
+            nums: self.nums.len(),
+            text: self.text.len(),
+            text_utf16: self.text_utf16,
+            blob: self.blob.len(),
+            events: self.events,
+        }
+    }
+
+    /// Drops everything written since `m`.
+    pub fn rollback(&mut self, m: Mark) {
+        self.words.truncate(m.words);
+        self.nums.truncate(m.nums);
+        self.text.truncate(m.text);
+        self.text_utf16 = m.text_utf16;
+        self.blob.truncate(m.blob);
+        self.events = m.events;
+    }
+
     pub fn clear(&mut self) {
         self.words.clear();
         self.nums.clear();
@@ -206,7 +238,7 @@ impl Flat {
     }
 }
 
-fn uuid_text(u: &[u8; 16], out: &mut [u8; 36]) {
+pub(crate) fn uuid_text(u: &[u8; 16], out: &mut [u8; 36]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut j = 0;
     for (i, b) in u.iter().enumerate() {

@@ -8,9 +8,9 @@
 
 mod engine;
 mod flat;
-
 #[cfg(feature = "msgpack")]
-use walcast_decoder::output::msgpack::MsgpackEncoder;
+mod msgpack;
+
 use walcast_decoder::DecodeError;
 use wasm_bindgen::prelude::*;
 
@@ -23,7 +23,7 @@ pub struct Core {
     engine: engine::Engine,
     /// Remembers which relations the MessagePack output has described (stateful, like the stream).
     #[cfg(feature = "msgpack")]
-    msgpack: MsgpackEncoder,
+    msgpack: msgpack::Encoder,
     error: String,
     /// words ptr, words len, nums ptr, nums len, text ptr, text len, blob ptr, blob len, events.
     meta: Box<[u32; 9]>,
@@ -74,7 +74,7 @@ impl Core {
         Core {
             engine: engine::Engine::default(),
             #[cfg(feature = "msgpack")]
-            msgpack: MsgpackEncoder::new(),
+            msgpack: msgpack::Encoder::default(),
             error: String::new(),
             meta: Box::new([0; 9]),
         }

@@ -144,27 +144,20 @@ impl Grant {
 
     /// The table filter a client gets for `requested` (empty = "everything I may read").
     /// Returns the tables to filter on; an empty result means every table, which only an
-    /// unrestricted grant yields.
+    /// unrestricted grant yields. Row-scoped tables are served; [`Grant::scopes_for`] gives the
+    /// scopes the stream must then apply.
     ///
-    /// Row scopes are not enforced by this relay yet (docs/auth.md, "Row scopes"), so a table
-    /// with a row scope is never served: asking for it is forbidden, and it is left out of a
-    /// filter derived from the grant. Nothing of a scoped table can leak.
+    /// A token that grants `"*"` and scopes some tables must name its tables: "every table" is
+    /// served without looking at frames, and scoped tables must be looked at.
     pub fn authorize(
         &self,
         requested: &[(String, String)],
     ) -> Result<Vec<(String, String)>, Forbidden> {
-        let scoped = |t: &(String, String)| self.scopes.contains_key(t);
         if !requested.is_empty() {
             for t in requested {
                 if !self.grants_table(t) {
                     return Err(Forbidden(format!(
                         "the token does not grant table {}.{}",
-                        t.0, t.1
-                    )));
-                }
-                if scoped(t) {
-                    return Err(Forbidden(format!(
-                        "the token restricts rows of {}.{}, and this relay does not serve row-scoped tables",
                         t.0, t.1
                     )));
                 }
@@ -177,14 +170,19 @@ impl Grant {
                 "the token grants every table but restricts rows of some; name the tables you want with tables="
                     .into(),
             )),
-            TableGrant::Only(set) => {
-                let tables: Vec<_> = set.iter().filter(|t| !scoped(t)).cloned().collect();
-                if tables.is_empty() {
-                    return Err(Forbidden("the token grants no table".into()));
-                }
-                Ok(tables)
+            TableGrant::Only(set) if set.is_empty() => {
+                Err(Forbidden("the token grants no table".into()))
             }
+            TableGrant::Only(set) => Ok(set.iter().cloned().collect()),
         }
+    }
+
+    /// The row scopes that apply to a stream of `tables` (as [`Grant::authorize`] returned them).
+    pub fn scopes_for(&self, tables: &[(String, String)]) -> Vec<((String, String), RowScope)> {
+        tables
+            .iter()
+            .filter_map(|t| self.scopes.get(t).map(|s| (t.clone(), s.clone())))
+            .collect()
     }
 }
 
@@ -260,25 +258,27 @@ mod tests {
     }
 
     #[test]
-    fn scoped_tables_are_never_served() {
+    fn scoped_tables_are_served_with_their_scopes() {
         let g = grant(
             serde_json::json!({"walcast": {"tables": ["public.a", "public.b"],
             "scopes": {"public.a": {"column": "tenant", "equals": ["t1"]}}}}),
         )
         .unwrap();
-        assert!(g.authorize(&[t("public.a")]).is_err());
-        assert_eq!(g.authorize(&[]).unwrap(), vec![t("public.b")]);
+        let tables = g.authorize(&[t("public.a")]).unwrap();
+        assert_eq!(tables, vec![t("public.a")]);
+        let scopes = g.scopes_for(&tables);
+        assert_eq!(scopes.len(), 1);
+        assert_eq!(scopes[0].1.equals, vec!["t1".to_string()]);
+        let all = g.authorize(&[]).unwrap();
+        assert_eq!(all, vec![t("public.a"), t("public.b")]);
+        assert_eq!(g.scopes_for(&all).len(), 1);
+        assert!(g.scopes_for(&[t("public.b")]).is_empty());
+        // "*" with scopes: the client must name its tables, so the scoped ones are looked at.
         let star = grant(serde_json::json!({"walcast": {"tables": ["*"],
             "scopes": {"public.a": {"column": "tenant", "equals": ["t1"]}}}}))
         .unwrap();
         assert!(star.authorize(&[]).is_err());
-        assert_eq!(
-            star.authorize(&[t("public.b")]).unwrap(),
-            vec![t("public.b")]
-        );
-        let only_scoped = grant(serde_json::json!({"walcast": {"tables": ["public.a"],
-            "scopes": {"public.a": {"column": "tenant", "equals": ["t1"]}}}}))
-        .unwrap();
-        assert!(only_scoped.authorize(&[]).is_err());
+        let named = star.authorize(&[t("public.a"), t("public.b")]).unwrap();
+        assert_eq!(star.scopes_for(&named).len(), 1);
     }
 }

@@ -138,6 +138,8 @@ impl Gate {
         request.tables = grant
             .authorize(&request.tables)
             .map_err(Refusal::Forbidden)?;
+        // Scopes come from the token only, never from the request.
+        request.scopes = grant.scopes_for(&request.tables);
         // Keyed by a digest: the token itself is not kept around.
         let key = self
             .verifier
@@ -145,7 +147,7 @@ impl Gate {
             .and(token)
             .map(|t| Sha256::digest(t.as_bytes()).into());
         let permit = self.limits.acquire(key).map_err(Refusal::Limit)?;
-        tracing::debug!(subject = ?grant.subject, tables = request.tables.len(), "stream admitted");
+        tracing::debug!(subject = ?grant.subject, tables = request.tables.len(), scopes = request.scopes.len(), "stream admitted");
         Ok(permit)
     }
 }

@@ -88,6 +88,11 @@ pub struct RelayArgs {
     /// Delete log segments older than this (e.g. 7d).
     #[arg(long, env = "WALCAST_RETENTION_AGE")]
     pub retention_age: Option<String>,
+    /// Serve a bootstrap image to new clients for this long after it was built (default 5m);
+    /// later bootstrap requests build a fresh one, so they replay less of the log
+    /// (docs/bootstrap.md).
+    #[arg(long, env = "WALCAST_BOOTSTRAP_MAX_AGE")]
+    pub bootstrap_max_age: Option<String>,
     /// Warn when the slot retains more WAL than this (e.g. 1GiB).
     #[arg(long, env = "WALCAST_WAL_WARN")]
     pub wal_warn: Option<String>,
@@ -163,13 +168,27 @@ pub struct TailArgs {
     /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate, as the relay printed it.
     #[arg(long, env = "WALCAST_CERT_SHA256")]
     pub cert_sha256: Option<String>,
-    /// Bearer token (JWT) for a relay with authentication (http/https URLs).
+    /// Bearer token (JWT) for a relay with authentication (http, https and quic URLs).
     #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Be this durable consumer: register it (if new), start after its ack (unless --from),
     /// and acknowledge each transaction once it is written to stdout and flushed.
     #[arg(long)]
     pub consumer: Option<String>,
+    /// Stream compression to ask the relay for: zstd or none (docs/frames.md, "Compression").
+    #[arg(long, env = "WALCAST_COMPRESSION", default_value = "none", value_parser = parse_compression)]
+    pub compression: crate::serve::request::Compression,
+    /// Frame format version to ask for on the wire: 1 or 2 (docs/frames.md, "Version 2").
+    #[arg(long, env = "WALCAST_FRAME_VERSION", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    pub frame_version: u16,
+    /// Start with every row of the tables as of one consistent point (printed as inserts),
+    /// then the changes after it (docs/bootstrap.md). Not with --from or --consumer.
+    #[arg(long, conflicts_with_all = ["from", "consumer"])]
+    pub bootstrap: bool,
+}
+
+fn parse_compression(s: &str) -> Result<crate::serve::request::Compression, String> {
+    crate::serve::request::Compression::parse(s).map_err(|e| e.0)
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::args::RelayArgs;
 use crate::auth::{gate, Gate, KeySources, Limits, RateLimiter, Verifier};
+use crate::bootstrap::{BaselineSink, Bootstrapper, JobConfig};
 use crate::consumers::Registry;
 use crate::log::{Log, LogConfig, RetentionPolicy};
 use crate::metrics::Metrics;
@@ -41,6 +42,7 @@ pub struct RelaySettings {
     pub wal_warn_bytes: u64,
     pub ui_dir: Option<PathBuf>,
     pub segment_bytes: u64,
+    pub bootstrap_max_age: Duration,
     pub auth: AuthSettings,
 }
 
@@ -190,6 +192,14 @@ pub fn settings(args: RelayArgs) -> Result<RelaySettings> {
         segment_bytes: size(args.segment_bytes.or(file.segment_bytes), "--segment-bytes")?
             .unwrap_or(crate::log::DEFAULT_SEGMENT_BYTES)
             .max(1),
+        bootstrap_max_age: args
+            .bootstrap_max_age
+            .or(file.bootstrap_max_age)
+            .map(|s| {
+                humantime::parse_duration(&s).with_context(|| format!("--bootstrap-max-age {s:?}"))
+            })
+            .transpose()?
+            .unwrap_or(Duration::from_secs(300)),
         auth: AuthSettings {
             hs256_secret_file: args.auth_hs256_secret_file.or(file.auth_hs256_secret_file),
             public_key: args.auth_public_key.or(file.auth_public_key),
@@ -275,11 +285,25 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         log_dir.display().to_string(),
     ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let bootstrapper = Bootstrapper::new(
+        JobConfig {
+            source: source.clone(),
+            publication: s.publication.clone(),
+            parallel: 2,
+            max_age: s.bootstrap_max_age,
+        },
+        s.data_dir.join("bootstrap"),
+        log.clone(),
+        metrics.clone(),
+    )
+    .context("preparing the bootstrap directory")?;
     let hub = Hub {
         log: log.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown_rx.clone(),
         consumers: consumers.clone(),
+        routes: Default::default(),
+        bootstrap: Some(bootstrapper.clone()),
     };
 
     // HTTP
@@ -356,14 +380,18 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     let mut cfg = SessionConfig::new(source, s.slot.clone(), s.publication.clone());
     cfg.publication_spec = s.publication_spec.clone();
     cfg.output.binary = s.binary;
-    cfg.export_snapshot = false;
+    // A new slot's exported snapshot becomes the first bootstrap image (docs/bootstrap.md).
+    cfg.export_snapshot = true;
     let floor = consumers.clone();
-    let mut sink = LogSink::new(writer, metrics.clone(), board.clone(), shutdown_rx.clone())
-        .with_consumer_floor(Arc::new(move || floor.min_ack()));
+    let mut sink = BaselineSink::new(
+        LogSink::new(writer, metrics.clone(), board.clone(), shutdown_rx.clone())
+            .with_consumer_floor(Arc::new(move || floor.min_ack())),
+        bootstrapper,
+    );
     let mut session = Session::new(cfg);
     let session_task = tokio::spawn(async move {
         let end = session.run(&mut sink).await;
-        if let Err(e) = sink.sync().await {
+        if let Err(e) = sink.inner().sync().await {
             tracing::error!(error = %e, "final log sync failed");
         }
         end

@@ -34,7 +34,13 @@ pub async fn run(args: TailArgs) -> Result<()> {
     if let Some(token) = &args.token {
         transport = transport.with_bearer_token(token)?;
     }
-    let mut sub = Subscription::new(transport, from, tables);
+    let mut sub = Subscription::new(transport, from, tables)
+        .with_compression(args.compression)
+        .with_frame_version(args.frame_version);
+    let mut bootstrapping = args.bootstrap;
+    if bootstrapping {
+        sub = sub.with_bootstrap();
+    }
     let mut acks = match &args.consumer {
         Some(name) => {
             crate::consumers::validate_name(name)?;
@@ -63,7 +69,10 @@ pub async fn run(args: TailArgs) -> Result<()> {
                 decoder.reset();
                 continue;
             }
-            Delivery::Heartbeat(_) => {
+            Delivery::Heartbeat(lsn) => {
+                if std::mem::take(&mut bootstrapping) {
+                    tracing::info!(consistent_point = %lsn, "bootstrap complete; changes after it follow");
+                }
                 out.flush()?;
                 if let Some(a) = &mut acks {
                     a.maybe_ack(&sub, true).await?;

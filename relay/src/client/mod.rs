@@ -7,8 +7,13 @@
 //! blocks of a streamed transaction that had not committed yet will be sent again from their
 //! start, so the consumer discards what it buffered for them.
 
+mod framing;
+mod inflate;
 mod transport;
 
+pub use crate::serve::request::Compression;
+pub use framing::Framing;
+pub use inflate::Inflater;
 pub use transport::{Transport, TransportError};
 
 use bytes::Bytes;
@@ -55,13 +60,21 @@ pub enum ClientError {
     /// The relay sent bytes that are not a valid frame stream.
     #[error("invalid stream from the relay: {0}")]
     Protocol(String),
+    /// The connection dropped while the bootstrap image was arriving: the rows received so far
+    /// are not a consistent state. Discard them and bootstrap again.
+    #[error("the bootstrap was interrupted: {0}")]
+    BootstrapInterrupted(String),
 }
 
 /// A resumable stream of frames from one relay.
 pub struct Subscription {
     transport: Transport,
     tables: Vec<(String, String)>,
-    conn: Option<(transport::ByteStream, FrameReader)>,
+    conn: Option<(transport::ByteStream, Inflater, Framing, FrameReader)>,
+    /// What this subscription asks the relay for (see [`Subscription::with_compression`]).
+    compression: Compression,
+    /// The frame version it asks for (see [`Subscription::with_frame_version`]).
+    version: u16,
     /// Every transaction whose commit end LSN is <= this has been delivered.
     resume: Option<Lsn>,
     dedup: Dedup,
@@ -72,6 +85,12 @@ pub struct Subscription {
     backoff: Backoff,
     /// The durable consumer this subscription is (see [`Subscription::with_consumer`]).
     consumer: Option<String>,
+    /// Start with a bootstrap image ([`Subscription::with_bootstrap`]).
+    bootstrap: bool,
+    /// Bootstrap rows are arriving and the image's closing heartbeat has not come yet.
+    in_bootstrap: bool,
+    /// Why the bootstrap stream was lost before its image was complete.
+    failed_bootstrap: Option<String>,
 }
 
 impl Subscription {
@@ -81,6 +100,8 @@ impl Subscription {
             transport,
             tables,
             conn: None,
+            compression: Compression::None,
+            version: 1,
             resume: from,
             dedup: Dedup::new(from.unwrap_or(Lsn::ZERO)),
             peek: PeekState::new(),
@@ -89,7 +110,22 @@ impl Subscription {
             reset_due: false,
             backoff: Backoff::with_entropy(BackoffConfig::default()),
             consumer: None,
+            bootstrap: false,
+            in_bootstrap: false,
+            failed_bootstrap: None,
         }
+    }
+
+    /// Starts with the rows of every table (of `tables`) as of one consistent point, then the
+    /// changes after it (`docs/bootstrap.md`). Bootstrap rows arrive as
+    /// [`Delivery::Frame`]s of kind [`FrameKind::Bootstrap`] (pgoutput Inserts outside any
+    /// transaction) after `'p'` Relation frames; a [`Delivery::Heartbeat`] at the consistent
+    /// point closes the image. Only for a subscription without `from`. If the connection drops
+    /// before the image is complete, [`Subscription::next`] fails with
+    /// [`ClientError::BootstrapInterrupted`]: discard the partial rows and start again.
+    pub fn with_bootstrap(mut self) -> Self {
+        self.bootstrap = self.resume.is_none() && self.consumer.is_none();
+        self
     }
 
     /// Streams as the registered durable consumer `name`: without a `from`, the stream starts
@@ -97,6 +133,21 @@ impl Subscription {
     /// consumer first ([`Self::register`], or `PUT /v1/consumers/{name}`).
     pub fn with_consumer(mut self, name: impl Into<String>) -> Self {
         self.consumer = Some(name.into());
+        self
+    }
+
+    /// Asks the relay to compress the stream (docs/frames.md, "Compression"). The frames
+    /// delivered are the same either way; a relay that answers uncompressed is fine too.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Asks the relay for frame format `version` on the wire (1, the default, or 2: smaller,
+    /// especially compressed; docs/frames.md, "Version 2"). Deliveries are the same v1 frames
+    /// either way.
+    pub fn with_frame_version(mut self, version: u16) -> Self {
+        self.version = version;
         self
     }
 
@@ -152,7 +203,7 @@ impl Subscription {
     }
 
     fn quic_conn(&self) -> Option<&quinn::Connection> {
-        self.conn.as_ref().and_then(|(s, _)| s.quic_connection())
+        self.conn.as_ref().and_then(|(s, ..)| s.quic_connection())
     }
 
     /// The position to resume from: every transaction whose commit end LSN is <= it was delivered.
@@ -165,11 +216,15 @@ impl Subscription {
     /// retrying cannot help.
     pub async fn next(&mut self) -> Result<Delivery, ClientError> {
         loop {
+            if let Some(why) = self.failed_bootstrap.take() {
+                self.in_bootstrap = false;
+                return Err(ClientError::BootstrapInterrupted(why));
+            }
             if self.reset_due {
                 self.reset_due = false;
                 return Ok(Delivery::Reset);
             }
-            let Some((stream, reader)) = &mut self.conn else {
+            let Some((stream, inflater, framing, reader)) = &mut self.conn else {
                 self.connect().await?;
                 continue;
             };
@@ -180,8 +235,29 @@ impl Subscription {
                     payload: Bytes::copy_from_slice(f.payload),
                 },
                 Ok(None) => {
+                    if inflater.pending() {
+                        // Decompressed in bounded steps: see `Inflater`.
+                        let fed = inflater
+                            .step()
+                            .map_err(|e| e.to_string())
+                            .and_then(|plain| {
+                                framing.feed(plain, reader).map_err(|e| e.to_string())
+                            });
+                        match fed {
+                            Ok(()) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "invalid compressed stream from the relay; reconnecting");
+                                self.lost(&e);
+                            }
+                        }
+                        continue;
+                    }
                     match stream.chunk().await {
-                        Ok(Some(chunk)) => reader.push(&chunk),
+                        Ok(Some(chunk)) => {
+                            if let Err(e) = inflater.push(chunk) {
+                                self.lost(&e.to_string());
+                            }
+                        }
                         Ok(None) => self.lost("the relay closed the stream"),
                         Err(e) => self.lost(&e.to_string()),
                     }
@@ -232,6 +308,14 @@ impl Subscription {
                 Ok(Some(Delivery::Frame(frame)))
             }
             FrameKind::Prelude => Ok(Some(Delivery::Frame(frame))),
+            FrameKind::Bootstrap if self.in_bootstrap => Ok(Some(Delivery::Frame(frame))),
+            FrameKind::Heartbeat if self.in_bootstrap => {
+                // The image is complete: it holds every transaction ending at or before here.
+                self.in_bootstrap = false;
+                self.bootstrap = false;
+                self.advance(frame.lsn);
+                Ok(Some(Delivery::Heartbeat(frame.lsn)))
+            }
             FrameKind::Heartbeat => {
                 if !self.in_txn && self.peek.in_block().is_none() {
                     self.advance(frame.lsn);
@@ -280,6 +364,9 @@ impl Subscription {
     }
 
     fn lost(&mut self, why: &str) {
+        if self.in_bootstrap {
+            self.failed_bootstrap = Some(why.to_string());
+        }
         tracing::debug!(reason = why, "stream to the relay lost");
         self.conn = None;
         self.backoff.disconnected(std::time::Instant::now());
@@ -291,8 +378,14 @@ impl Subscription {
                 from: self.resume,
                 tables: self.tables.clone(),
                 consumer: self.consumer.clone(),
+                bootstrap: self.bootstrap && self.resume.is_none(),
+                ..Default::default()
             };
-            match self.transport.open(&request).await {
+            match self
+                .transport
+                .open_with(&request, self.compression, self.version)
+                .await
+            {
                 Ok(stream) => {
                     self.backoff.connected(std::time::Instant::now());
                     self.dedup = Dedup::new(self.resume.unwrap_or(Lsn::ZERO));
@@ -300,7 +393,8 @@ impl Subscription {
                     self.in_txn = false;
                     // Whatever was in flight will be sent again from its start.
                     self.reset_due = self.delivered_any;
-                    self.conn = Some((stream, FrameReader::new()));
+                    self.in_bootstrap = request.bootstrap;
+                    self.conn = Some((stream, Inflater::new(), Framing::new(), FrameReader::new()));
                     return Ok(());
                 }
                 Err(TransportError::Refused { code, message, .. }) if code == "resync_required" => {

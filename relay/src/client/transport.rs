@@ -9,7 +9,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::serve::control::Control;
-use crate::serve::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
+use crate::serve::request::{Compression, StreamRequest, ALPN, MAX_REQUEST_BYTES};
 
 #[derive(Debug, Error)]
 pub enum TransportError {
@@ -47,6 +47,8 @@ pub enum Transport {
         port: u16,
         endpoint: quinn::Endpoint,
         client_config: quinn::ClientConfig,
+        /// Sent as `"token"` in each stream request (docs/auth.md); never printed.
+        token: Option<Arc<str>>,
     },
 }
 
@@ -141,20 +143,34 @@ impl Transport {
                     port,
                     endpoint,
                     client_config,
+                    token: None,
                 })
             }
             other => Err(bad(&format!("scheme {other:?} is not http, https or quic"))),
         }
     }
 
-    /// Sends `token` as `Authorization: Bearer` with every request (docs/auth.md). HTTP(S) only
-    /// for now: over QUIC the token belongs in the request JSON, which this client does not send.
+    /// Presents `token` with every stream request (docs/auth.md): over HTTP(S) as
+    /// `Authorization: Bearer`, over QUIC as the request JSON's `"token"`. QUIC control requests
+    /// (durable consumers) carry no token; use HTTP(S) for those on a relay with authentication.
     pub fn with_bearer_token(self, token: &str) -> Result<Transport, TransportError> {
-        let Transport::Http { base, .. } = self else {
-            return Err(TransportError::BadUrl {
-                url: format!("{self:?}"),
-                reason: "this client sends tokens over http(s) only".into(),
-            });
+        let base = match self {
+            Transport::Http { base, .. } => base,
+            Transport::Quic {
+                host,
+                port,
+                endpoint,
+                client_config,
+                ..
+            } => {
+                return Ok(Transport::Quic {
+                    host,
+                    port,
+                    endpoint,
+                    client_config,
+                    token: Some(token.into()),
+                })
+            }
         };
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| TransportError::BadUrl {
@@ -179,6 +195,19 @@ impl Transport {
 
     /// Opens one stream starting after `from`.
     pub async fn open(&self, request: &StreamRequest) -> Result<ByteStream, TransportError> {
+        self.open_with(request, Compression::None, 1).await
+    }
+
+    /// Like [`open`](Self::open), asking the relay to compress the stream and for frame
+    /// `version` (1 or 2). The bytes come as the relay sent them: pass them through
+    /// [`super::Inflater`] (which tells the encoding by the first bytes; a relay may answer a
+    /// refusal uncompressed) and [`super::Framing`] (which tells the version by the header).
+    pub async fn open_with(
+        &self,
+        request: &StreamRequest,
+        compression: Compression,
+        version: u16,
+    ) -> Result<ByteStream, TransportError> {
         match self {
             Transport::Http { base, client } => {
                 let mut url = base
@@ -187,7 +216,7 @@ impl Transport {
                         url: base.to_string(),
                         reason: e.to_string(),
                     })?;
-                request.write_query(&mut url);
+                request.write_query_with(&mut url, compression, version);
                 let resp = client
                     .get(url)
                     .send()
@@ -200,13 +229,13 @@ impl Transport {
                 }
                 Ok(ByteStream::Http(resp.bytes_stream().boxed()))
             }
-            Transport::Quic { .. } => {
+            Transport::Quic { token, .. } => {
                 let conn = self.quic_connect().await?;
                 let (mut send, recv) = conn
                     .open_bi()
                     .await
                     .map_err(|e| TransportError::Connect(e.to_string()))?;
-                let body = request.to_json();
+                let body = request.to_json_with(token.as_deref(), compression, version);
                 debug_assert!(body.len() <= MAX_REQUEST_BYTES);
                 send.write_all(body.as_bytes())
                     .await
@@ -317,6 +346,7 @@ impl Transport {
                 port,
                 endpoint,
                 client_config,
+                ..
             } => {
                 let addr = (host.as_str(), *port)
                     .to_socket_addrs()

@@ -2,8 +2,12 @@
 //!
 //! One [`LogWriter`] appends what the replication source receives and makes it durable with
 //! [`LogWriter::sync`] (group commit: append many, sync once). Any number of [`LogReader`]s
-//! serve clients from a resume position, and only ever see fsynced frames. The files use the
-//! same frame format as the wire (`docs/frames.md`), so serving copies bytes.
+//! serve clients from a resume position. Readers see what was *written* to the segment files
+//! ([`Log::visible`]), which may be ahead of what is fsynced ([`Log::durable`]): live clients
+//! then do not wait for the disk. Only the durable position is ever confirmed to PostgreSQL,
+//! so a tail lost in an OS crash is sent again by the server with the same LSNs (see
+//! `docs/frames.md`, "LSN and resume semantics"). The files use the same frame format as the
+//! wire (`docs/frames.md`), so serving copies bytes.
 //!
 //! - [`segment`]: file naming, the per-segment metadata frame, the bounded-buffer scanner.
 //! - [`writer`]: appending, rolling segments, the durable position, reconnect dedup.
@@ -145,6 +149,9 @@ pub(crate) struct Shared {
     pub(crate) read_buffer: usize,
     pub(crate) segments: Mutex<Vec<SegmentInfo>>,
     pub(crate) durable: watch::Sender<Durable>,
+    /// What readers may serve: written to the files (maybe not fsynced yet). Never behind
+    /// `durable`.
+    pub(crate) visible: watch::Sender<Durable>,
     /// Bumped whenever a segment is added or removed, so readers refresh their list cheaply.
     pub(crate) generation: AtomicU64,
     /// Base of the oldest segment on disk; a reader positioned below it lost its data.
@@ -176,6 +183,17 @@ impl Shared {
         let oldest = self.segments().first().map(|s| s.meta.base).unwrap_or(0);
         self.oldest_base.store(oldest, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Raises the visible position to `d` (never lowers it); wakes readers if it moved.
+    pub(crate) fn publish_visible(&self, d: Durable) {
+        self.visible.send_if_modified(|cur| {
+            let newer = d.offset > cur.offset || (d.offset == cur.offset && d.lsn > cur.lsn);
+            if newer {
+                *cur = d;
+            }
+            newer
+        });
     }
 
     pub(crate) fn tail(&self) -> Option<Arc<TailSnapshot>> {
@@ -215,6 +233,19 @@ impl Log {
 
     pub fn durable(&self) -> Durable {
         *self.shared.durable.borrow()
+    }
+
+    /// How far readers may read: frames written to the segment files, fsynced or not (at or
+    /// ahead of [`Log::durable`]). A process crash keeps them (the page cache survives it); an
+    /// OS crash may lose them, and PostgreSQL then sends them again, as nothing past
+    /// [`Log::durable`] was confirmed.
+    pub fn visible(&self) -> Durable {
+        *self.shared.visible.borrow()
+    }
+
+    /// Watch the visible position; `changed()` fires whenever readers have more to read.
+    pub fn subscribe_visible(&self) -> watch::Receiver<Durable> {
+        self.shared.visible.subscribe()
     }
 
     /// A reader positioned for a client that says it applied every transaction whose commit

@@ -1,4 +1,5 @@
-//! Reading the log for one client, from a resume position, up to the durable end.
+//! Reading the log for one client, from a resume position, up to the visible end (what the
+//! writer has written, fsynced or not: [`super::Log::visible`]).
 //!
 //! `from = X` means "I applied every transaction whose commit end_lsn <= X". Opening a reader:
 //! 1. pick the last segment whose `start_lsn <= X` (all transactions ending at or before its
@@ -13,8 +14,8 @@
 //!
 //! Memory is bounded: one read buffer (default 256 KiB, growing only to hold one larger frame),
 //! the prelude, and the set of open stream xids. The reader does blocking file IO in small
-//! reads; the async serving layer calls [`LogReader::read_available`] after the durable watch
-//! ([`super::Log::subscribe`]) changes, e.g. from `spawn_blocking` or directly (page cache).
+//! reads; the async serving layer calls [`LogReader::read_available`] after the visible watch
+//! ([`super::Log::subscribe_visible`]) changes, e.g. from `spawn_blocking` or directly (page cache).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -76,15 +77,14 @@ impl LogReader {
                 oldest_available: oldest,
             });
         }
-        let durable_lsn = log.durable().lsn;
-        if x > durable_lsn {
+        let durable = log.visible();
+        if x > durable.lsn {
             return Err(LogError::AheadOfLog {
                 requested: x,
-                durable: durable_lsn,
+                durable: durable.lsn,
             });
         }
         let bases: Vec<u64> = segs.iter().map(|s| s.meta.base).collect();
-        let durable = log.durable();
         let cap = log.shared.read_buffer;
 
         // Fast path: resuming exactly at the writer's last quiescent sync. Only the span of
@@ -222,12 +222,12 @@ impl LogReader {
         self.scanner.release_idle_buffer();
     }
 
-    /// Watch the log's durable position (wake up, then call `read_available` again).
+    /// Watch the log's visible position (wake up, then call `read_available` again).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Durable> {
-        self.log.subscribe()
+        self.log.subscribe_visible()
     }
 
-    /// The next frame for the client, or `Ok(None)` when it has caught up with the durable end.
+    /// The next frame for the client, or `Ok(None)` when it has caught up with the visible end.
     pub fn next_frame(&mut self) -> Result<Option<OwnedFrame>, LogError> {
         let mut out = None;
         self.step(&mut |k, l, p, _raw| {
@@ -241,7 +241,7 @@ impl LogReader {
     }
 
     /// Appends encoded frames (wire format, no stream header) to `out` until about `max_bytes`
-    /// were added or the durable end is reached. Returns the number of frames appended.
+    /// were added or the visible end is reached. Returns the number of frames appended.
     pub fn read_available(
         &mut self,
         out: &mut Vec<u8>,
@@ -297,7 +297,7 @@ impl LogReader {
             emit(p.kind, p.lsn, &p.payload, None);
             return Ok(());
         }
-        let durable = self.log.durable();
+        let durable = self.log.visible();
         let shared = &self.log.shared;
         loop {
             let generation = shared.generation();

@@ -100,11 +100,13 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
     }
 
     let (durable_tx, _) = watch::channel(Durable::default());
+    let (visible_tx, _) = watch::channel(Durable::default());
     let shared = Arc::new(Shared {
         dir: dir.clone(),
         read_buffer: config.read_buffer,
         segments: Mutex::new(Vec::new()),
         durable: durable_tx,
+        visible: visible_tx,
         generation: AtomicU64::new(0),
         oldest_base: AtomicU64::new(0),
         tail: Mutex::new(None),
@@ -127,6 +129,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
             frames: 0,
         };
         shared.durable.send_replace(durable);
+        shared.visible.send_replace(durable);
         info!(dir = %dir.display(), "created new log");
         let writer = LogWriter {
             shared: shared.clone(),
@@ -284,6 +287,7 @@ pub(crate) fn open(config: LogConfig) -> Result<(Log, LogWriter, Recovered), Log
         frames: 0,
     };
     shared.durable.send_replace(durable);
+    shared.visible.send_replace(durable);
     let mut writer = LogWriter {
         shared: shared.clone(),
         segment_bytes: config.segment_bytes,

@@ -169,6 +169,8 @@ impl PendingSync {
                 self.shared.set_tail(tail);
             }
         }
+        // Normally already visible since `begin_sync`; this keeps visible >= durable regardless.
+        self.shared.publish_visible(d);
         Ok(d)
     }
 }
@@ -289,6 +291,23 @@ impl LogWriter {
         Ok(d)
     }
 
+    /// Writes the buffered frames to the file (no fsync) and lets readers serve them
+    /// ([`super::Log::visible`]). Cheap enough to call after every burst of appends: one
+    /// `pwrite`. Returns the visible position.
+    pub fn publish(&mut self) -> Result<Durable, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned);
+        }
+        self.write_buffered()?;
+        let d = Durable {
+            offset: self.end(),
+            lsn: self.txn.boundary_lsn,
+            frames: self.frames,
+        };
+        self.shared.publish_visible(d);
+        Ok(d)
+    }
+
     /// The first half of a sync, on the writer's thread: writes the buffered frames to the file
     /// (no fsync) and captures what becomes durable once that file is fsynced. The second half,
     /// [`PendingSync::complete`], may run on another thread while this writer goes on
@@ -298,14 +317,9 @@ impl LogWriter {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
-        self.write_buffered()?;
+        let durable = self.publish()?;
         let path = segment_path(&self.shared.dir, self.base);
         let file = self.file.try_clone().map_err(io_err(&path))?;
-        let durable = Durable {
-            offset: self.end(),
-            lsn: self.txn.boundary_lsn,
-            frames: self.frames,
-        };
         let tail = if self.txn.quiescent() {
             let changes = self.prelude.changes();
             let prelude = match &self.prelude_cache {
@@ -368,6 +382,7 @@ impl LogWriter {
         self.durable.lsn = lsn;
         let d = self.durable;
         self.shared.durable.send_replace(d);
+        self.shared.visible.send_replace(d);
         Ok(())
     }
 

@@ -155,7 +155,9 @@ pub fn register(
 
 /// Records an ack (persisted before this returns).
 pub fn ack(hub: &Hub, name: &str, lsn: Lsn) -> Result<ConsumerView, ConsumerError> {
-    let durable = hub.log.durable().lsn;
+    // Clients are sent what the log has written, before its fsync: they may ack up to there.
+    // The slot is still confirmed only up to min(fsynced, acks).
+    let durable = hub.log.visible().lsn;
     let now = now_unix_ms();
     tokio::task::block_in_place(|| hub.consumers.ack(name, lsn, durable, now))?;
     hub.consumers
@@ -266,6 +268,8 @@ mod hub_tests {
             metrics: Arc::new(Metrics::default()),
             shutdown,
             consumers: Registry::open(dir.path()).unwrap(),
+            routes: Default::default(),
+            bootstrap: None,
         };
         let (r, v) = register(&hub, "a", None).unwrap();
         assert_eq!(

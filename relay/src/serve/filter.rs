@@ -64,13 +64,27 @@ pub enum FrameClass {
 /// holding is for dropping empty transactions, and must not let one client's memory grow without bound.
 pub const MAX_HELD_FRAMES: usize = 4096;
 
+/// Whether a held frame describes schema (which must outlive a dropped transaction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schema {
+    No,
+    Relation(u32),
+    Type,
+}
+
 /// The table filter for one client. `F` is whatever carries a frame's bytes.
 #[derive(Debug)]
 pub struct TableFilter<F> {
     wanted: HashSet<(String, String)>,
     /// Relation ids known to be wanted (true) or not (false), learned from Relation frames.
     relids: HashMap<u32, bool>,
-    held: Vec<F>,
+    held: Vec<(F, Schema)>,
+    /// Relation and Type frames of wanted tables whose transaction was dropped after all (row
+    /// scopes drop changes one by one, so a transaction can carry a wanted table's Relation and
+    /// none of its changes). PostgreSQL sends a Relation once per session, so the client still
+    /// needs it: it goes out at the start of the next released transaction, with the stream xid
+    /// it was sent with (`None` outside stream blocks). Bounded by [`MAX_HELD_FRAMES`].
+    pending_schema: Vec<(F, Schema, Option<u32>)>,
     /// Whether the current transaction (or stream block) has released its opening frames.
     released: bool,
     in_txn: bool,
@@ -87,6 +101,7 @@ impl<F> TableFilter<F> {
             wanted: tables.into_iter().collect(),
             relids: HashMap::new(),
             held: Vec::new(),
+            pending_schema: Vec::new(),
             released: false,
             in_txn: false,
             released_xids: HashSet::new(),
@@ -110,21 +125,21 @@ impl<F> TableFilter<F> {
                 self.drop_held();
                 self.in_txn = true;
                 self.released = false;
-                self.held.push(frame);
+                self.held.push((frame, Schema::No));
             }
             FrameClass::BeginPrepare { xid } => {
                 self.drop_held();
                 self.in_txn = true;
                 self.released = false;
                 self.current_prepare_xid = Some(*xid);
-                self.held.push(frame);
+                self.held.push((frame, Schema::No));
             }
             FrameClass::StreamStart { xid } => {
                 self.drop_held();
                 self.in_txn = true;
                 self.current_stream_xid = Some(*xid);
                 self.released = false;
-                self.held.push(frame);
+                self.held.push((frame, Schema::No));
             }
             FrameClass::Relation {
                 relid,
@@ -133,14 +148,18 @@ impl<F> TableFilter<F> {
             } => {
                 let wanted = self.wanted.contains(&(schema.clone(), table.clone()));
                 self.relids.insert(*relid, wanted);
+                // A newer description replaces one still pending.
+                self.pending_schema
+                    .retain(|(_, s, _)| *s != Schema::Relation(*relid));
                 if wanted {
-                    self.hold_or_pass(frame, out);
+                    self.hold_or_pass(frame, Schema::Relation(*relid), out);
                 }
             }
-            FrameClass::Origin | FrameClass::Type => self.hold_or_pass(frame, out),
+            FrameClass::Origin => self.hold_or_pass(frame, Schema::No, out),
+            FrameClass::Type => self.hold_or_pass(frame, Schema::Type, out),
             FrameClass::Message { transactional } => {
                 if *transactional && self.in_txn {
-                    self.hold_or_pass(frame, out);
+                    self.hold_or_pass(frame, Schema::No, out);
                 } else {
                     out.push(frame);
                 }
@@ -202,19 +221,38 @@ impl<F> TableFilter<F> {
         self.released
     }
 
-    fn hold_or_pass(&mut self, frame: F, out: &mut Vec<F>) {
+    fn hold_or_pass(&mut self, frame: F, schema: Schema, out: &mut Vec<F>) {
         if !self.in_txn || self.released {
             out.push(frame);
             return;
         }
-        self.held.push(frame);
+        self.held.push((frame, schema));
         if self.held.len() >= MAX_HELD_FRAMES {
             self.release(out);
         }
     }
 
     fn release(&mut self, out: &mut Vec<F>) {
-        out.append(&mut self.held);
+        let mut held = self.held.drain(..);
+        if !self.pending_schema.is_empty() {
+            // The opener (Begin, Stream Start, Begin Prepare) first, then the schema the client
+            // missed, as PostgreSQL would have sent it before the first change.
+            if let Some((opener, _)) = held.next() {
+                out.push(opener);
+            }
+            let xid = self.current_stream_xid;
+            let mut kept = Vec::new();
+            for (f, s, sx) in self.pending_schema.drain(..) {
+                if sx == xid {
+                    out.push(f);
+                } else {
+                    // Its bytes carry another stream's xid (or none): wait for a matching block.
+                    kept.push((f, s, sx));
+                }
+            }
+            self.pending_schema = kept;
+        }
+        out.extend(held.map(|(f, _)| f));
         if !self.released {
             self.released = true;
             if let Some(xid) = self.current_stream_xid {
@@ -233,7 +271,20 @@ impl<F> TableFilter<F> {
     }
 
     fn drop_held(&mut self) {
-        self.held.clear();
+        let xid = self.current_stream_xid;
+        for (f, schema) in self.held.drain(..) {
+            if schema == Schema::No {
+                continue;
+            }
+            if let Schema::Relation(_) = schema {
+                self.pending_schema.retain(|(_, s, _)| *s != schema);
+            }
+            self.pending_schema.push((f, schema, xid));
+        }
+        if self.pending_schema.len() > MAX_HELD_FRAMES {
+            let excess = self.pending_schema.len() - MAX_HELD_FRAMES;
+            self.pending_schema.drain(..excess);
+        }
     }
 }
 
@@ -409,6 +460,7 @@ mod tests {
             );
         }
         assert!(f.held.len() < MAX_HELD_FRAMES);
+        assert!(f.pending_schema.len() <= MAX_HELD_FRAMES);
         assert_eq!(out[0], "B");
     }
 
@@ -429,5 +481,50 @@ mod tests {
             ],
         );
         assert_eq!(out, ["Ra", "B2", "Tab", "C2"]);
+    }
+
+    #[test]
+    fn schema_of_a_dropped_transaction_reaches_the_next_released_one() {
+        // Row scopes drop changes of a wanted table one by one: the transaction that carried the
+        // table's Relation can end up empty, and PostgreSQL will not send that Relation again.
+        let mut f = only_a();
+        let mut out = Vec::new();
+        // Transaction 1: its change was dropped upstream (never pushed).
+        f.push("B1", &FrameClass::Begin, &mut out);
+        f.push("Ra", &rel(1, "a"), &mut out);
+        f.push("C1", &FrameClass::Commit, &mut out);
+        assert!(out.is_empty());
+        f.push("B2", &FrameClass::Begin, &mut out);
+        f.push("Ia", &FrameClass::Change { relid: 1 }, &mut out);
+        f.push("C2", &FrameClass::Commit, &mut out);
+        assert_eq!(out, ["B2", "Ra", "Ia", "C2"]);
+        // Sent once, not again.
+        out.clear();
+        f.push("B3", &FrameClass::Begin, &mut out);
+        f.push("Ia3", &FrameClass::Change { relid: 1 }, &mut out);
+        f.push("C3", &FrameClass::Commit, &mut out);
+        assert_eq!(out, ["B3", "Ia3", "C3"]);
+        // A newer Relation replaces a pending older one.
+        out.clear();
+        f.push("B4", &FrameClass::Begin, &mut out);
+        f.push("Ra-old", &rel(1, "a"), &mut out);
+        f.push("C4", &FrameClass::Commit, &mut out);
+        f.push("B5", &FrameClass::Begin, &mut out);
+        f.push("Ra-new", &rel(1, "a"), &mut out);
+        f.push("Ia5", &FrameClass::Change { relid: 1 }, &mut out);
+        f.push("C5", &FrameClass::Commit, &mut out);
+        assert_eq!(out, ["B5", "Ra-new", "Ia5", "C5"]);
+        // A stream block's Relation (carrying its xid) waits for a block of the same xid.
+        out.clear();
+        f.push("S7", &FrameClass::StreamStart { xid: 7 }, &mut out);
+        f.push("Ra7", &rel(1, "a"), &mut out);
+        f.push("E7", &FrameClass::StreamStop, &mut out);
+        f.push("B6", &FrameClass::Begin, &mut out);
+        f.push("Ia6", &FrameClass::Change { relid: 1 }, &mut out);
+        f.push("C6", &FrameClass::Commit, &mut out);
+        f.push("S7b", &FrameClass::StreamStart { xid: 7 }, &mut out);
+        f.push("Ia7", &FrameClass::Change { relid: 1 }, &mut out);
+        f.push("E7b", &FrameClass::StreamStop, &mut out);
+        assert_eq!(out, ["B6", "Ia6", "C6", "S7b", "Ra7", "Ia7", "E7b"]);
     }
 }

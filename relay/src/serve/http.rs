@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use super::request::StreamRequest;
+use super::compress::StreamEncoder;
+use super::request::{Compression, StreamRequest};
 use super::session::{ClientStream, Hub, OpenError};
 use super::status::StatusSource;
 use crate::auth::{Gate, Refusal, StreamPermit};
@@ -45,7 +46,9 @@ pub fn router_with_ui(state: HttpState, ui_dir: Option<&std::path::Path>) -> Rou
     let cors = CorsLayer::new()
         .allow_origin(origins)
         .allow_methods(Any)
-        .allow_headers(Any);
+        .allow_headers(Any)
+        // So a page can tell whether its stream is compressed (fetch decodes it either way).
+        .expose_headers([header::CONTENT_ENCODING]);
     let mut routes = Router::new()
         .route("/v1/stream", get(stream))
         .route("/v1/status", get(status))
@@ -146,7 +149,7 @@ async fn stream(
             return refusal_response(&refusal);
         }
     }
-    let (mut request, query_token) = match StreamRequest::from_query_with_token(query.as_deref()) {
+    let (mut request, extras) = match StreamRequest::from_query_with_extras(query.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             metrics.clients_rejected.fetch_add(1, Relaxed);
@@ -154,7 +157,26 @@ async fn stream(
             return error_response(StatusCode::BAD_REQUEST, "bad_request", &e.0);
         }
     };
-    let token = bearer(&headers, query_token.as_deref());
+    let token = bearer(&headers, extras.token.as_deref());
+    // An explicit `compression` parameter wins over Accept-Encoding: browsers send
+    // `Accept-Encoding: …, zstd` on every fetch, and `compression=none` must still turn it off.
+    let compression = extras.compression.unwrap_or_else(|| {
+        headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map_or(Compression::None, Compression::from_accept_encoding)
+    });
+    let encoder = match StreamEncoder::new(compression) {
+        Ok(e) => e.with_version(extras.version.unwrap_or(1)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a zstd encoder");
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                "the relay cannot compress right now; retry, or ask for compression=none",
+            );
+        }
+    };
     let permit = match state.gate.admit_stream(token, &mut request) {
         Ok(p) => p,
         Err(refusal) => {
@@ -170,6 +192,7 @@ async fn stream(
                 OpenError::ResyncRequired { .. } => StatusCode::GONE,
                 OpenError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 OpenError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                OpenError::Forbidden(_) => StatusCode::FORBIDDEN,
                 OpenError::Consumer(ref c) => {
                     StatusCode::from_u16(c.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
                 }
@@ -180,18 +203,38 @@ async fn stream(
     let gauge = ClientGauge::new(state.hub.metrics.clone());
     // The permit lives as long as the body: the stream counts against the limits until then.
     let body = futures_util::stream::unfold(
-        (client, gauge, permit),
-        |(mut client, gauge, permit): (ClientStream, ClientGauge, StreamPermit)| async move {
-            client.next_chunk().await.map(|chunk| {
-                (
-                    Ok::<_, std::convert::Infallible>(chunk),
-                    (client, gauge, permit),
-                )
-            })
+        Some((client, encoder, gauge, permit)),
+        |state: Option<(ClientStream, StreamEncoder, ClientGauge, StreamPermit)>| async move {
+            let (mut client, mut encoder, gauge, permit) = state?;
+            let chunk = client.next_chunk().await;
+            if encoder.is_identity() {
+                return chunk.map(|c| (Ok(c), Some((client, encoder, gauge, permit))));
+            }
+            // After the last chunk, one more item closes the zstd frame (its epilogue).
+            let last = chunk.is_none();
+            let item = encoder
+                .encode(chunk.as_deref().unwrap_or_default(), last)
+                .map(bytes::Bytes::from);
+            if let Err(e) = &item {
+                tracing::error!(error = %e, "compressing a stream failed; closing it");
+            }
+            if last && item.as_ref().is_ok_and(|b| b.is_empty()) {
+                return None;
+            }
+            let next = (!last && item.is_ok()).then_some((client, encoder, gauge, permit));
+            Some((item, next))
         },
     );
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
+    if compression != Compression::None {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(compression.as_str()),
+        );
+    }
+    // The answer depends on Accept-Encoding: caches must not serve it to other clients.
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(FRAMES_CONTENT_TYPE),

@@ -3,11 +3,14 @@
 //! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
 //! - [`session`]: one client's stream over the log, transport-independent.
 //! - [`filter`], [`classify`]: table filtering by relation id (pure).
+//! - [`scope`]: row scopes, in front of the table filter (pure).
 //! - [`http`], [`quic`]: the transports; [`listen`]: the HTTP listener (TLS, deadlines).
+//! - [`compress`]: per-connection zstd stream compression.
 //! - [`control`], [`consumer_http`]: durable-consumer operations (register, ack) over both.
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
 
 pub mod classify;
+pub mod compress;
 pub mod consumer_http;
 pub mod control;
 pub mod filter;
@@ -15,5 +18,6 @@ pub mod http;
 pub mod listen;
 pub mod quic;
 pub mod request;
+pub mod scope;
 pub mod session;
 pub mod status;

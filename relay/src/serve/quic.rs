@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use walcast_decoder::frame::{self, FrameKind};
 use walcast_decoder::Lsn;
 
+use super::compress::StreamEncoder;
 use super::request::{StreamRequest, ALPN, MAX_REQUEST_BYTES};
 use super::session::Hub;
 use crate::auth::Gate;
@@ -188,10 +189,10 @@ async fn serve_stream(
             let _ = send.finish();
             return;
         }
-        Ok(body) => StreamRequest::from_json_with_token(&body),
+        Ok(body) => StreamRequest::from_json_with_extras(&body),
         Err(e) => Err(e),
     };
-    let (mut request, token) = match request {
+    let (mut request, extras) = match request {
         Ok(r) => r,
         Err(e) => {
             hub.metrics.clients_rejected.fetch_add(1, Relaxed);
@@ -201,14 +202,35 @@ async fn serve_stream(
             return;
         }
     };
+    // Everything after a parsed request is compressed as it asked, refusals included; the
+    // client tells by the first bytes (zstd's magic or walcast's).
+    let mut encoder = match StreamEncoder::new(extras.compression.unwrap_or_default()) {
+        Ok(e) => e.with_version(extras.version.unwrap_or(1)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a zstd encoder");
+            let _ = send
+                .write_all(&end_stream(
+                    "internal",
+                    "the relay cannot compress right now",
+                ))
+                .await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let mut refuse = |code: &str, message: &str| {
+        encoder
+            .encode(&end_stream(code, message), true)
+            .unwrap_or_else(|_| end_stream(code, message))
+    };
     // Held until the stream ends: it counts against the client and per-token limits.
-    let _permit = match gate.admit_stream(token.as_deref(), &mut request) {
+    let _permit = match gate.admit_stream(extras.token.as_deref(), &mut request) {
         Ok(p) => p,
         Err(refusal) => {
             hub.metrics.clients_rejected.fetch_add(1, Relaxed);
             tracing::info!(%remote, code = refusal.code(), reason = %refusal, "refused a QUIC stream request");
             let _ = send
-                .write_all(&end_stream(refusal.code(), &refusal.to_string()))
+                .write_all(&refuse(refusal.code(), &refusal.to_string()))
                 .await;
             let _ = send.finish();
             return;
@@ -217,14 +239,28 @@ async fn serve_stream(
     let mut client = match hub.open(&request) {
         Ok(c) => c,
         Err(e) => {
-            let _ = send.write_all(&end_stream(e.code(), &e.to_string())).await;
+            let _ = send.write_all(&refuse(e.code(), &e.to_string())).await;
             let _ = send.finish();
             return;
         }
     };
     hub.metrics.clients_quic.fetch_add(1, Relaxed);
     let slow = gate.slow_client_timeout();
-    while let Some(chunk) = client.next_chunk().await {
+    loop {
+        let chunk = client.next_chunk().await;
+        let last = chunk.is_none();
+        let chunk = match (chunk, encoder.is_identity()) {
+            (Some(c), true) => c,
+            (None, true) => break,
+            // After the last chunk, one more write closes the zstd frame (its epilogue).
+            (c, false) => match encoder.encode(c.as_deref().unwrap_or_default(), last) {
+                Ok(z) => bytes::Bytes::from(z),
+                Err(e) => {
+                    tracing::error!(%remote, error = %e, "compressing a stream failed; closing it");
+                    break;
+                }
+            },
+        };
         match tokio::time::timeout(slow, send.write_chunk(chunk)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break,
@@ -234,6 +270,9 @@ async fn serve_stream(
                 let _ = send.reset(TOO_SLOW_RESET_CODE.into());
                 break;
             }
+        }
+        if last {
+            break;
         }
     }
     let _ = send.finish();

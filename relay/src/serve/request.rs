@@ -24,6 +24,102 @@ pub struct StreamRequest {
     /// A registered durable consumer this stream is for: without `from`, the stream starts
     /// after the consumer's acknowledged LSN.
     pub consumer: Option<String>,
+    /// Row scopes by table, set from the client's token by the auth gate (never parsed from the
+    /// request itself): docs/auth.md, "Row scopes".
+    pub scopes: Vec<((String, String), crate::auth::RowScope)>,
+    /// Start with the rows of every table as of one consistent point, then the stream from
+    /// that point (`docs/bootstrap.md`). Excludes `from` and `consumer`.
+    pub bootstrap: bool,
+}
+
+/// How the relay compresses one stream (docs/frames.md, "Compression"). The compressed bytes
+/// carry exactly the uncompressed stream (header, then frames), so decoding is unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// The plain frame stream.
+    #[default]
+    None,
+    /// One zstd frame (RFC 8878), flushed at every chunk the relay hands out: at each
+    /// transaction boundary while the client is caught up, every ~32 KiB under load.
+    Zstd,
+}
+
+impl Compression {
+    /// The name used in the `compression` query parameter, the QUIC `"compression"` key and
+    /// the HTTP `Content-Encoding` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses an option value: `none` or `zstd` (case-insensitive).
+    pub fn parse(value: &str) -> Result<Compression, BadRequest> {
+        if value.eq_ignore_ascii_case("zstd") {
+            Ok(Compression::Zstd)
+        } else if value.eq_ignore_ascii_case("none") || value.eq_ignore_ascii_case("identity") {
+            Ok(Compression::None)
+        } else {
+            Err(BadRequest(format!(
+                "unknown compression {:?}; known: zstd, none",
+                truncate(value)
+            )))
+        }
+    }
+
+    /// What an HTTP `Accept-Encoding` header allows: zstd when it lists `zstd` (or `*`) with a
+    /// non-zero q-value, else none. Only used when the query has no `compression` parameter.
+    pub fn from_accept_encoding(header: &str) -> Compression {
+        let accepts = header.split(',').any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            if !(coding.eq_ignore_ascii_case("zstd") || coding == "*") {
+                return false;
+            }
+            // `zstd;q=0` means "not acceptable".
+            !parts.any(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            })
+        });
+        if accepts {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Everything a stream request carries besides the [`StreamRequest`] itself: the token and
+/// transport options. Kept apart so the request stays what authorization and the log reader see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestExtras {
+    /// The bearer token, when the client sent it in the request (never logged).
+    pub token: Option<String>,
+    /// The compression the client asked for explicitly; `None` if it did not say.
+    pub compression: Option<Compression>,
+    /// The frame format version asked for (`v`): 1 (the default) or 2 (docs/frames.md,
+    /// "Version 2").
+    pub version: Option<u16>,
+}
+
+/// Frame format versions a client may ask for.
+pub const VERSIONS: [u16; 2] = [1, 2];
+
+fn parse_version(v: &str) -> Result<u16, BadRequest> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|v| VERSIONS.contains(v))
+        .ok_or_else(|| {
+            BadRequest(format!(
+                "unsupported frame version {:?}; supported: 1, 2",
+                truncate(v)
+            ))
+        })
 }
 
 /// The request was malformed; the message says what to send instead.
@@ -40,9 +136,17 @@ struct WireRequest {
     tables: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     consumer: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    bootstrap: bool,
     /// A bearer token (docs/auth.md); never logged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+    /// `"zstd"` or `"none"` (docs/frames.md, "Compression").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compression: Option<String>,
+    /// Frame format version, 1 or 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<u16>,
 }
 
 impl StreamRequest {
@@ -56,6 +160,14 @@ impl StreamRequest {
     pub fn from_query_with_token(
         query: Option<&str>,
     ) -> Result<(StreamRequest, Option<String>), BadRequest> {
+        Self::from_query_with_extras(query).map(|(r, extras)| (r, extras.token))
+    }
+
+    /// Like [`from_query`](Self::from_query), and also returns the token and the options
+    /// (`compression`).
+    pub fn from_query_with_extras(
+        query: Option<&str>,
+    ) -> Result<(StreamRequest, RequestExtras), BadRequest> {
         let query = query.unwrap_or("");
         if query.len() > MAX_REQUEST_BYTES {
             return Err(BadRequest(format!(
@@ -66,6 +178,9 @@ impl StreamRequest {
         let mut tables = Vec::new();
         let mut consumer = None;
         let mut token = None;
+        let mut compression = None;
+        let mut version = None;
+        let mut bootstrap = false;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
                 "from" => from = Some(value.into_owned()),
@@ -80,17 +195,33 @@ impl StreamRequest {
                 }
                 "consumer" => consumer = Some(value.into_owned()),
                 "access_token" => token = Some(value.into_owned()),
+                "compression" => compression = Some(Compression::parse(&value)?),
+                "v" => version = Some(parse_version(&value)?),
+                "bootstrap" => {
+                    bootstrap = match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(BadRequest("bootstrap must be true or false".into())),
+                    }
+                }
                 // Tokens and options that later versions add are ignored by older relays only
                 // when they are known to be optional; unknown keys are a client bug.
                 other => {
                     return Err(BadRequest(format!(
-                        "unknown query parameter {:?}; known: from, tables, consumer, access_token",
+                        "unknown query parameter {:?}; known: from, tables, consumer, bootstrap, access_token, compression, v",
                         truncate(other)
                     )))
                 }
             }
         }
-        Ok((Self::validate(from, tables, consumer)?, token))
+        Ok((
+            Self::validate(from, tables, consumer, bootstrap)?,
+            RequestExtras {
+                token,
+                compression,
+                version,
+            },
+        ))
     }
 
     /// Parses the JSON request a QUIC client sends on its stream.
@@ -102,6 +233,14 @@ impl StreamRequest {
     pub fn from_json_with_token(
         body: &[u8],
     ) -> Result<(StreamRequest, Option<String>), BadRequest> {
+        Self::from_json_with_extras(body).map(|(r, extras)| (r, extras.token))
+    }
+
+    /// Like [`from_json`](Self::from_json), and also returns the `"token"` and the options
+    /// (`"compression"`).
+    pub fn from_json_with_extras(
+        body: &[u8],
+    ) -> Result<(StreamRequest, RequestExtras), BadRequest> {
         if body.len() > MAX_REQUEST_BYTES {
             return Err(BadRequest(format!(
                 "request longer than {MAX_REQUEST_BYTES} bytes"
@@ -109,12 +248,22 @@ impl StreamRequest {
         }
         let wire: WireRequest = serde_json::from_slice(body).map_err(|e| {
             BadRequest(format!(
-                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\"}}: {e}"
+                "request is not the expected JSON object {{\"from\", \"tables\", \"consumer\", \"token\", \"compression\", \"v\"}}: {e}"
             ))
         })?;
+        let compression = wire
+            .compression
+            .as_deref()
+            .map(Compression::parse)
+            .transpose()?;
+        let version = wire.v.map(|v| parse_version(&v.to_string())).transpose()?;
         Ok((
-            Self::validate(wire.from, wire.tables, wire.consumer)?,
-            wire.token,
+            Self::validate(wire.from, wire.tables, wire.consumer, wire.bootstrap)?,
+            RequestExtras {
+                token: wire.token,
+                compression,
+                version,
+            },
         ))
     }
 
@@ -122,7 +271,14 @@ impl StreamRequest {
         from: Option<String>,
         tables: Vec<String>,
         consumer: Option<String>,
+        bootstrap: bool,
     ) -> Result<StreamRequest, BadRequest> {
+        if bootstrap && (from.as_deref().is_some_and(|f| !f.is_empty()) || consumer.is_some()) {
+            return Err(BadRequest(
+                "bootstrap starts at the image's consistent point: give neither from nor consumer"
+                    .into(),
+            ));
+        }
         let from = match from.as_deref() {
             None | Some("") => None,
             Some(s) => Some(s.parse::<Lsn>().map_err(|e| BadRequest(e.to_string()))?),
@@ -143,17 +299,52 @@ impl StreamRequest {
             from,
             tables,
             consumer,
+            scopes: Vec::new(),
+            bootstrap,
         })
     }
 
     pub fn to_json(&self) -> String {
+        self.to_json_with(None, Compression::None, 1)
+    }
+
+    /// The QUIC request JSON with a bearer token (docs/auth.md, "Presenting a token").
+    pub fn to_json_with_token(&self, token: Option<&str>) -> String {
+        self.to_json_with(token, Compression::None, 1)
+    }
+
+    /// The QUIC request with a token, asking for `compression` (the key is left out for `none`,
+    /// so relays that predate compression accept it). Version 1 is left out too.
+    pub fn to_json_with(
+        &self,
+        token: Option<&str>,
+        compression: Compression,
+        version: u16,
+    ) -> String {
         let wire = WireRequest {
             from: self.from.map(|l| l.to_string()),
             tables: self.table_names(),
             consumer: self.consumer.clone(),
-            token: None,
+            bootstrap: self.bootstrap,
+            token: token.map(str::to_owned),
+            compression: (compression != Compression::None)
+                .then(|| compression.as_str().to_string()),
+            v: (version != 1).then_some(version),
         };
         serde_json::to_string(&wire).expect("plain strings serialize")
+    }
+
+    /// Like [`write_query`](Self::write_query), asking for `compression` (left out for `none`).
+    /// Version 1 is left out too.
+    pub fn write_query_with(&self, url: &mut url::Url, compression: Compression, version: u16) {
+        self.write_query(url);
+        if compression != Compression::None {
+            url.query_pairs_mut()
+                .append_pair("compression", compression.as_str());
+        }
+        if version != 1 {
+            url.query_pairs_mut().append_pair("v", &version.to_string());
+        }
     }
 
     pub fn write_query(&self, url: &mut url::Url) {
@@ -166,6 +357,9 @@ impl StreamRequest {
         }
         if let Some(c) = &self.consumer {
             q.append_pair("consumer", c);
+        }
+        if self.bootstrap {
+            q.append_pair("bootstrap", "true");
         }
     }
 
@@ -186,16 +380,17 @@ pub fn parse_table(name: &str) -> Result<(String, String), BadRequest> {
             truncate(name)
         ))
     };
-    if name.is_empty() || name.len() > 2 * 64 + 1 || name.chars().any(|c| c.is_control()) {
+    if name.chars().any(|c| c.is_control()) {
         return Err(bad());
     }
+    // PostgreSQL names are at most NAMEDATALEN - 1 = 63 bytes. Checked per part, so a bare
+    // `table` accepted here is still accepted once written as `public.table` (found by fuzzing).
+    let ok = |part: &str| !part.is_empty() && part.len() <= 63;
     match name.split_once('.') {
-        Some((schema, table))
-            if !schema.is_empty() && !table.is_empty() && !table.contains('.') =>
-        {
+        Some((schema, table)) if ok(schema) && ok(table) && !table.contains('.') => {
             Ok((schema.to_string(), table.to_string()))
         }
-        None => Ok(("public".to_string(), name.to_string())),
+        None if ok(name) => Ok(("public".to_string(), name.to_string())),
         _ => Err(bad()),
     }
 }
@@ -266,8 +461,24 @@ mod tests {
             from: Some(Lsn(5)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("billing".into()),
+            ..Default::default()
         };
         assert_eq!(StreamRequest::from_json(r.to_json().as_bytes()).unwrap(), r);
+        let (back, token) =
+            StreamRequest::from_json_with_token(r.to_json_with_token(Some("jwt")).as_bytes())
+                .unwrap();
+        assert_eq!((back, token.as_deref()), (r.clone(), Some("jwt")));
+        let b = StreamRequest {
+            tables: vec![("s".into(), "t".into())],
+            bootstrap: true,
+            ..Default::default()
+        };
+        assert_eq!(StreamRequest::from_json(b.to_json().as_bytes()).unwrap(), b);
+        assert!(StreamRequest::from_json(br#"{"bootstrap": true, "from": "0/1"}"#).is_err());
+        let q = StreamRequest::from_query(Some("bootstrap=true&tables=a")).unwrap();
+        assert!(q.bootstrap);
+        assert!(StreamRequest::from_query(Some("bootstrap=yes")).is_err());
+        assert!(StreamRequest::from_query(Some("bootstrap=1&consumer=c")).is_err());
         assert!(StreamRequest::from_json(b"{\"from\": 1}").is_err());
         assert!(StreamRequest::from_json(b"\xff\xfe").is_err());
         assert!(StreamRequest::from_json(b"{\"nope\": 1}").is_err());
@@ -288,11 +499,65 @@ mod tests {
     }
 
     #[test]
+    fn compression_option() {
+        let (_, x) = StreamRequest::from_query_with_extras(Some("compression=zstd")).unwrap();
+        assert_eq!(x.compression, Some(Compression::Zstd));
+        let (_, x) = StreamRequest::from_query_with_extras(Some("compression=NONE")).unwrap();
+        assert_eq!(x.compression, Some(Compression::None));
+        let (_, x) = StreamRequest::from_query_with_extras(Some("from=0/1")).unwrap();
+        assert_eq!(x.compression, None);
+        let e = StreamRequest::from_query(Some("compression=br")).unwrap_err();
+        assert!(e.0.contains("unknown compression"), "{e}");
+        let (_, x) = StreamRequest::from_json_with_extras(br#"{"compression":"zstd"}"#).unwrap();
+        assert_eq!(x.compression, Some(Compression::Zstd));
+        assert!(StreamRequest::from_json(br#"{"compression":"lz4"}"#).is_err());
+        let r = StreamRequest {
+            from: Some(Lsn(9)),
+            ..Default::default()
+        };
+        let (back, x) = StreamRequest::from_json_with_extras(
+            r.to_json_with(None, Compression::Zstd, 2).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((back, x.compression), (r.clone(), Some(Compression::Zstd)));
+        assert_eq!(x.version, Some(2));
+        assert!(!r.to_json().contains("compression"));
+        let mut url = url::Url::parse("http://x/v1/stream").unwrap();
+        r.write_query_with(&mut url, Compression::Zstd, 2);
+        let (back, x) = StreamRequest::from_query_with_extras(url.query()).unwrap();
+        assert_eq!((back, x.compression), (r, Some(Compression::Zstd)));
+        assert_eq!(x.version, Some(2));
+        for bad in ["v=3", "v=0", "v=x"] {
+            let e = StreamRequest::from_query(Some(bad)).unwrap_err();
+            assert!(e.0.contains("unsupported frame version"), "{bad}: {e}");
+        }
+        assert!(StreamRequest::from_json(br#"{"v": 7}"#).is_err());
+    }
+
+    #[test]
+    fn accept_encoding() {
+        for (h, want) in [
+            ("zstd", Compression::Zstd),
+            ("gzip, deflate, br, zstd", Compression::Zstd),
+            ("gzip, ZSTD;q=0.5", Compression::Zstd),
+            ("*", Compression::Zstd),
+            ("gzip, deflate", Compression::None),
+            ("zstd;q=0", Compression::None),
+            ("zstd; q=0.0, gzip", Compression::None),
+            ("", Compression::None),
+            ("zstdx", Compression::None),
+        ] {
+            assert_eq!(Compression::from_accept_encoding(h), want, "{h:?}");
+        }
+    }
+
+    #[test]
     fn query_round_trip() {
         let r = StreamRequest {
             from: Some(Lsn(0x1_0000_0010)),
             tables: vec![("s".into(), "t".into())],
             consumer: Some("b.1-x_y".into()),
+            ..Default::default()
         };
         let mut url = url::Url::parse("http://x/v1/stream").unwrap();
         r.write_query(&mut url);

@@ -40,10 +40,21 @@ pub fn available_versions() -> Vec<u32> {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("workspace root")
+    // Prefer the running test's own manifest dir (cargo sets it at run time): this crate's
+    // compile-time path can belong to another checkout when a target dir is shared or copied.
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf());
+    let mut dir = start.canonicalize().expect("manifest dir");
+    loop {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        if manifest.lines().any(|l| l.trim() == "[workspace]") {
+            return dir;
+        }
+        if !dir.pop() {
+            panic!("no workspace Cargo.toml above {}", start.display());
+        }
+    }
 }
 
 fn is_root() -> bool {
