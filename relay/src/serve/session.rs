@@ -502,6 +502,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bootstrap_for_a_row_scoped_token_is_forbidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let (hub, _w, _tx) = hub(dir.path());
+        let req = StreamRequest {
+            tables: vec![("public".into(), "t".into())],
+            bootstrap: true,
+            scopes: vec![(
+                ("public".into(), "t".into()),
+                crate::auth::RowScope {
+                    column: "tenant_id".into(),
+                    equals: vec!["1".into()],
+                },
+            )],
+            ..Default::default()
+        };
+        let err = hub
+            .open(&req)
+            .err()
+            .expect("image rows are not scoped: refused");
+        assert_eq!(err.code(), "forbidden");
+        let unscoped = StreamRequest {
+            scopes: Vec::new(),
+            ..req
+        };
+        assert!(hub.open(&unscoped).is_ok());
+    }
+
+    #[tokio::test]
     async fn a_resume_position_past_the_server_is_resync_required() {
         let dir = tempfile::tempdir().unwrap();
         let (hub, mut w, _tx) = hub(dir.path());
