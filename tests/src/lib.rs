@@ -6,6 +6,7 @@
 //! in `tests/tests/` put the decoder against this ground truth. [`relay`] runs `walcast relay`
 //! as a child process, with clients that apply what it streams.
 
+pub mod background;
 pub mod events;
 pub mod fixtures;
 pub mod ground_truth;

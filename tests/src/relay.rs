@@ -5,12 +5,13 @@
 //! Also a small deterministic writer whose every transaction can be checked for content,
 //! order and exactly-once delivery.
 
+use crate::background::{parse_tables, Background};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use walcast_decoder::decoder::streamed::StreamedTransactions;
 use walcast_decoder::output::jsonl::write_event;
@@ -376,56 +377,30 @@ pub struct ConsumerState {
 }
 
 /// A library client on its own thread and runtime, applying committed transactions.
-pub struct Consumer {
-    state: Arc<Mutex<ConsumerState>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub struct Consumer(Background<ConsumerState>);
 
 impl Consumer {
     /// Subscribes to `url` (http:// or quic://) after `from`, for `tables` (empty: all).
     pub fn start(url: &str, cert: Option<&str>, from: Option<Lsn>, tables: &[&str]) -> Consumer {
-        let state = Arc::new(Mutex::new(ConsumerState::default()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let url = url.to_string();
-        let cert = cert.map(str::to_string);
-        let tables: Vec<(String, String)> = tables
-            .iter()
-            .map(|t| {
-                let (s, n) = t.split_once('.').expect("schema.table");
-                (s.to_string(), n.to_string())
-            })
-            .collect();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let outcome = tokio::select! {
-                    r = consume(&url, cert.as_deref(), from, tables, &st) => r,
-                    _ = stop_rx => Ok(()),
-                };
-                if let Err(e) = outcome {
-                    let mut s = st.lock().unwrap();
-                    s.resync_required = matches!(
-                        e.downcast_ref::<ClientError>(),
-                        Some(ClientError::ResyncRequired { .. })
-                    );
-                    s.error = Some(format!("{e:#}"));
-                }
-            });
-        });
-        Consumer {
-            state,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+        let (url, cert, tables) = (
+            url.to_string(),
+            cert.map(str::to_string),
+            parse_tables(tables),
+        );
+        Consumer(Background::spawn(
+            move |st| async move { consume(&url, cert.as_deref(), from, tables, &st).await },
+            |s, e| {
+                s.resync_required = matches!(
+                    e.downcast_ref::<ClientError>(),
+                    Some(ClientError::ResyncRequired { .. })
+                );
+                s.error = Some(format!("{e:#}"));
+            },
+        ))
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&ConsumerState) -> T) -> T {
-        f(&self.state.lock().unwrap())
+        self.0.with(f)
     }
 
     pub fn txns(&self) -> Vec<Txn> {
@@ -459,17 +434,6 @@ impl Consumer {
             bail!("the subscription stopped: {e}");
         }
         Ok(self.txns())
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -7,12 +7,13 @@
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use walcast_decoder::output::jsonl::write_event;
 use walcast_decoder::{Decoder, Event};
 use walcast_relay::client::{Delivery, Subscription, Transport};
 use walcast_testkit::PgCluster;
+use walcast_tests::background::Background;
 use walcast_tests::relay::{poll, Relay};
 
 const SECRET: &[u8] = b"scope-test-secret-at-least-thirty-two-bytes";
@@ -49,41 +50,19 @@ struct State {
 }
 
 /// A scoped client on its own thread, applying what it receives to a map of rows.
-struct ScopedClient {
-    state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+struct ScopedClient(Background<State>);
 
 impl ScopedClient {
     fn start(url: &str, cert: Option<&str>, token: String) -> ScopedClient {
-        let state = Arc::new(Mutex::new(State::default()));
-        let (stop, stop_rx) = tokio::sync::oneshot::channel();
-        let (url, cert, st) = (url.to_string(), cert.map(str::to_string), state.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let r = tokio::select! {
-                    r = follow(&url, cert.as_deref(), &token, &st) => r,
-                    _ = stop_rx => Ok(()),
-                };
-                if let Err(e) = r {
-                    st.lock().unwrap().error = Some(format!("{e:#}"));
-                }
-            });
-        });
-        ScopedClient {
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let (url, cert) = (url.to_string(), cert.map(str::to_string));
+        ScopedClient(Background::spawn(
+            move |st| async move { follow(&url, cert.as_deref(), &token, &st).await },
+            |s, e| s.error = Some(format!("{e:#}")),
+        ))
     }
 
     fn with<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        f(&self.state.lock().unwrap())
+        self.0.with(f)
     }
 
     /// Waits until the client holds every id in `ids`.
@@ -97,17 +76,6 @@ impl ScopedClient {
             bail!("the scoped client stopped: {e}");
         }
         Ok(())
-    }
-}
-
-impl Drop for ScopedClient {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -14,6 +14,7 @@ use walcast_decoder::output::jsonl::write_event;
 use walcast_decoder::{Decoder, Event, Lsn};
 use walcast_relay::client::{Delivery, Subscription, Transport};
 use walcast_testkit::PgCluster;
+use walcast_tests::background::{parse_tables, Background};
 use walcast_tests::relay::*;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -36,11 +37,7 @@ struct State {
 }
 
 /// A bootstrapping client on its own thread, applying rows and committed changes to maps.
-struct BootClient {
-    state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+struct BootClient(Background<State>);
 
 impl BootClient {
     fn start(url: &str, tables: &[&str]) -> BootClient {
@@ -49,42 +46,19 @@ impl BootClient {
 
     /// Over `url` (http:// or quic://, with the relay's certificate fingerprint for QUIC).
     fn start_with(url: &str, cert: Option<&str>, tables: &[&str]) -> BootClient {
-        let cert = cert.map(str::to_string);
-        let state = Arc::new(Mutex::new(State::default()));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let url = url.to_string();
-        let tables: Vec<(String, String)> = tables
-            .iter()
-            .map(|t| {
-                let (s, n) = t.split_once('.').expect("schema.table");
-                (s.to_string(), n.to_string())
-            })
-            .collect();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let r = tokio::select! {
-                    r = run_client(&url, cert.as_deref(), tables, &st) => r,
-                    _ = rx => Ok(()),
-                };
-                if let Err(e) = r {
-                    st.lock().unwrap().error = Some(format!("{e:#}"));
-                }
-            });
-        });
-        BootClient {
-            state,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
+        let (url, cert, tables) = (
+            url.to_string(),
+            cert.map(str::to_string),
+            parse_tables(tables),
+        );
+        BootClient(Background::spawn(
+            move |st| async move { run_client(&url, cert.as_deref(), tables, &st).await },
+            |s, e| s.error = Some(format!("{e:#}")),
+        ))
     }
 
     fn with<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        f(&self.state.lock().unwrap())
+        self.0.with(f)
     }
 
     /// Waits until the client applied a commit ending after `lsn`; returns its tables.
@@ -101,17 +75,6 @@ impl BootClient {
                 s.boot_done.context("bootstrap never completed")?,
             )),
         })
-    }
-}
-
-impl Drop for BootClient {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
