@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use walcast_decoder::pgoutput::{self, Message};
+use walcast_decoder::pgoutput;
 
+use super::filter::column_of;
 use super::memo::{decode, ColumnRef, Side};
 use crate::auth::RowScope;
 use crate::log::OwnedFrame;
@@ -96,7 +97,7 @@ impl FanOut {
         for rel in self.relations.values_mut() {
             for (t, c) in &wanted {
                 if *t == rel.table && !rel.columns.iter().any(|(n, _)| n == c) {
-                    let col = column_of(&rel.frame.payload, c);
+                    let col = column_of(&rel.frame.payload, false, c);
                     rel.columns.push((c.clone(), col));
                 }
             }
@@ -163,7 +164,7 @@ impl FanOut {
                     .routes
                     .keys()
                     .filter(|(t, _)| *t == table)
-                    .map(|(_, c)| (c.clone(), column_of(&frame.payload, c)))
+                    .map(|(_, c)| (c.clone(), column_of(&frame.payload, false, c)))
                     .collect();
                 self.versions += 1;
                 self.relations.insert(
@@ -295,18 +296,6 @@ fn with_payload(f: &OwnedFrame, payload: &[u8]) -> OwnedFrame {
         lsn: f.lsn,
         payload: payload.to_vec(),
     }
-}
-
-fn column_of(payload: &[u8], name: &str) -> Option<ColumnRef> {
-    let Ok(Message::Relation(r)) = pgoutput::parse(payload, false) else {
-        return None;
-    };
-    let (index, c) = r.columns.iter().enumerate().find(|(_, c)| c.name == name)?;
-    Some(ColumnRef {
-        index: u16::try_from(index).ok()?,
-        type_oid: c.type_oid,
-        in_identity: c.is_key(),
-    })
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ impl ScopeFilter {
 }
 
 /// The scoped column's place in a Relation message.
-fn column_of(payload: &[u8], in_stream: bool, name: &str) -> Option<ColumnRef> {
+pub(super) fn column_of(payload: &[u8], in_stream: bool, name: &str) -> Option<ColumnRef> {
     let Ok(Message::Relation(r)) = pgoutput::parse(payload, in_stream) else {
         return None;
     };
