@@ -89,10 +89,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     tokio::select! {
         _ = print => {}
-        _ = tokio::signal::ctrl_c() => eprintln!("\nwalcast demo: stopping …"),
+        _ = super::relay::shutdown_signal() => eprintln!("\nwalcast demo: stopping …"),
     }
     writer.abort();
-    // The relay listens for the same Ctrl-C and shuts down by itself.
+    // The relay listens for the same Ctrl-C or SIGTERM and shuts down by itself.
     match tokio::time::timeout(Duration::from_secs(25), relay).await {
         Ok(Ok(Err(e))) => eprintln!("relay: {e:#}"),
         Err(_) => eprintln!("relay did not stop in time"),

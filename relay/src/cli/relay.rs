@@ -437,7 +437,8 @@ pub async fn run(args: RelayArgs) -> Result<()> {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM (what `kill`, systemd and container runtimes send).
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =
