@@ -570,14 +570,29 @@ fn old_rows<'a>(
     })
 }
 
-/// Types one tuple against its relation. In a key tuple, `n` on a non-key column means
-/// "not part of the key", never NULL.
+/// Types one tuple against its relation into a [`Row`].
 fn row<'a>(
     msg: &'a [u8],
     relation: &RelationInfo,
     tuple: TupleData<'a>,
     key: bool,
 ) -> Result<Row<'a>> {
+    let mut cells = Vec::with_capacity(relation.columns.len());
+    type_tuple(msg, relation, tuple, key, |c| cells.push(c))?;
+    Ok(Row { cells })
+}
+
+/// Types one tuple of `msg` against its relation, handing each cell to `emit` in column order,
+/// for consumers that write cells somewhere other than a [`Row`] (the WASM engine's flat
+/// buffers). In a key tuple, `n` on a non-key column means "not part of the key", never NULL.
+/// Errors carry offsets into `msg`; cells emitted before an error are the caller's to discard.
+pub fn type_tuple<'a>(
+    msg: &'a [u8],
+    relation: &RelationInfo,
+    tuple: TupleData<'a>,
+    key: bool,
+    mut emit: impl FnMut(Cell<'a>),
+) -> Result<()> {
     if tuple.len() != relation.columns.len() {
         // The column count is the Int16 right before the column bytes.
         let offset = offset_in(msg, tuple.raw()).saturating_sub(2);
@@ -591,22 +606,21 @@ fn row<'a>(
             "TupleData",
         ));
     }
-    let mut cells = Vec::with_capacity(relation.columns.len());
     for (col, column) in relation.columns.iter().zip(tuple.columns()) {
-        // Values are pushed by the decoders' own match arms (see `value::decode_text_emit`).
+        // Values are emitted by the decoders' own match arms (see `value::decode_text_emit`).
         match column {
-            Column::Null if key && !col.is_key => cells.push(Cell::NotInKey),
-            Column::Null => cells.push(Cell::Value(Value::Null)),
-            Column::UnchangedToast => cells.push(Cell::UnchangedToast),
+            Column::Null if key && !col.is_key => emit(Cell::NotInKey),
+            Column::Null => emit(Cell::Value(Value::Null)),
+            Column::UnchangedToast => emit(Cell::UnchangedToast),
             Column::Text(bytes) => {
-                value::decode_text_emit(col.decode_oid, bytes, |v| cells.push(Cell::Value(v)))
+                value::decode_text_emit(col.decode_oid, bytes, |v| emit(Cell::Value(v)))
                     .map_err(|e| e.shifted(offset_in(msg, bytes)))?
             }
             Column::Binary(bytes) => {
-                value::decode_binary_emit(col.decode_oid, bytes, |v| cells.push(Cell::Value(v)))
+                value::decode_binary_emit(col.decode_oid, bytes, |v| emit(Cell::Value(v)))
                     .map_err(|e| e.shifted(offset_in(msg, bytes)))?
             }
         }
     }
-    Ok(Row { cells })
+    Ok(())
 }

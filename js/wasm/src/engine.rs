@@ -6,12 +6,11 @@
 
 #[cfg(feature = "msgpack")]
 use crate::msgpack;
-use walcast_decoder::decoder::{Cell, Change, Event, Row};
+use walcast_decoder::decoder::{type_tuple, Cell, Change, Event, Row};
 use walcast_decoder::frame::{FrameKind, FrameReader};
 #[cfg(feature = "jsonl")]
 use walcast_decoder::output::jsonl;
-use walcast_decoder::pgoutput::{self, Column, Message, OldTuple, TupleData};
-use walcast_decoder::value::{decode_binary, decode_text};
+use walcast_decoder::pgoutput::{self, Message, OldTuple, TupleData};
 use walcast_decoder::RelationInfo;
 use walcast_decoder::{DecodeError, Decoder, Lsn};
 
@@ -176,36 +175,18 @@ fn change_fast(decoder: &Decoder, out: &mut Flat, msg: &[u8]) -> bool {
     );
     let ok = [(new, false), (full, false), (key, true)]
         .into_iter()
-        .all(|(t, is_key)| t.map_or(true, |t| typed_row(out, rel, t, is_key)));
+        .all(|(t, is_key)| t.map_or(true, |t| typed_row(out, msg, rel, t, is_key)));
     if !ok {
         out.rollback(mark);
     }
     ok
 }
 
-/// One tuple typed against its relation, as `walcast_decoder::decoder`'s `row` types it (in a
-/// key tuple, `n` on a non-key column is "not in key"). False on any mismatch or bad value.
-fn typed_row(out: &mut Flat, rel: &RelationInfo, t: TupleData<'_>, key: bool) -> bool {
-    if t.len() != rel.columns.len() {
-        return false;
-    }
+/// One tuple typed against its relation by the decoder's own `type_tuple`. False on any
+/// mismatch or bad value (the caller rolls `out` back).
+fn typed_row(out: &mut Flat, msg: &[u8], rel: &RelationInfo, t: TupleData<'_>, key: bool) -> bool {
     out.word(t.len() as u32);
-    for (col, c) in rel.columns.iter().zip(t.columns()) {
-        match c {
-            Column::Null if key && !col.is_key => out.cell_tag(cell::NOT_IN_KEY),
-            Column::Null => out.cell_tag(cell::NULL),
-            Column::UnchangedToast => out.cell_tag(cell::UNCHANGED_TOAST),
-            Column::Text(b) => match decode_text(col.decode_oid, b) {
-                Ok(v) => out.value(&v),
-                Err(_) => return false,
-            },
-            Column::Binary(b) => match decode_binary(col.decode_oid, b) {
-                Ok(v) => out.value(&v),
-                Err(_) => return false,
-            },
-        }
-    }
-    true
+    type_tuple(msg, rel, t, key, |c| write_cell(out, &c)).is_ok()
 }
 
 fn xid(x: Option<u32>) -> u32 {
@@ -215,11 +196,15 @@ fn xid(x: Option<u32>) -> u32 {
 fn row(out: &mut Flat, r: &Row<'_>) {
     out.word(r.cells.len() as u32);
     for c in &r.cells {
-        match c {
-            Cell::Value(v) => out.value(v),
-            Cell::UnchangedToast => out.cell_tag(cell::UNCHANGED_TOAST),
-            Cell::NotInKey => out.cell_tag(cell::NOT_IN_KEY),
-        }
+        write_cell(out, c);
+    }
+}
+
+fn write_cell(out: &mut Flat, c: &Cell<'_>) {
+    match c {
+        Cell::Value(v) => out.value(v),
+        Cell::UnchangedToast => out.cell_tag(cell::UNCHANGED_TOAST),
+        Cell::NotInKey => out.cell_tag(cell::NOT_IN_KEY),
     }
 }
 
