@@ -104,6 +104,14 @@ impl Relay {
     /// Starts a relay for `tables` (schema.table) on `pg`, with extra flags, and waits until it
     /// streams (the slot exists, so every later commit will be captured).
     pub fn start(pg: &PgCluster, tables: &[&str], extra: &[&str]) -> Result<Relay> {
+        let relay = Self::start_unready(pg, tables, extra)?;
+        relay.wait_ready()?;
+        Ok(relay)
+    }
+
+    /// Like [`Relay::start`], but returns as soon as the relay prints its addresses: before it
+    /// has created its slot and copied its initial baseline ([`Relay::wait_ready`] waits).
+    pub fn start_unready(pg: &PgCluster, tables: &[&str], extra: &[&str]) -> Result<Relay> {
         let data = tempfile::Builder::new()
             .prefix("walcast-relay-")
             .tempdir()?;
@@ -130,13 +138,19 @@ impl Relay {
             quic: None,
             starts: 0,
         };
-        relay.spawn()?;
+        relay.spawn_process()?;
         Ok(relay)
     }
 
     /// Starts the process on the same addresses as before (port 0 the first time) and waits
     /// for it to report streaming.
     fn spawn(&mut self) -> Result<()> {
+        self.spawn_process()?;
+        self.wait_ready()
+    }
+
+    /// Starts the process and waits for it to print its addresses.
+    fn spawn_process(&mut self) -> Result<()> {
         let mut args = self.args.clone();
         args.push("--http".into());
         args.push(self.http.to_string());
@@ -195,6 +209,11 @@ impl Relay {
         if quic.is_some() {
             self.quic = quic;
         }
+        Ok(())
+    }
+
+    /// Waits until `/readyz` says the relay streams from PostgreSQL.
+    pub fn wait_ready(&self) -> Result<()> {
         poll(Duration::from_secs(30), "the relay to be ready", || {
             matches!(http_get(self.http, "/readyz"), Ok((200, _))).then_some(())
         })

@@ -32,21 +32,26 @@ impl<S> BaselineSink<S> {
 impl<S: ReplicationSink> ReplicationSink for BaselineSink<S> {
     async fn prepared(&mut self, p: &Prepared) -> Result<(), SinkError> {
         self.inner.prepared(p).await?;
-        if let Some(created) = &p.created {
-            if let Some(snapshot) = &created.snapshot_name {
-                // A failure here costs nothing but time: clients then get an on-demand image.
-                match self
-                    .boot
-                    .build_from_snapshot(snapshot, created.consistent_point)
-                    .await
-                {
-                    Ok(img) => tracing::info!(consistent_point = %img.built.consistent_point,
-                        rows = img.built.rows, tables = img.built.tables,
-                        "initial baseline: the new slot's snapshot is the first bootstrap image"),
-                    Err(e) => tracing::warn!(error = %e,
-                        "initial baseline failed; bootstrap requests will build their own image"),
-                }
-            }
+        // The slot exists from here on (created now, or found); see `Bootstrapper::slot_ready`.
+        let snapshot = p
+            .created
+            .as_ref()
+            .and_then(|c| Some((c.snapshot_name.as_ref()?, c)));
+        let Some((snapshot, created)) = snapshot else {
+            self.boot.slot_ready();
+            return Ok(());
+        };
+        // A failure here costs nothing but time: clients then get an on-demand image.
+        match self
+            .boot
+            .build_from_snapshot(snapshot, created.consistent_point)
+            .await
+        {
+            Ok(img) => tracing::info!(consistent_point = %img.built.consistent_point,
+                rows = img.built.rows, tables = img.built.tables,
+                "initial baseline: the new slot's snapshot is the first bootstrap image"),
+            Err(e) => tracing::warn!(error = %e,
+                "initial baseline failed; bootstrap requests will build their own image"),
         }
         Ok(())
     }

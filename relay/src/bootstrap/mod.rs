@@ -98,6 +98,9 @@ pub struct Bootstrapper {
     metrics: Arc<Metrics>,
     state: Mutex<State>,
     seq: AtomicU64,
+    /// Whether the relay's own slot exists. A job's consistent point lies inside the log only
+    /// if its temporary slot is created after the relay's slot, so jobs wait for this.
+    slot_ready: watch::Sender<bool>,
 }
 
 impl Bootstrapper {
@@ -124,6 +127,7 @@ impl Bootstrapper {
             metrics,
             state: Mutex::new(State::default()),
             seq: AtomicU64::new(0),
+            slot_ready: watch::Sender::new(false),
         }))
     }
 
@@ -131,9 +135,22 @@ impl Bootstrapper {
         &self.log
     }
 
+    /// Records that the relay's slot exists (the replication session is prepared): from now on
+    /// a job's temporary slot starts at or after the relay's, inside what the log will hold.
+    pub fn slot_ready(&self) {
+        self.slot_ready.send_replace(true);
+    }
+
     /// An image a client can start from now: the current one if the log still holds its
-    /// consistent point, else the running job's, else a new job's.
+    /// consistent point, else the running job's, else a new job's. Before the relay's slot
+    /// exists it waits: a job started then would have a consistent point older than anything
+    /// the log will ever hold, and its client could only be told to resync.
     pub async fn image(self: &Arc<Self>) -> Result<Arc<Image>, String> {
+        self.slot_ready
+            .subscribe()
+            .wait_for(|ready| *ready)
+            .await
+            .map_err(|_| "the relay stopped before its slot existed".to_string())?;
         let mut rx = {
             let mut st = self.state.lock().map_err(|_| "bootstrap state poisoned")?;
             if let Some(img) = &st.current {
@@ -174,6 +191,8 @@ impl Bootstrapper {
             let mut st = self.state.lock().map_err(|_| "bootstrap state poisoned")?;
             st.running = Some(rx.clone());
         }
+        // Clients waiting for the slot now join this image.
+        self.slot_ready();
         self.metrics.bootstrap_jobs.fetch_add(1, Relaxed);
         self.metrics.bootstrap_running.store(1, Relaxed);
         let path = job::image_path(&self.dir, consistent_point);
