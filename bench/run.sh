@@ -4,6 +4,8 @@
 #                          the relay's per-stage histograms), memory per client. Env: ROWS, RATES,
 #                          CLIENTS, REPEAT (runs per figure, median reported; default 3), LAT_SECS,
 #                          WALCAST_BIN (another relay binary, e.g. a baseline build, to compare).
+#   bench/run.sh bootstrap what 100 and 1,000 simultaneous bootstraps cost PostgreSQL, beside a
+#                          snapshot + COPY per client. Env: CLIENTS (100,1000), ROWS, WRITE_RATE.
 #   bench/run.sh decoder   decoder parse / typed-row / JSON throughput on captured streams (criterion)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,9 @@ case "$what" in
   relay)
     cargo build --release -p walcast-relay --bin walcast -p walcast-bench --bins
     ./target/release/relay_bench | tee "$out" ;;
+  bootstrap)
+    cargo build --release -p walcast-relay --bin walcast -p walcast-bench --bins
+    ./target/release/bootstrap_bench | tee "$out" ;;
   decoder)
     cargo bench -p walcast-decoder --bench decode
     python3 bench/criterion_table.py > "$out"; cat "$out" ;;

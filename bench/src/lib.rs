@@ -35,6 +35,17 @@ impl RelayProcess {
         publication: &str,
         tables: &str,
     ) -> Result<RelayProcess> {
+        Self::start_with(pg_url, slot, publication, tables, &[])
+    }
+
+    /// Like [`RelayProcess::start`], with extra `walcast relay` arguments.
+    pub fn start_with(
+        pg_url: &str,
+        slot: &str,
+        publication: &str,
+        tables: &str,
+        extra: &[&str],
+    ) -> Result<RelayProcess> {
         let data = tempfile::Builder::new()
             .prefix("walcast-bench-")
             .tempdir()?;
@@ -59,6 +70,7 @@ impl RelayProcess {
                 "--data-dir",
             ])
             .arg(data.path())
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
