@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
+use walcast_decoder::frame::FrameKind;
 use walcast_decoder::output::jsonl::write_event;
 use walcast_decoder::{Decoder, Event};
 use walcast_relay::client::{Delivery, Subscription, Transport};
@@ -44,6 +45,8 @@ type Rows = BTreeMap<i64, (String, i64)>;
 #[derive(Default)]
 struct State {
     rows: Rows,
+    /// Rows the bootstrap image carried (bootstrapping clients).
+    image_rows: usize,
     /// Every change received, as the JSON lines contract prints it.
     changes: Vec<serde_json::Value>,
     error: Option<String>,
@@ -54,9 +57,18 @@ struct ScopedClient(Background<State>);
 
 impl ScopedClient {
     fn start(url: &str, cert: Option<&str>, token: String) -> ScopedClient {
+        Self::start_with(url, cert, token, false)
+    }
+
+    /// A client that starts with a bootstrap image (docs/bootstrap.md) instead of the log.
+    fn bootstrap(url: &str, cert: Option<&str>, token: String) -> ScopedClient {
+        Self::start_with(url, cert, token, true)
+    }
+
+    fn start_with(url: &str, cert: Option<&str>, token: String, bootstrap: bool) -> ScopedClient {
         let (url, cert) = (url.to_string(), cert.map(str::to_string));
         ScopedClient(Background::spawn(
-            move |st| async move { follow(&url, cert.as_deref(), &token, &st).await },
+            move |st| async move { follow(&url, cert.as_deref(), &token, bootstrap, &st).await },
             |s, e| s.error = Some(format!("{e:#}")),
         ))
     }
@@ -87,9 +99,18 @@ fn row_of(v: &serde_json::Value) -> Result<(i64, String, i64)> {
     ))
 }
 
-async fn follow(url: &str, cert: Option<&str>, token: &str, st: &Mutex<State>) -> Result<()> {
+async fn follow(
+    url: &str,
+    cert: Option<&str>,
+    token: &str,
+    bootstrap: bool,
+    st: &Mutex<State>,
+) -> Result<()> {
     let transport = Transport::from_url(url, cert)?.with_bearer_token(token)?;
     let mut sub = Subscription::new(transport, None, vec![("public".into(), "items".into())]);
+    if bootstrap {
+        sub = sub.with_bootstrap();
+    }
     let mut decoder = Decoder::new();
     let mut line = String::new();
     loop {
@@ -114,6 +135,7 @@ async fn follow(url: &str, cert: Option<&str>, token: &str, st: &Mutex<State>) -
         write_event(&event, None, &mut line);
         let c: serde_json::Value = serde_json::from_str(&line)?;
         let mut s = st.lock().unwrap();
+        s.image_rows += usize::from(frame.kind == FrameKind::Bootstrap);
         match c["type"].as_str() {
             Some("insert") | Some("update") => {
                 if let Some(old) = c.get("old").or(c.get("key")) {
@@ -158,8 +180,8 @@ fn rows_in(pg: &PgCluster, tenants: &[&str]) -> Result<Rows> {
 
 /// One writer's mixed transactions on its own ids (`id % WRITERS == w`, so writers never wait
 /// on each other's rows), moving rows between all tenants.
-fn write_load(pg: &PgCluster, w: i64) -> Result<()> {
-    for i in 0..TXNS_PER_WRITER {
+fn write_load(pg: &PgCluster, w: i64, txns: i64) -> Result<()> {
+    for i in 0..txns {
         let base = w + WRITERS * (i * 4);
         let t = |k: i64| TENANTS[((w + i + k) % 4) as usize];
         let sql = format!(
@@ -186,81 +208,26 @@ fn write_load(pg: &PgCluster, w: i64) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn tenant_scoped_clients_see_exactly_their_rows_under_concurrent_writes() -> Result<()> {
-    let pg = PgCluster::start(15)?;
-    pg.psql(
-        "CREATE TABLE items (id bigint PRIMARY KEY, tenant_id text NOT NULL, v bigint NOT NULL);
-         ALTER TABLE items REPLICA IDENTITY FULL;
-         CREATE TABLE other (id int PRIMARY KEY);",
-    )?;
-    let mut secret = tempfile::NamedTempFile::new()?;
-    secret.write_all(SECRET)?;
-    let secret_path = secret.path().display().to_string();
-    let relay = Relay::start(
-        &pg,
-        &["public.items", "public.other"],
-        &[
-            "--auth-hs256-secret-file",
-            &secret_path,
-            "--auth-audience",
-            AUDIENCE,
-            "--quic",
-            "127.0.0.1:0",
-        ],
-    )?;
-    let (quic_url, fingerprint) = relay.quic_url().context("QUIC address")?;
-
-    // Two tenants' clients at once, over both transports, and one client scoped to two tenants.
-    let t1 = ScopedClient::start(&relay.url(), None, token(&["t1"]));
-    let t2 = ScopedClient::start(&quic_url, Some(&fingerprint), token(&["t2"]));
-    let t34 = ScopedClient::start(&relay.url(), None, token(&["t3", "t4"]));
-
-    std::thread::scope(|s| -> Result<()> {
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                let pg = &pg;
-                s.spawn(move || write_load(pg, w))
-            })
-            .collect();
-        // Another table's writes, which no scoped client may see.
-        pg.psql("INSERT INTO other SELECT generate_series(1, 50)")?;
-        for w in writers {
-            w.join().expect("writer thread")?;
-        }
-        Ok(())
-    })?;
-    // One marker row per tenant, committed after all the load: once a client holds its markers,
-    // it has every earlier commit.
-    let markers: Vec<String> = TENANTS
-        .iter()
-        .enumerate()
-        .map(|(k, t)| format!("({}, '{t}', 0)", MARKER + k as i64))
-        .collect();
-    pg.psql(&format!("INSERT INTO items VALUES {}", markers.join(",")))?;
-
-    let moved: i64 = pg
-        .psql("SELECT count(*) FROM items WHERE v >= 100")?
-        .trim()
-        .parse()?;
-    assert!(moved > 0, "the load moved rows between tenants");
-
-    for (client, tenants, ids) in [
-        (&t1, vec!["t1"], vec![MARKER]),
-        (&t2, vec!["t2"], vec![MARKER + 1]),
-        (&t34, vec!["t3", "t4"], vec![MARKER + 2, MARKER + 3]),
-    ] {
+/// The clients of tenants t1, t2 and t3+t4: each, once it holds its tenants' markers, holds
+/// exactly `SELECT … WHERE tenant_id IN …`, and no change it ever received (image rows
+/// included) shows another tenant's row.
+fn check_clients(pg: &PgCluster, clients: [&ScopedClient; 3]) -> Result<()> {
+    let scopes: [(&[&str], &[i64]); 3] = [
+        (&["t1"], &[MARKER]),
+        (&["t2"], &[MARKER + 1]),
+        (&["t3", "t4"], &[MARKER + 2, MARKER + 3]),
+    ];
+    for (client, (tenants, ids)) in clients.into_iter().zip(scopes) {
         client
-            .wait_for_ids(&ids)
+            .wait_for_ids(ids)
             .with_context(|| format!("client of {tenants:?}"))?;
-        let expected = rows_in(&pg, &tenants)?;
+        let expected = rows_in(pg, tenants)?;
         let got = client.with(|s| s.rows.clone());
         assert_eq!(
             got, expected,
             "client of {tenants:?} must hold exactly SELECT … WHERE tenant_id IN {tenants:?}"
         );
         assert!(expected.len() > 10, "the load wrote rows for {tenants:?}");
-        // No change received shows a row outside the scope, on either side.
         let (mut deletes, mut total) = (0, 0);
         for c in client.with(|s| s.changes.clone()) {
             total += 1;
@@ -276,16 +243,148 @@ fn tenant_scoped_clients_see_exactly_their_rows_under_concurrent_writes() -> Res
             }
             deletes += usize::from(c["type"] == "delete");
         }
+        // A client from the log saw every row arrive; a bootstrapped one, changes after its image.
+        let image_rows = client.with(|s| s.image_rows);
         assert!(
-            total > expected.len(),
-            "{tenants:?}: the client saw the load"
+            total > expected.len().max(image_rows),
+            "{tenants:?}: the client saw the load ({total} changes, {image_rows} image rows)"
         );
         assert!(deletes > 0, "{tenants:?}: deletes (and moves out) arrived");
     }
+    Ok(())
+}
+
+const SCHEMA: &str =
+    "CREATE TABLE items (id bigint PRIMARY KEY, tenant_id text NOT NULL, v bigint NOT NULL);
+     ALTER TABLE items REPLICA IDENTITY FULL;
+     CREATE TABLE other (id int PRIMARY KEY);";
+
+/// Runs the writers (and a write to `other`, which no scoped client may see), calling `during`
+/// while they run; then commits one marker row per tenant.
+fn load_then_markers(pg: &PgCluster, txns: i64, during: impl FnOnce() -> Result<()>) -> Result<()> {
+    std::thread::scope(|s| -> Result<()> {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| s.spawn(move || write_load(pg, w, txns)))
+            .collect();
+        pg.psql("INSERT INTO other SELECT generate_series(1, 50)")?;
+        during()?;
+        for w in writers {
+            w.join().expect("writer thread")?;
+        }
+        Ok(())
+    })?;
+    // Committed after all the load: once a client holds its markers, it has every earlier
+    // commit.
+    let markers: Vec<String> = TENANTS
+        .iter()
+        .enumerate()
+        .map(|(k, t)| format!("({}, '{t}', 0)", MARKER + k as i64))
+        .collect();
+    pg.psql(&format!("INSERT INTO items VALUES {}", markers.join(",")))?;
+    Ok(())
+}
+
+/// The HS256 secret in a file (kept while the guard lives), and its path.
+fn secret_file() -> Result<(tempfile::NamedTempFile, String)> {
+    let mut secret = tempfile::NamedTempFile::new()?;
+    secret.write_all(SECRET)?;
+    let path = secret.path().display().to_string();
+    Ok((secret, path))
+}
+
+fn auth_args(secret_path: &str) -> Vec<&str> {
+    vec![
+        "--auth-hs256-secret-file",
+        secret_path,
+        "--auth-audience",
+        AUDIENCE,
+        "--quic",
+        "127.0.0.1:0",
+    ]
+}
+
+#[test]
+fn tenant_scoped_clients_see_exactly_their_rows_under_concurrent_writes() -> Result<()> {
+    let pg = PgCluster::start(15)?;
+    pg.psql(SCHEMA)?;
+    let (_secret, secret_path) = secret_file()?;
+    let relay = Relay::start(
+        &pg,
+        &["public.items", "public.other"],
+        &auth_args(&secret_path),
+    )?;
+    let (quic_url, fingerprint) = relay.quic_url().context("QUIC address")?;
+
+    // Two tenants' clients at once, over both transports, and one client scoped to two tenants.
+    let t1 = ScopedClient::start(&relay.url(), None, token(&["t1"]));
+    let t2 = ScopedClient::start(&quic_url, Some(&fingerprint), token(&["t2"]));
+    let t34 = ScopedClient::start(&relay.url(), None, token(&["t3", "t4"]));
+    load_then_markers(&pg, TXNS_PER_WRITER, || Ok(()))?;
+
+    let moved: i64 = pg
+        .psql("SELECT count(*) FROM items WHERE v >= 100")?
+        .trim()
+        .parse()?;
+    assert!(moved > 0, "the load moved rows between tenants");
+
+    check_clients(&pg, [&t1, &t2, &t34])?;
     drop((t1, t2, t34));
     assert!(
         !relay.log_text().contains(std::str::from_utf8(SECRET)?),
         "the secret never appears in the relay's log"
+    );
+    Ok(())
+}
+
+/// Scoped bootstraps (docs/bootstrap.md, docs/auth.md): clients with tenant-scoped tokens
+/// bootstrap at different moments while the writers run, over HTTP and QUIC; each image holds
+/// only its tenants' rows, and image plus stream end equal to PostgreSQL's rows of those tenants.
+#[test]
+fn tenant_scoped_bootstraps_hold_exactly_their_rows_under_concurrent_writes() -> Result<()> {
+    let pg = PgCluster::start(15)?;
+    pg.psql(SCHEMA)?;
+    // Rows of every tenant before the relay starts, so the images have something to judge.
+    pg.psql(
+        "INSERT INTO items SELECT 2000000 + g, 't' || (1 + g % 4), g FROM generate_series(1, 2000) g",
+    )?;
+    let (_secret, secret_path) = secret_file()?;
+    let mut args = auth_args(&secret_path);
+    // Images are shared for 1 s: later clients get images of their own, mid-load.
+    args.extend(["--bootstrap-max-age", "1s"]);
+    let relay = Relay::start(&pg, &["public.items", "public.other"], &args)?;
+    let (quic_url, fingerprint) = relay.quic_url().context("QUIC address")?;
+
+    let early = ScopedClient::bootstrap(&relay.url(), None, token(&["t1"]));
+    let mut late = Vec::new();
+    // A longer load, so that every client bootstraps while it runs.
+    load_then_markers(&pg, 4 * TXNS_PER_WRITER, || {
+        std::thread::sleep(Duration::from_millis(300));
+        late.push(ScopedClient::bootstrap(
+            &quic_url,
+            Some(&fingerprint),
+            token(&["t2"]),
+        ));
+        std::thread::sleep(Duration::from_millis(1200));
+        late.push(ScopedClient::bootstrap(
+            &relay.url(),
+            None,
+            token(&["t3", "t4"]),
+        ));
+        Ok(())
+    })?;
+    let [t2, t34] = <[ScopedClient; 2]>::try_from(late).map_err(|_| anyhow::anyhow!("clients"))?;
+    check_clients(&pg, [&early, &t2, &t34])?;
+    for (client, tenants) in [(&early, 1), (&t2, 1), (&t34, 2)] {
+        let rows = client.with(|s| s.image_rows);
+        // About 500 preloaded rows per tenant, more for later images: never a whole table.
+        assert!(
+            rows >= 400 * tenants && rows < 2000,
+            "an image of {tenants} tenant(s) held {rows} rows"
+        );
+    }
+    assert!(
+        relay.metric("walcast_bootstrap_jobs_total")? >= 2,
+        "later clients bootstrapped from images built mid-load"
     );
     Ok(())
 }
@@ -297,9 +396,7 @@ fn a_row_outside_the_scope_is_never_delivered() -> Result<()> {
         "CREATE TABLE items (id bigint PRIMARY KEY, tenant_id text NOT NULL, v bigint NOT NULL);
          ALTER TABLE items REPLICA IDENTITY FULL;",
     )?;
-    let mut secret = tempfile::NamedTempFile::new()?;
-    secret.write_all(SECRET)?;
-    let secret_path = secret.path().display().to_string();
+    let (_secret, secret_path) = secret_file()?;
     let relay = Relay::start(
         &pg,
         &["public.items"],
@@ -354,9 +451,7 @@ fn without_the_old_value_updates_and_deletes_are_out_of_scope_and_warned_once() 
     pg.psql(
         "CREATE TABLE items (id bigint PRIMARY KEY, tenant_id text NOT NULL, v bigint NOT NULL);",
     )?;
-    let mut secret = tempfile::NamedTempFile::new()?;
-    secret.write_all(SECRET)?;
-    let secret_path = secret.path().display().to_string();
+    let (_secret, secret_path) = secret_file()?;
     let relay = Relay::start(
         &pg,
         &["public.items"],

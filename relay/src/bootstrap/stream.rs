@@ -10,6 +10,7 @@ use walcast_decoder::Lsn;
 
 use super::{Bootstrapper, Image};
 use crate::log::{LogError, LogReader};
+use crate::serve::scope::ScopeFilter;
 
 /// Bytes read from the image file per step.
 const READ_BYTES: usize = 64 * 1024;
@@ -43,6 +44,8 @@ pub struct BootStream {
     /// `(schema, table)` the client may see; empty: every published table.
     tables: Vec<(String, String)>,
     allowed: HashSet<u32>,
+    /// The client's row scopes, judging image rows (`None`: no row scopes).
+    scope: Option<ScopeFilter>,
     phase: Phase,
     buf: Vec<u8>,
 }
@@ -53,9 +56,16 @@ impl BootStream {
             boot,
             tables,
             allowed: HashSet::new(),
+            scope: None,
             phase: Phase::Waiting,
             buf: vec![0; READ_BYTES],
         }
+    }
+
+    /// Sends only the image rows inside these row scopes (docs/auth.md, "Row scopes").
+    pub fn with_scope(mut self, scope: Option<ScopeFilter>) -> BootStream {
+        self.scope = scope;
+        self
     }
 
     /// Appends the next frames to `out` (about `max` bytes), or says what comes next.
@@ -146,6 +156,11 @@ impl BootStream {
                             }
                             _ => false,
                         };
+                        let keep = keep
+                            && self
+                                .scope
+                                .as_mut()
+                                .map_or(true, |s| s.keeps_image_frame(f.kind, f.payload));
                         if keep {
                             frame::encode_frame(f.kind, f.lsn, f.payload, out);
                         }

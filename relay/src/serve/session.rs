@@ -77,25 +77,20 @@ impl Hub {
             return Err(OpenError::ShuttingDown);
         }
         if request.bootstrap {
-            if !request.scopes.is_empty() {
-                // Image rows are not judged by row scopes yet: refuse rather than leak.
-                return Err(OpenError::Forbidden(
-                    "bootstrap is not available to tokens with row scopes yet; stream without bootstrap",
-                ));
-            }
             // The log reader opens at the image's consistent point, once the image is sent.
+            // Row scopes judge the image's rows, then the stream's changes.
             self.metrics.clients_total.fetch_add(1, Relaxed);
             self.metrics.bootstrap_clients.fetch_add(1, Relaxed);
             return Ok(ClientStream {
                 durable: self.log.subscribe_visible(),
                 reader: None,
-                scope: None,
+                scope: self.scope_for(request),
                 ahead: None,
                 log: self.log.clone(),
-                boot: Some(BootStream::new(
-                    self.bootstrap.clone(),
-                    request.tables.clone(),
-                )),
+                boot: Some(
+                    BootStream::new(self.bootstrap.clone(), request.tables.clone())
+                        .with_scope(self.scope_for(request)),
+                ),
                 filter: self.filter_for(request),
                 shutdown: self.shutdown.clone(),
                 metrics: self.metrics.clone(),
@@ -147,11 +142,9 @@ impl Hub {
             other => OpenError::Log(other),
         })?;
         let filter = self.filter_for(request);
-        let scope = (!request.scopes.is_empty())
-            .then(|| ScopeFilter::new(request.scopes.iter().cloned(), self.routes.clone()));
         self.metrics.clients_total.fetch_add(1, Relaxed);
         Ok(ClientStream {
-            scope,
+            scope: self.scope_for(request),
             durable: self.log.subscribe_visible(),
             ahead: reader.is_none().then(|| from.unwrap_or(Lsn::ZERO)),
             log: self.log.clone(),
@@ -169,6 +162,11 @@ impl Hub {
 }
 
 impl Hub {
+    fn scope_for(&self, request: &StreamRequest) -> Option<ScopeFilter> {
+        (!request.scopes.is_empty())
+            .then(|| ScopeFilter::new(request.scopes.iter().cloned(), self.routes.clone()))
+    }
+
     fn filter_for(&self, request: &StreamRequest) -> Option<(TableFilter<OwnedFrame>, Classifier)> {
         (!request.tables.is_empty()).then(|| {
             (
@@ -502,7 +500,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_bootstrap_for_a_row_scoped_token_is_forbidden() {
+    async fn a_row_scoped_bootstrap_is_judged_by_its_scopes() {
         let dir = tempfile::tempdir().unwrap();
         let (hub, _w, _tx) = hub(dir.path());
         let req = StreamRequest {
@@ -517,16 +515,10 @@ mod tests {
             )],
             ..Default::default()
         };
-        let err = hub
-            .open(&req)
-            .err()
-            .expect("image rows are not scoped: refused");
-        assert_eq!(err.code(), "forbidden");
-        let unscoped = StreamRequest {
-            scopes: Vec::new(),
-            ..req
-        };
-        assert!(hub.open(&unscoped).is_ok());
+        let stream = hub.open(&req).expect("a scoped bootstrap is served");
+        // The live part after the image is scoped too, not only the image.
+        assert!(stream.scope.is_some());
+        assert!(stream.boot.is_some());
     }
 
     #[tokio::test]

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use walcast_decoder::pgoutput::{self, Message};
 
-use super::memo::{ColumnRef, Decoded, RouteMemo, Side};
+use walcast_decoder::frame::FrameKind;
+
+use super::memo::{decode, ColumnRef, Decoded, RouteMemo, Side};
 use crate::auth::RowScope;
+use crate::serve::classify::Classifier;
 use crate::serve::filter::FrameClass;
 
 /// What a scoped client gets for one frame.
@@ -122,6 +125,43 @@ impl ScopeFilter {
                 }
             }
             _ => Verdict::Pass,
+        }
+    }
+
+    /// Judges one frame of a bootstrap image (docs/bootstrap.md): a prelude Relation teaches
+    /// the scoped relations as a live one does; an image row (an Insert outside any
+    /// transaction) passes only if its scoped column holds an allowed value; anything else
+    /// passes. Image rows are decoded here rather than through the shared memo, which is keyed
+    /// by log position, a thing image frames do not have.
+    pub fn keeps_image_frame(&mut self, kind: FrameKind, payload: &[u8]) -> bool {
+        match kind {
+            FrameKind::Prelude => {
+                let class = Classifier::new().classify(kind, payload);
+                // Relations only teach; `pos` is not used for them.
+                self.judge(&class, payload, false, 0) == Verdict::Pass
+            }
+            FrameKind::Bootstrap => {
+                let Some(relid) = payload
+                    .get(1..5)
+                    .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                else {
+                    return false;
+                };
+                let Some(rel) = self.rels.get(&relid) else {
+                    return true;
+                };
+                let Some(col) = rel.col else {
+                    return false;
+                };
+                match decode(payload, false, col) {
+                    Some(d) if d.kind == pgoutput::TAG_INSERT => {
+                        self.verdict(&d, &rel.scope.values) == Verdict::Pass
+                    }
+                    // Never leak what cannot be judged.
+                    _ => false,
+                }
+            }
+            _ => true,
         }
     }
 
@@ -284,6 +324,33 @@ mod tests {
         // Another table passes untouched (the table filter decides about it).
         let other = FrameClass::Change { relid: 99 };
         assert_eq!(f.judge(&other, &t2, false, 15), Verdict::Pass);
+    }
+
+    #[test]
+    fn image_rows_pass_only_inside_the_scope() {
+        let memo = Arc::new(RouteMemo::new());
+        let mut f = filter(&["t1"], &memo);
+        // The image's Relation arrives as a prelude frame and teaches the scoped relation.
+        let rel = relation([true, false, false], b'd');
+        assert!(f.keeps_image_frame(FrameKind::Prelude, &rel));
+        let t1 = change(b'I', None, None, Some(&row("t1")));
+        let t2 = change(b'I', None, None, Some(&row("t2")));
+        let null = change(b'I', None, None, Some(&[Some("1"), None, None]));
+        assert!(f.keeps_image_frame(FrameKind::Bootstrap, &t1));
+        assert!(!f.keeps_image_frame(FrameKind::Bootstrap, &t2));
+        assert!(!f.keeps_image_frame(FrameKind::Bootstrap, &null));
+        // What cannot be judged is not sent: a truncated row, or one that is not an Insert.
+        assert!(!f.keeps_image_frame(FrameKind::Bootstrap, &t1[..t1.len() - 1]));
+        assert!(!f.keeps_image_frame(FrameKind::Bootstrap, &t1[..3]));
+        let d1 = change(b'D', None, Some((b'O', &row("t1"))), None);
+        assert!(!f.keeps_image_frame(FrameKind::Bootstrap, &d1));
+        // Rows of an unscoped table, and the closing heartbeat, pass.
+        let mut other = t2.clone();
+        other[1..5].copy_from_slice(&99u32.to_be_bytes());
+        assert!(f.keeps_image_frame(FrameKind::Bootstrap, &other));
+        assert!(f.keeps_image_frame(FrameKind::Heartbeat, &[]));
+        // The image decodes for itself: nothing lands in the memo keyed by log position.
+        assert_eq!(memo.len(), 0);
     }
 
     #[test]
