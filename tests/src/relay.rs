@@ -729,3 +729,42 @@ pub fn confirmed_flush(pg: &PgCluster) -> Result<Option<Lsn>> {
         anyhow::anyhow!("confirmed_flush_lsn {s:?}: {e}")
     })?))
 }
+
+/// One QUIC stream request with `body` (the relay's JSON request, or anything else); returns the bytes received
+/// until `until` appears in them, the stream ends, or `timeout` passes.
+pub async fn quic_request(
+    addr: SocketAddr,
+    sha256: &str,
+    body: impl AsRef<[u8]>,
+    until: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
+    let Transport::Quic {
+        endpoint,
+        client_config,
+        ..
+    } = Transport::from_url(&format!("quic://{addr}"), Some(sha256))?
+    else {
+        bail!("not a QUIC transport");
+    };
+    let conn = endpoint
+        .connect_with(client_config, addr, "localhost")?
+        .await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(body.as_ref()).await?;
+    send.finish()?;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let found = got.windows(until.len()).any(|w| w == until.as_bytes());
+        if found {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, recv.read_chunk(64 * 1024, true)).await {
+            Ok(Ok(Some(c))) => got.extend_from_slice(&c.bytes),
+            Ok(Ok(None)) | Err(_) => break,
+            Ok(Err(e)) => bail!("QUIC read: {e}"),
+        }
+    }
+    Ok(got)
+}

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use walcast_testkit::{workspace_root, PgCluster};
+use walcast_tests::relay::quic_request;
 
 const SECRET: &[u8] = b"auth-test-secret-at-least-thirty-two-bytes";
 const AUDIENCE: &str = "walcast-auth-test";
@@ -509,46 +510,6 @@ fn self_signed(dir: &std::path::Path) -> Result<(PathBuf, PathBuf)> {
         bail!("openssl: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok((cert, key))
-}
-
-/// One QUIC stream request with `body` (the relay's JSON request); returns the bytes received
-/// until `until` appears in them, the stream ends, or `timeout` passes.
-async fn quic_request(
-    addr: SocketAddr,
-    sha256: &str,
-    body: &str,
-    until: &str,
-    timeout: Duration,
-) -> Result<Vec<u8>> {
-    use walcast_relay::client::Transport;
-    let Transport::Quic {
-        endpoint,
-        client_config,
-        ..
-    } = Transport::from_url(&format!("quic://{addr}"), Some(sha256))?
-    else {
-        bail!("not a QUIC transport");
-    };
-    let conn = endpoint
-        .connect_with(client_config, addr, "localhost")?
-        .await?;
-    let (mut send, mut recv) = conn.open_bi().await?;
-    send.write_all(body.as_bytes()).await?;
-    send.finish()?;
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let found = got.windows(until.len()).any(|w| w == until.as_bytes());
-        if found {
-            break;
-        }
-        match tokio::time::timeout_at(deadline, recv.read_chunk(64 * 1024, true)).await {
-            Ok(Ok(Some(c))) => got.extend_from_slice(&c.bytes),
-            Ok(Ok(None)) | Err(_) => break,
-            Ok(Err(e)) => bail!("QUIC read: {e}"),
-        }
-    }
-    Ok(got)
 }
 
 fn has(bytes: &[u8], needle: &str) -> bool {

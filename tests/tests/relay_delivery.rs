@@ -382,3 +382,34 @@ fn http2_prior_knowledge_streams_frames() {
         assert_eq!(version, 1);
     });
 }
+
+/// A stream request for a table the publication does not have is refused with a clear reason
+/// (it would never receive anything); once the table is added to the publication, it is served.
+#[test]
+fn a_table_outside_the_publication_is_refused_until_added() {
+    let pg = PgCluster::start(15).unwrap();
+    create_tables(&pg).unwrap();
+    pg.psql("CREATE TABLE later (id int PRIMARY KEY)").unwrap();
+    let relay = Relay::start(&pg, &["public.t", "public.fence"], &[]).unwrap();
+    let (status, body) = http_get(relay.http, "/v1/stream?tables=public.t,public.later").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("unknown_table") && body.contains("public.later"),
+        "the answer names the missing table: {body}"
+    );
+    assert!(relay
+        .log_text()
+        .contains("refused a stream request for tables the publication does not have"));
+    pg.psql("ALTER PUBLICATION walcast_test ADD TABLE later")
+        .unwrap();
+    pg.psql("INSERT INTO later VALUES (7)").unwrap();
+    let until = fence(&pg).unwrap();
+    let client = Consumer::start(&relay.url(), None, None, &["public.later", "public.fence"]);
+    let txns = client.wait_for(until, WAIT).unwrap();
+    let ids: Vec<i64> = txns
+        .iter()
+        .flat_map(|t| t.on("later"))
+        .map(|c| c["new"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![7], "the added table is served");
+}

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::LogSink;
 use crate::serve::http::{self, HttpState};
 use crate::serve::listen;
+use crate::serve::published::Published;
 use crate::serve::quic::{self, Identity};
 use crate::serve::session::Hub;
 use crate::serve::status::{SourceFacts, StatusBoard};
@@ -304,6 +305,7 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         consumers: consumers.clone(),
         routes: Default::default(),
         bootstrap: Some(bootstrapper.clone()),
+        published: Arc::new(Published::new(source.clone(), s.publication.clone())),
     };
 
     // HTTP

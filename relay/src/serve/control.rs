@@ -270,6 +270,7 @@ mod hub_tests {
             consumers: Registry::open(dir.path()).unwrap(),
             routes: Default::default(),
             bootstrap: None,
+            published: Default::default(),
         };
         let (r, v) = register(&hub, "a", None).unwrap();
         assert_eq!(

@@ -185,7 +185,7 @@ async fn stream(
             return refusal_response(&refusal);
         }
     };
-    let client = match state.hub.open(&request) {
+    let client = match state.hub.open_checked(&request).await {
         Ok(c) => c,
         Err(e) => {
             let status = match e {
@@ -193,6 +193,7 @@ async fn stream(
                 OpenError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
                 OpenError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 OpenError::Forbidden(_) => StatusCode::FORBIDDEN,
+                OpenError::UnknownTables(_) => StatusCode::BAD_REQUEST,
                 OpenError::Consumer(ref c) => {
                     StatusCode::from_u16(c.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
                 }

@@ -118,6 +118,11 @@ pub async fn serve(
     }
 }
 
+/// The most bytes of request headers a connection may send (hyper's default is ~400 KB): more
+/// than any browser sends with its cookies, little enough that thousands of connections
+/// sending it cost the relay little. Beyond it: `431` (HTTP/1.1) or a stream reset (HTTP/2).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 async fn serve_connection<I>(
     io: I,
     app: Router,
@@ -132,8 +137,12 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.request_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(cfg.request_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     builder.serve_connection(TokioIo::new(io), service).await
 }
 

@@ -8,6 +8,7 @@
 //! - [`compress`]: per-connection zstd stream compression.
 //! - [`control`], [`consumer_http`]: durable-consumer operations (register, ack) over both.
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
+//! - [`published`]: the publication's tables, to refuse requests for tables it does not have.
 
 pub mod classify;
 pub mod compress;
@@ -16,6 +17,7 @@ pub mod control;
 pub mod filter;
 pub mod http;
 pub mod listen;
+pub mod published;
 pub mod quic;
 pub mod request;
 pub mod scope;

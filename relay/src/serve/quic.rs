@@ -236,7 +236,7 @@ async fn serve_stream(
             return;
         }
     };
-    let mut client = match hub.open(&request) {
+    let mut client = match hub.open_checked(&request).await {
         Ok(c) => c,
         Err(e) => {
             let _ = send.write_all(&refuse(e.code(), &e.to_string())).await;

@@ -12,6 +12,7 @@ use walcast_decoder::Lsn;
 
 use super::classify::Classifier;
 use super::filter::TableFilter;
+use super::published::Published;
 use super::request::StreamRequest;
 use super::scope::{RouteMemo, ScopeFilter, Verdict};
 use crate::bootstrap::{BootStep, BootStream};
@@ -43,6 +44,9 @@ pub enum OpenError {
     /// The request is valid but not allowed for this client.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The request names tables the publication does not have.
+    #[error("the publication has no table {}: check the name (schema.table) and the relay's --publication", .0.join(", "))]
+    UnknownTables(Vec<String>),
 }
 
 impl OpenError {
@@ -54,6 +58,7 @@ impl OpenError {
             OpenError::Log(_) => "internal",
             OpenError::Consumer(e) => e.code(),
             OpenError::Forbidden(_) => "forbidden",
+            OpenError::UnknownTables(_) => "unknown_table",
         }
     }
 }
@@ -69,9 +74,23 @@ pub struct Hub {
     pub routes: Arc<RouteMemo>,
     /// Serves `bootstrap` requests (`docs/bootstrap.md`); `None`: they are refused.
     pub bootstrap: Option<Arc<crate::bootstrap::Bootstrapper>>,
+    /// The publication's tables, as last read.
+    pub published: Arc<Published>,
 }
 
 impl Hub {
+    /// [`Hub::open`], after checking that the publication has every table the request names
+    /// (see [`Published`]).
+    pub async fn open_checked(&self, request: &StreamRequest) -> Result<ClientStream, OpenError> {
+        let unknown = self.published.unknown(&request.tables).await;
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+            tracing::info!(tables = ?names, "refused a stream request for tables the publication does not have");
+            return Err(OpenError::UnknownTables(names));
+        }
+        self.open(request)
+    }
+
     pub fn open(&self, request: &StreamRequest) -> Result<ClientStream, OpenError> {
         if *self.shutdown.borrow() {
             return Err(OpenError::ShuttingDown);
@@ -441,6 +460,7 @@ mod tests {
             consumers: Registry::open(dir).unwrap(),
             routes: Default::default(),
             bootstrap: None,
+            published: Default::default(),
         };
         (hub, writer, tx)
     }
