@@ -12,10 +12,12 @@
 //! - [`bootstrap`]: consistent bootstrap images (exported snapshot + COPY), shared by clients.
 //! - [`client`]: the native Rust client (HTTP and QUIC, resume, dedup by LSN).
 //! - [`consumers`]: durable consumers, whose acks bound the slot and retention.
+//! - [`backup`]: `walcast backup` / `walcast restore`, a durable consumer writing to a bucket.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`cli`]: the `walcast` subcommands.
 
 pub mod auth;
+pub mod backup;
 pub mod bootstrap;
 pub mod cli;
 pub mod client;

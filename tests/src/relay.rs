@@ -221,6 +221,10 @@ impl Relay {
         Ok(())
     }
 
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.http)
     }

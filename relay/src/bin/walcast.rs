@@ -1,9 +1,9 @@
-//! The `walcast` binary: relay, tail, decode, status, demo.
+//! The `walcast` binary: relay, tail, decode, status, consumers, demo, backup, restore.
 
 use anyhow::Result;
 use clap::Parser;
 use walcast_relay::cli::args::{Cli, Command};
-use walcast_relay::cli::{consumers, decode, demo, relay, status, tail};
+use walcast_relay::cli::{backup, consumers, decode, demo, relay, status, tail};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -23,6 +23,8 @@ fn main() -> Result<()> {
         Command::Status(args) => runtime.block_on(status::run(args)),
         Command::Consumers(args) => runtime.block_on(consumers::run(args)),
         Command::Demo(args) => runtime.block_on(demo::run(args)),
+        Command::Backup(args) => runtime.block_on(backup::backup(args)),
+        Command::Restore(args) => runtime.block_on(backup::restore(args)),
     }
 }
 
@@ -31,7 +33,7 @@ fn main() -> Result<()> {
 fn init_tracing(command: &Command) {
     use tracing_subscriber::EnvFilter;
     let default = match command {
-        Command::Relay(_) | Command::Demo(_) => "info",
+        Command::Relay(_) | Command::Demo(_) | Command::Backup(_) | Command::Restore(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

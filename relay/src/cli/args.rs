@@ -31,6 +31,11 @@ pub enum Command {
     Consumers(ConsumersArgs),
     /// Start a throwaway PostgreSQL, a relay and a writer, and show the live decoded stream.
     Demo(DemoArgs),
+    /// Write a consistent baseline and every change after it to a directory or bucket, as a
+    /// durable consumer of a relay (docs/backup.md).
+    Backup(BackupArgs),
+    /// Rebuild a backup's tables into an empty PostgreSQL database at a chosen LSN.
+    Restore(RestoreArgs),
 }
 
 /// `walcast relay` settings. Command line beats environment beats the config file.
@@ -189,6 +194,59 @@ pub struct TailArgs {
 
 fn parse_compression(s: &str) -> Result<crate::serve::request::Compression, String> {
     crate::serve::request::Compression::parse(s).map_err(|e| e.0)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// Relay URL: http://host:port or quic://host:port.
+    #[arg(long, env = "WALCAST_URL")]
+    pub url: String,
+    /// Destination: a directory, file:///dir, s3://bucket/prefix, gs://bucket/prefix or
+    /// az://container/prefix (credentials from the usual AWS_*, GOOGLE_*, AZURE_* variables).
+    #[arg(long, env = "WALCAST_BACKUP_TO")]
+    pub to: String,
+    /// Only these tables (schema.table, comma-separated); all the relay publishes by default.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// The durable consumer this backup is on the relay (one per destination).
+    #[arg(long, default_value = "backup")]
+    pub consumer: String,
+    /// SHA-256 fingerprint (hex) of the relay's self-signed QUIC certificate.
+    #[arg(long, env = "WALCAST_CERT_SHA256")]
+    pub cert_sha256: Option<String>,
+    /// Bearer token (JWT) for a relay with authentication.
+    #[arg(long, env = "WALCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Stream compression to ask the relay for: zstd or none.
+    #[arg(long, env = "WALCAST_COMPRESSION", default_value = "zstd", value_parser = parse_compression)]
+    pub compression: crate::serve::request::Compression,
+    /// Start a new log object once the current one holds this much (e.g. 8MiB).
+    #[arg(long, default_value = "8MiB")]
+    pub object_bytes: String,
+    /// Write the current log object once its oldest transaction has waited this long; the
+    /// relay's ack lags the database by about this much.
+    #[arg(long, default_value = "1s")]
+    pub flush_every: String,
+    /// Exit 0 once every transaction ending at or before this LSN is durable.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup: a directory or URL, as given to `walcast backup --to`.
+    #[arg(long, env = "WALCAST_BACKUP_FROM")]
+    pub from: String,
+    /// Target database URL (an empty database: restore creates the tables).
+    #[arg(long, env = "WALCAST_RESTORE_POSTGRES", hide_env_values = true)]
+    pub postgres: String,
+    /// Restore the state as of this LSN (every transaction ending at or before it).
+    /// Default: as far as the backup reaches.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

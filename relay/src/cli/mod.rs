@@ -2,6 +2,7 @@
 //! parsing, exit codes, human output) live here; the library parts they drive live elsewhere.
 
 pub mod args;
+pub mod backup;
 pub mod consumers;
 pub mod decode;
 pub mod demo;
