@@ -64,3 +64,16 @@ if [ ! -f /usr/lib/postgresql/15/lib/wal2json.so ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-wal2json
 fi
+
+# moto: a local S3 endpoint, so the backup test writes through the real S3 API
+# (tests/tests/backup.rs). In a venv of its own under tests/.moto.
+moto=tests/.moto
+if [ ! -x "$moto/bin/moto_server" ]; then
+  python3 -m venv --help >/dev/null 2>&1 || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  }
+  echo "installing: moto (local S3 endpoint for the backup test)"
+  python3 -m venv "$moto"
+  "$moto/bin/pip" install -q "moto[server]==5.2.6" "boto3==1.44.18"
+fi

@@ -121,16 +121,27 @@ fn assert_same(what: &str, got: &[(String, String)], want: &[(String, String)]) 
 }
 
 fn backup(relay: &Relay, dir: &Path, extra: &[&str], log: &Path) -> Result<Child> {
+    backup_to(relay, dir.as_os_str(), extra, &[], log)
+}
+
+fn backup_to(
+    relay: &Relay,
+    to: &std::ffi::OsStr,
+    extra: &[&str],
+    env: &[(&str, String)],
+    log: &Path,
+) -> Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
     Command::new(walcast_bin())
         .args(["backup", "--url", &relay.url(), "--to"])
-        .arg(dir)
+        .arg(to)
         .args(["--object-bytes", "64KiB", "--flush-every", "200ms"])
         .args(extra)
-        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info,walcast_relay::client=debug")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -138,11 +149,42 @@ fn backup(relay: &Relay, dir: &Path, extra: &[&str], log: &Path) -> Result<Child
         .context("spawning walcast backup")
 }
 
+/// Waits for a `backup --until` run to exit; a hang fails with both sides' logs.
+fn exit_within(mut run: Child, relay: &Relay, log: &Path) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!(
+                "backup --until did not exit in 120 s\n---- backup log ----\n{}\n---- relay log ----\n{}",
+                std::fs::read_to_string(log).unwrap_or_default(),
+                relay.log_text()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn restore(pg: &PgCluster, dir: &Path, db: &str, until: Option<Lsn>) -> Result<serde_json::Value> {
+    restore_from(pg, dir.as_os_str(), &[], db, until)
+}
+
+fn restore_from(
+    pg: &PgCluster,
+    from: &std::ffi::OsStr,
+    env: &[(&str, String)],
+    db: &str,
+    until: Option<Lsn>,
+) -> Result<serde_json::Value> {
     pg.psql(&format!("CREATE DATABASE {db}"))?;
     let mut cmd = Command::new(walcast_bin());
     cmd.args(["restore", "--json", "--postgres", &pg.url_db(db), "--from"])
-        .arg(dir);
+        .arg(from)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     if let Some(u) = until {
         cmd.args(["--until", &u.to_string()]);
     }
@@ -215,15 +257,18 @@ fn a_backup_under_load_restores_exactly_at_a_chosen_lsn_and_at_the_end() {
             first = backup(&relay, &dir, &[], &log).unwrap();
         }
     }
-    let end = fence(&pg).unwrap();
+    // The state at `end`, then the fence commit after it.
     let final_state = dump(&pg, "postgres").unwrap();
+    let end = fence(&pg).unwrap();
+    let with_fence = dump(&pg, "postgres").unwrap();
     // Stop the running backup and finish with one that exits once `end` is durable.
     first.kill().unwrap();
     first.wait().unwrap();
-    let status = backup(&relay, &dir, &["--until", &end.to_string()], &log)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let status = exit_within(
+        backup(&relay, &dir, &["--until", &end.to_string()], &log).unwrap(),
+        &relay,
+        &log,
+    );
     assert!(
         status.success(),
         "backup --until exits 0: {status}\n{}",
@@ -234,6 +279,18 @@ fn a_backup_under_load_restores_exactly_at_a_chosen_lsn_and_at_the_end() {
     assert!(
         log_text().contains("resuming the backup"),
         "later runs resumed: {}",
+        log_text()
+    );
+    // Once a backup reaches `--until`, running it again with the same target exits at once
+    // (nothing more may ever commit, so it cannot wait for a transaction to prove it).
+    let again = exit_within(
+        backup(&relay, &dir, &["--until", &end.to_string()], &log).unwrap(),
+        &relay,
+        &log,
+    );
+    assert!(
+        again.success() && log_text().contains("already reaches --until"),
+        "{}",
         log_text()
     );
     // The slot may move past an ack only over WAL without commits (idle keepalives).
@@ -266,12 +323,17 @@ fn a_backup_under_load_restores_exactly_at_a_chosen_lsn_and_at_the_end() {
         &dump(&pg, "restored_mid").unwrap(),
         &mid_state,
     );
+    // Without --until: as far as the backup reaches, which is `end`, or past it when the
+    // fence commit made it into the backup before `--until` stopped it.
     let at_end = restore(&pg, &dir, "restored_end", None).unwrap();
     eprintln!("restore at the end: {at_end}");
-    assert!(lsn_of(&at_end, "restored_to") >= end);
     let restored = dump(&pg, "restored_end").unwrap();
-    // The end fence row is the last commit; it is in both.
-    assert_same("at the end", &restored, &final_state);
+    let want = if lsn_of(&at_end, "restored_to") > end {
+        &with_fence
+    } else {
+        &final_state
+    };
+    assert_same("at the end", &restored, want);
     assert!(
         restored.iter().any(|(t, _)| t == "t_stream"),
         "streamed rows restored"
@@ -314,4 +376,141 @@ fn a_backup_under_load_restores_exactly_at_a_chosen_lsn_and_at_the_end() {
         .unwrap();
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("already exists"));
+}
+
+/// moto's S3 server (installed by scripts/install-deps.sh under tests/.moto), on a free port.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+    python: std::path::PathBuf,
+}
+
+impl S3Server {
+    fn start() -> Option<S3Server> {
+        let venv = walcast_testkit::workspace_root().join("tests/.moto/bin");
+        if !venv.join("moto_server").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tests/.moto is missing: run scripts/install-deps.sh"
+            );
+            eprintln!(
+                "SKIPPED: no moto_server under tests/.moto (scripts/install-deps.sh installs it)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(venv.join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        poll(std::time::Duration::from_secs(30), "moto_server", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .unwrap();
+        Some(S3Server {
+            child,
+            endpoint,
+            python: venv.join("python"),
+        })
+    }
+
+    fn create_bucket(&self, bucket: &str) {
+        let script = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')",
+            self.endpoint
+        );
+        let ok = Command::new(&self.python)
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "creating bucket {bucket}");
+    }
+
+    /// What `object_store` reads to reach this endpoint.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_backup_to_an_s3_bucket_resumes_and_restores_the_same() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    s3.create_bucket("walcast");
+    let pg = PgCluster::start(15).expect("cluster");
+    create_tables(&pg).unwrap();
+    pg.psql(SCHEMA).unwrap();
+    let relay = Relay::start(&pg, TABLES, &[]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("backup.log");
+    let to = std::ffi::OsStr::new("s3://walcast/shop/nightly");
+    let mut run = backup_to(&relay, to, &[], &s3.env(), &log).unwrap();
+    for k in 1..=200u64 {
+        let mut sql = String::from("SET synchronous_commit = on;\n");
+        sql.push_str(&txn_sql(k));
+        sql.push_str(&side_sql(k));
+        if k == 100 {
+            sql.push_str(&streamed_sql(1));
+            // Killed once its baseline is in the bucket: the next run must resume, not restart.
+            poll(std::time::Duration::from_secs(60), "the baseline", || {
+                std::fs::read_to_string(&log)
+                    .ok()?
+                    .contains("baseline written")
+                    .then_some(())
+            })
+            .unwrap();
+            run.kill().unwrap();
+            run.wait().unwrap();
+            run = backup_to(&relay, to, &[], &s3.env(), &log).unwrap();
+        }
+        pg.psql(&sql).unwrap();
+    }
+    let want = dump(&pg, "postgres").unwrap();
+    let end = fence(&pg).unwrap();
+    let with_fence = dump(&pg, "postgres").unwrap();
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let status = exit_within(
+        backup_to(&relay, to, &["--until", &end.to_string()], &s3.env(), &log).unwrap(),
+        &relay,
+        &log,
+    );
+    assert!(status.success(), "{}", log_text());
+    assert!(log_text().contains("resuming the backup"), "{}", log_text());
+    let summary = restore_from(&pg, to, &s3.env(), "restored_s3", Some(end)).unwrap();
+    eprintln!("restore from S3: {summary}");
+    assert!(lsn_of(&summary, "restored_to") <= end);
+    assert_same("from S3", &dump(&pg, "restored_s3").unwrap(), &want);
+    // Without --until: as far as the backup reaches, with or without the fence commit.
+    let all = restore_from(&pg, to, &s3.env(), "restored_s3_all", None).unwrap();
+    let got = dump(&pg, "restored_s3_all").unwrap();
+    let expected = if lsn_of(&all, "restored_to") > end {
+        &with_fence
+    } else {
+        &want
+    };
+    assert_same("from S3, all of it", &got, expected);
 }

@@ -142,6 +142,11 @@ pub async fn run(
             let s = drop_torn_tail(&dest, s).await?;
             tracing::info!(dest = ?dest, baseline = %s.baseline, covered = %s.covered, log_objects = s.log_objects, "resuming the backup");
             control.register(Some(s.covered)).await?;
+            if let Some(until) = cfg.until.filter(|u| s.covered >= *u) {
+                // An earlier run got there (it was stopped after writing `until`, before exiting).
+                tracing::info!(%until, covered = %s.covered, "the backup already reaches --until");
+                return Ok(s);
+            }
             s
         }
         None => {
@@ -211,9 +216,13 @@ pub async fn run(
             Some(Delivery::Heartbeat(_)) => {
                 // Idle: write what waits, or, after a long quiet spell, record how far the
                 // stream is complete so the relay can let go of it.
+                let covered = covered_now(&sub, &asm, last_end);
+                // Heartbeats vouch that nothing commits before them: they can reach `until`
+                // too, when its last commit came before this run resumed.
+                done = cfg.until.is_some_and(|u| covered >= u);
                 flush_now = txns_in_object > 0
-                    || (last_flush.elapsed() >= cfg.flush_every * 30
-                        && covered_now(&sub, &asm, last_end) > state.covered);
+                    || done
+                    || (last_flush.elapsed() >= cfg.flush_every * 30 && covered > state.covered);
             }
             Some(Delivery::Frame(f)) => match asm.push(f)? {
                 None => {}
