@@ -35,6 +35,8 @@ pub mod code {
     pub const COMMIT_PREPARED: u8 = 16;
     pub const ROLLBACK_PREPARED: u8 = 17;
     pub const STREAM_PREPARE: u8 = 18;
+    /// Not a pgoutput message: a stream that reconnected (see [`super::MsgpackEncoder::encode_reset`]).
+    pub const RESET: u8 = 19;
 }
 
 pub type EncodeError = rmp_serde::encode::Error;
@@ -54,6 +56,13 @@ impl MsgpackEncoder {
     /// Forgets which relations were described (for a new reader).
     pub fn reset(&mut self) {
         self.described.clear();
+    }
+
+    /// Appends a reset record, `[19]`: the stream reconnected, so a transaction (or streamed
+    /// transaction) that had not committed yet comes again from its start. A reader discards
+    /// what it holds of uncommitted transactions. Relation descriptions stay valid.
+    pub fn encode_reset(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        (code::RESET,).serialize(&mut rmp_serde::Serializer::new(out))
     }
 
     /// Appends the record(s) for `event` to `out`: a relation record first when a row or
@@ -409,5 +418,13 @@ mod tests {
             0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0, 1, 2, 3, 4, 5, 6, 7,
         ];
         assert_eq!(format_uuid(&u), "12345678-9abc-def0-0001-020304050607");
+    }
+
+    #[test]
+    fn reset_is_a_one_element_array() {
+        let mut out = Vec::new();
+        MsgpackEncoder::new().encode_reset(&mut out).unwrap();
+        // fixarray of 1, positive fixint 19
+        assert_eq!(out, [0x91, code::RESET]);
     }
 }

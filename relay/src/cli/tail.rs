@@ -65,8 +65,18 @@ pub async fn run(args: TailArgs) -> Result<()> {
         let frame = match delivery {
             Delivery::Frame(f) => f,
             Delivery::Reset => {
-                // Blocks of in-flight streamed transactions come again from their start.
+                // The stream reconnected: an open transaction, and blocks of in-flight streamed
+                // transactions, come again from their start. Say so, since part of them may
+                // already be printed (docs/output.md, "Reconnects").
                 decoder.reset();
+                match args.format {
+                    OutputFormat::Jsonl => out.write_all(b"{\"type\":\"reset\"}\n")?,
+                    OutputFormat::Msgpack => {
+                        bin.clear();
+                        msgpack.encode_reset(&mut bin)?;
+                        out.write_all(&bin)?;
+                    }
+                }
                 continue;
             }
             Delivery::Heartbeat(lsn) => {

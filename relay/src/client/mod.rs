@@ -3,9 +3,10 @@
 //!
 //! A [`Subscription`] reconnects by itself with backoff. Each time it reconnects it resumes after
 //! the last transaction it delivered, and it drops anything the relay sends again by LSN, so
-//! every transaction is delivered once. After a reconnect it first yields [`Delivery::Reset`]:
-//! blocks of a streamed transaction that had not committed yet will be sent again from their
-//! start, so the consumer discards what it buffered for them.
+//! every committed transaction is delivered once. After a reconnect it first yields
+//! [`Delivery::Reset`]: a transaction that was cut after its Begin, and the blocks of a streamed
+//! transaction that had not committed yet, will be sent again from their start, so the consumer
+//! discards what it holds of them.
 
 mod framing;
 mod inflate;
@@ -33,7 +34,9 @@ pub struct OwnedFrame {
 pub enum Delivery {
     /// A pgoutput message (live, or a prelude Relation/Type replayed by the relay).
     Frame(OwnedFrame),
-    /// Discard in-flight (uncommitted) streamed transactions: their blocks come again.
+    /// The stream reconnected: discard what is held of uncommitted transactions. A
+    /// transaction cut after its Begin comes again from its Begin, and the blocks of in-flight
+    /// streamed transactions come again from their start.
     Reset,
     /// The relay reports the stream complete up to this LSN (idle heartbeat).
     Heartbeat(Lsn),
