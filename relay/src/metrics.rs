@@ -27,6 +27,12 @@ pub struct Metrics {
     pub clients_total: AtomicU64,
     pub clients_rejected: AtomicU64,
     pub resync_required: AtomicU64,
+    /// Row-scoped clients served by the shared reader (`serve::broadcast`) now; joins accepted
+    /// and given up; clients handed back to their own readers.
+    pub fanout_clients: AtomicI64,
+    pub fanout_joins: AtomicU64,
+    pub fanout_joins_refused: AtomicU64,
+    pub fanout_releases: AtomicU64,
     pub source_connected: AtomicU64,
     /// Bootstrap (docs/bootstrap.md): jobs started, failed, running now, rows and bytes
     /// copied, client streams served.
@@ -189,7 +195,32 @@ impl Metrics {
             "Clients told to resync because they asked for data past retention.",
             u(&self.resync_required),
         );
+        metric(
+            o,
+            "walcast_fanout_clients",
+            "gauge",
+            "Row-scoped clients served by the shared reader (routed by scope value) now.",
+            i(&self.fanout_clients),
+        );
         for (name, kind, help, v) in [
+            (
+                "walcast_fanout_joins_total",
+                "counter",
+                "Row-scoped clients that moved to the shared reader.",
+                &self.fanout_joins,
+            ),
+            (
+                "walcast_fanout_joins_refused_total",
+                "counter",
+                "Moves to the shared reader given up (it stayed inside a transaction too long).",
+                &self.fanout_joins_refused,
+            ),
+            (
+                "walcast_fanout_releases_total",
+                "counter",
+                "Clients the shared reader handed back to their own readers.",
+                &self.fanout_releases,
+            ),
             (
                 "walcast_bootstrap_jobs_total",
                 "counter",

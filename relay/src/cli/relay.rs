@@ -306,6 +306,11 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         routes: Default::default(),
         bootstrap: Some(bootstrapper.clone()),
         published: Arc::new(Published::new(source.clone(), s.publication.clone())),
+        broadcast: Some(crate::serve::broadcast::Broadcast::start(
+            log.clone(),
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )),
     };
 
     // HTTP

@@ -302,6 +302,41 @@ pub mod build {
         u32v(&mut v, subxid);
         v
     }
+    /// Relation `public.t (id int4, tenant text)`, replica identity FULL: the row-scope tests'
+    /// table.
+    pub fn tenant_relation(relid: u32) -> Vec<u8> {
+        tenant_relation_with(None, relid)
+    }
+    /// [`tenant_relation`] inside a stream block (the xid after the tag).
+    pub fn tenant_relation_in_stream(xid: u32, relid: u32) -> Vec<u8> {
+        tenant_relation_with(Some(xid), relid)
+    }
+    fn tenant_relation_with(stream_xid: Option<u32>, relid: u32) -> Vec<u8> {
+        let mut m = vec![b'R'];
+        if let Some(x) = stream_xid {
+            u32v(&mut m, x);
+        }
+        u32v(&mut m, relid);
+        m.extend_from_slice(b"public\0t\0f");
+        m.extend_from_slice(&2u16.to_be_bytes());
+        for (name, oid) in [("id", 23u32), ("tenant", 25)] {
+            m.push(1);
+            m.extend_from_slice(name.as_bytes());
+            m.push(0);
+            u32v(&mut m, oid);
+            m.extend_from_slice(&(-1i32).to_be_bytes());
+        }
+        m
+    }
+    /// A text tuple `(id, tenant)` of [`tenant_relation`].
+    pub fn tenant_tuple(id: &str, tenant: &str, m: &mut Vec<u8>) {
+        m.extend_from_slice(&2u16.to_be_bytes());
+        for v in [id, tenant] {
+            m.push(b't');
+            u32v(m, v.len() as u32);
+            m.extend_from_slice(v.as_bytes());
+        }
+    }
     /// An Insert inside a stream block (xid after the tag).
     pub fn stream_insert(xid: u32, relid: u32, body: &[u8]) -> Vec<u8> {
         let mut v = vec![b'I'];

@@ -271,6 +271,7 @@ mod hub_tests {
             routes: Default::default(),
             bootstrap: None,
             published: Default::default(),
+            broadcast: None,
         };
         let (r, v) = register(&hub, "a", None).unwrap();
         assert_eq!(

@@ -2,6 +2,7 @@
 //!
 //! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
 //! - [`session`]: one client's stream over the log, transport-independent.
+//! - [`broadcast`]: one shared reader for caught-up row-scoped clients, routing by scope value.
 //! - [`filter`], [`classify`]: table filtering by relation id (pure).
 //! - [`scope`]: row scopes, in front of the table filter (pure).
 //! - [`http`], [`quic`]: the transports; [`listen`]: the HTTP listener (TLS, deadlines).
@@ -10,6 +11,7 @@
 //! - [`status`]: the status board behind `/v1/status` and `/readyz`.
 //! - [`published`]: the publication's tables, to refuse requests for tables it does not have.
 
+pub mod broadcast;
 pub mod classify;
 pub mod compress;
 pub mod consumer_http;

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use walcast_decoder::frame::{self, FrameKind};
 use walcast_decoder::Lsn;
 
+use super::broadcast::{Broadcast, Feed, FeedItem};
 use super::classify::Classifier;
+use super::filter::FrameClass;
 use super::filter::TableFilter;
 use super::published::Published;
 use super::request::StreamRequest;
@@ -76,6 +78,8 @@ pub struct Hub {
     pub bootstrap: Option<Arc<crate::bootstrap::Bootstrapper>>,
     /// The publication's tables, as last read.
     pub published: Arc<Published>,
+    /// The shared reader for caught-up row-scoped clients; `None`: each reads on its own.
+    pub broadcast: Option<Broadcast>,
 }
 
 impl Hub {
@@ -116,6 +120,12 @@ impl Hub {
                 header_sent: false,
                 finished: false,
                 scratch: Vec::new(),
+                fanout: self.fanout_for(request),
+                feed: None,
+                join_point: None,
+                drained: false,
+                joining: None,
+                switch_due: false,
                 _consumer: None,
             });
         }
@@ -175,12 +185,34 @@ impl Hub {
             header_sent: false,
             finished: false,
             scratch: Vec::new(),
+            fanout: self.fanout_for(request),
+            feed: None,
+            join_point: None,
+            drained: false,
+            joining: None,
+            switch_due: false,
             _consumer: consumer,
         })
     }
 }
 
 impl Hub {
+    /// A client whose every table is row-scoped can be served by the shared reader.
+    fn fanout_for(&self, request: &StreamRequest) -> Option<Fanout> {
+        let broadcast = self.broadcast.clone()?;
+        let all_scoped = !request.scopes.is_empty()
+            && request
+                .tables
+                .iter()
+                .all(|t| request.scopes.iter().any(|(s, _)| s == t));
+        all_scoped.then(|| Fanout {
+            broadcast,
+            tables: request.tables.clone(),
+            scopes: request.scopes.clone(),
+            routes: self.routes.clone(),
+        })
+    }
+
     fn scope_for(&self, request: &StreamRequest) -> Option<ScopeFilter> {
         (!request.scopes.is_empty())
             .then(|| ScopeFilter::new(request.scopes.iter().cloned(), self.routes.clone()))
@@ -206,9 +238,27 @@ fn beyond_server(metrics: &Metrics, lsn: Lsn) -> bool {
     known != 0 && lsn.0 > known
 }
 
+/// The end LSN of a Commit ('C', flags, commit_lsn, end_lsn, timestamp).
+pub(crate) fn commit_end(payload: &[u8]) -> Option<Lsn> {
+    let b: [u8; 8] = payload.get(10..18)?.try_into().ok()?;
+    Some(Lsn(u64::from_be_bytes(b)))
+}
+
+/// How long a client waits for the shared reader to take it (it answers at its next commit
+/// boundary); after that the client goes on with its own reader.
+const JOIN_WAIT: Duration = Duration::from_millis(50);
+
 /// How often a stream waiting for the log to reach its resume position checks whether the
 /// position is still plausible.
 const AHEAD_RECHECK: Duration = Duration::from_secs(1);
+
+/// What a row-scoped client needs to move to the shared reader and back.
+struct Fanout {
+    broadcast: Broadcast,
+    tables: Vec<(String, String)>,
+    scopes: Vec<((String, String), crate::auth::RowScope)>,
+    routes: Arc<RouteMemo>,
+}
 
 pub struct ClientStream {
     /// `None` while a bootstrap image is being sent, or while waiting for the log to reach
@@ -228,6 +278,19 @@ pub struct ClientStream {
     header_sent: bool,
     finished: bool,
     scratch: Vec<OwnedFrame>,
+    /// Set for clients the shared reader can serve ([`Hub::fanout_for`]).
+    fanout: Option<Fanout>,
+    /// While served by the shared reader (`reader` is then `None`).
+    feed: Option<Feed>,
+    /// The end LSN of the commit the own reader returned last, if nothing but heartbeats came
+    /// after it: where this client can move to the shared reader.
+    join_point: Option<Lsn>,
+    /// Whether the last fill read the log to its end.
+    drained: bool,
+    /// Subscribed to the shared reader, which starts after a commit the own reader has not
+    /// read yet ([`Feed::switch_at`]); `switch_due` once it has.
+    joining: Option<Feed>,
+    switch_due: bool,
     /// Marks the consumer connected while this stream lives.
     _consumer: Option<Connected>,
 }
@@ -277,6 +340,18 @@ impl ClientStream {
                     None => continue,
                 }
             }
+            // The last chunk ended right after a commit with the log read to its end: move to
+            // the shared reader if it stands there too.
+            self.switch_if_due();
+            if self.drained {
+                self.try_join().await;
+            }
+            if self.feed.is_some() {
+                match self.fill_shared(&mut out).await {
+                    Some(frames) => return Some(self.count(out, frames)),
+                    None => continue,
+                }
+            }
             match self.fill(&mut out) {
                 Ok(frames) if !out.is_empty() => return Some(self.count(out, frames)),
                 Ok(_) => {}
@@ -301,6 +376,10 @@ impl ClientStream {
                     return Some(self.count(out, 1));
                 }
             }
+            // Caught up right after a commit: move to the shared reader if it stands there.
+            if self.drained && self.try_join().await {
+                continue;
+            }
             // Caught up: wait for more data, shutdown, or the heartbeat time.
             if let Some(r) = &mut self.reader {
                 r.release_idle_buffer();
@@ -312,7 +391,13 @@ impl ClientStream {
                         return Some(self.count(out, 1));
                     }
                 }
-                _ = self.shutdown.changed() => {}
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        // No one can signal shutdown any more: end rather than spin.
+                        self.end(&mut out, "shutdown", "the relay is shutting down; reconnect to resume");
+                        return Some(self.count(out, 1));
+                    }
+                }
                 _ = tokio::time::sleep(HEARTBEAT_EVERY) => {
                     let lsn = self.durable.borrow().lsn;
                     frame::encode_frame(FrameKind::Heartbeat, lsn, &[], &mut out);
@@ -345,22 +430,8 @@ impl ClientStream {
                     self.end(out, "resync_required", &msg);
                     return Some(1);
                 }
-                Err(LogError::ResyncRequired {
-                    requested,
-                    oldest_available,
-                }) => {
-                    self.metrics.resync_required.fetch_add(1, Relaxed);
-                    let msg = format!("changes after {requested} are not in the log (oldest available: {oldest_available}); bootstrap again");
-                    self.end(out, "resync_required", &msg);
-                    return Some(1);
-                }
                 Err(e) => {
-                    tracing::error!(error = %e, "opening the log for a client failed");
-                    self.end(
-                        out,
-                        "internal",
-                        "the relay could not read its log; reconnect later",
-                    );
+                    self.end_unreadable(e, out);
                     return Some(1);
                 }
             }
@@ -371,13 +442,171 @@ impl ClientStream {
                         return Some(1);
                     }
                 }
-                _ = self.shutdown.changed() => return None,
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        self.end(out, "shutdown", "the relay is shutting down; reconnect to resume");
+                        return Some(1);
+                    }
+                    return None;
+                }
                 _ = tokio::time::sleep(AHEAD_RECHECK) => {}
                 _ = tokio::time::sleep_until(heartbeat_at) => {
                     // The client's own position: nothing after it is available yet.
                     frame::encode_frame(FrameKind::Heartbeat, from, &[], out);
                     return Some(1);
                 }
+            }
+        }
+    }
+
+    /// Asks the shared reader to take over at [`ClientStream::join_point`]. True if it did
+    /// right there; it may also take over at a later commit, which the own reader reads first
+    /// (see [`ClientStream::joining`]).
+    async fn try_join(&mut self) -> bool {
+        if self.feed.is_some() || self.joining.is_some() {
+            return false;
+        }
+        let (Some(fanout), Some(after)) = (&self.fanout, self.join_point.take()) else {
+            return false;
+        };
+        if self.boot.is_some() || self.reader.is_none() {
+            return false;
+        }
+        let join = fanout.broadcast.join(after, fanout.scopes.clone());
+        match tokio::time::timeout(JOIN_WAIT, join).await {
+            Ok(Some(feed)) if feed.switch_at == after => {
+                tracing::debug!(%after, "a scoped client moved to the shared reader");
+                self.feed = Some(feed);
+                self.reader = None;
+                true
+            }
+            Ok(Some(feed)) => {
+                self.joining = Some(feed);
+                false
+            }
+            Ok(None) => false,
+            Err(_) => {
+                // The shared reader is behind, or inside a long transaction: not now.
+                self.metrics.fanout_joins_refused.fetch_add(1, Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Switches to the feed once the own reader has read the commit it starts after.
+    fn switch_if_due(&mut self) {
+        if self.switch_due {
+            self.switch_due = false;
+            tracing::debug!("a scoped client moved to the shared reader");
+            self.feed = self.joining.take();
+            self.reader = None;
+            self.join_point = None;
+        }
+    }
+
+    /// Served by the shared reader: appends what it queued for this client, waiting while
+    /// nothing is. `Some(frames)`: `out` holds a chunk to send; `None`: go round again (shutdown,
+    /// or the stream went back to its own reader with nothing to send yet).
+    async fn fill_shared(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        let mut frames = 0;
+        while out.len() < CHUNK_BYTES {
+            let feed = self.feed.as_mut()?;
+            let item = match feed.try_next() {
+                Ok(item) => item,
+                Err(false) if !out.is_empty() => break,
+                Err(false) => {
+                    tokio::select! {
+                        item = feed.next() => match item {
+                            Some(item) => item,
+                            None => return self.shared_gone(out),
+                        },
+                        changed = self.shutdown.changed() => {
+                            if changed.is_err() {
+                                // The relay is going away without saying so: end, don't spin.
+                                return self.shared_gone(out);
+                            }
+                            return None;
+                        }
+                    }
+                }
+                Err(true) => return self.shared_gone(out),
+            };
+            match item {
+                FeedItem::Frame(o) => {
+                    let f = match &o {
+                        super::scope::Out::Shared(f) => f.as_ref(),
+                        super::scope::Out::Own(f) => f,
+                    };
+                    frame::encode_frame(f.kind, f.lsn, &f.payload, out);
+                }
+                FeedItem::Heartbeat(lsn) => {
+                    frame::encode_frame(FrameKind::Heartbeat, lsn, &[], out)
+                }
+                FeedItem::Release { after } => {
+                    self.back_to_own_reader(after, out);
+                    return Some(frames + 1);
+                }
+            }
+            frames += 1;
+        }
+        Some(frames)
+    }
+
+    /// The shared reader ended (the relay is shutting down).
+    fn shared_gone(&mut self, out: &mut Vec<u8>) -> Option<usize> {
+        self.feed = None;
+        self.end(
+            out,
+            "shutdown",
+            "the relay is shutting down; reconnect to resume",
+        );
+        Some(1)
+    }
+
+    /// Released by the shared reader after the commit ending at `after`: on the wire this is a
+    /// reconnect (a Reset frame: the client drops what it holds of open transactions), then the
+    /// client's own reader, table filter and scope again, from right after that commit.
+    fn back_to_own_reader(&mut self, after: Lsn, out: &mut Vec<u8>) {
+        self.feed = None;
+        // Where the own reader stood before is no place to join at any more.
+        self.join_point = None;
+        self.drained = false;
+        let Some(fanout) = &self.fanout else {
+            return;
+        };
+        frame::encode_frame(FrameKind::Reset, after, &[], out);
+        self.filter = Some((
+            TableFilter::new(fanout.tables.iter().cloned()),
+            Classifier::new(),
+        ));
+        self.scope = Some(ScopeFilter::new(
+            fanout.scopes.iter().cloned(),
+            fanout.routes.clone(),
+        ));
+        match self.log.reader(Some(after)) {
+            Ok(r) => self.reader = Some(r),
+            Err(e) => self.end_unreadable(e, out),
+        }
+    }
+
+    /// Ends the stream because the log cannot be opened where it must continue.
+    fn end_unreadable(&mut self, e: LogError, out: &mut Vec<u8>) {
+        match e {
+            LogError::ResyncRequired {
+                requested,
+                oldest_available,
+            } => {
+                self.metrics.resync_required.fetch_add(1, Relaxed);
+                let msg = format!("changes after {requested} are not in the log (oldest available: {oldest_available}); bootstrap again");
+                self.end(out, "resync_required", &msg);
+            }
+            e => {
+                tracing::error!(error = %e, "opening the log for a client failed");
+                self.end(
+                    out,
+                    "internal",
+                    "the relay could not read its log; reconnect later",
+                );
             }
         }
     }
@@ -392,16 +621,38 @@ impl ClientStream {
             return reader.read_available(out, CHUNK_BYTES.saturating_sub(out.len()));
         };
         let mut frames = 0;
+        self.drained = false;
         while out.len() < CHUNK_BYTES {
             let Some(mut f) = reader.next_frame()? else {
+                self.drained = true;
                 break;
             };
             let class = classifier.classify(f.kind, &f.payload);
+            let mut switch = false;
+            if self.fanout.is_some() && f.kind != FrameKind::Heartbeat {
+                self.join_point = match class {
+                    FrameClass::Commit => commit_end(&f.payload),
+                    _ => None,
+                };
+                if let (Some(end), Some(j)) = (self.join_point, &self.joining) {
+                    if end == j.switch_at {
+                        switch = true;
+                    } else if end > j.switch_at {
+                        // Cannot happen with both readers on one log; never risk a gap.
+                        tracing::warn!(%end, switch_at = %j.switch_at, "a client passed its switch point; it stays on its own reader");
+                        self.joining = None;
+                    }
+                }
+            }
             if let Some(scope) = &mut self.scope {
                 // The frame's end offset names it in the log, for the shared decode memo.
                 let pos = reader.position();
                 match scope.judge(&class, &f.payload, classifier.last_in_stream(), pos) {
                     Verdict::Pass => {}
+                    Verdict::Drop if switch => {
+                        self.switch_due = true;
+                        break;
+                    }
                     Verdict::Drop => continue,
                     Verdict::Replace(payload) => f.payload = payload,
                 }
@@ -410,6 +661,11 @@ impl ClientStream {
             for f in self.scratch.drain(..) {
                 frame::encode_frame(f.kind, f.lsn, &f.payload, out);
                 frames += 1;
+            }
+            if switch {
+                // Everything after this commit comes from the feed.
+                self.switch_due = true;
+                break;
             }
         }
         Ok(frames)
@@ -461,6 +717,7 @@ mod tests {
             routes: Default::default(),
             bootstrap: None,
             published: Default::default(),
+            broadcast: None,
         };
         (hub, writer, tx)
     }

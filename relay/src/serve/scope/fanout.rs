@@ -5,10 +5,9 @@
 //! first change, and Commit only the clients that received something. So the work per change is
 //! the decode plus the matching clients, whatever the number of clients connected.
 //!
-//! Pure and not yet wired into serving (`session` still gives every client its own reader and
-//! [`super::ScopeFilter`]): BENCHMARKS.md, "Row scopes", measures both. Scope: plain
-//! transactions (B, O, M, R, I/U/D, T, C); stream blocks and two-phase transactions are not
-//! routed by this core yet.
+//! Pure: `serve::broadcast` drives it for the caught-up clients (BENCHMARKS.md, "Row scopes").
+//! Scope: plain transactions (B, O, M, R, I/U/D, T, C); for stream blocks and two-phase
+//! transactions the broadcast hands its clients back to their own readers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -309,27 +308,11 @@ mod tests {
     const REL: u32 = 16384;
 
     fn relation() -> Vec<u8> {
-        let mut m = vec![b'R'];
-        m.extend_from_slice(&REL.to_be_bytes());
-        m.extend_from_slice(b"public\0t\0f");
-        m.extend_from_slice(&2u16.to_be_bytes());
-        for (name, oid) in [("id", 23u32), ("tenant", 25)] {
-            m.push(1);
-            m.extend_from_slice(name.as_bytes());
-            m.push(0);
-            m.extend_from_slice(&oid.to_be_bytes());
-            m.extend_from_slice(&(-1i32).to_be_bytes());
-        }
-        m
+        build::tenant_relation(REL)
     }
 
     fn tuple(id: &str, tenant: &str, m: &mut Vec<u8>) {
-        m.extend_from_slice(&2u16.to_be_bytes());
-        for v in [id, tenant] {
-            m.push(b't');
-            m.extend_from_slice(&(v.len() as u32).to_be_bytes());
-            m.extend_from_slice(v.as_bytes());
-        }
+        build::tenant_tuple(id, tenant, m)
     }
 
     fn insert(id: &str, tenant: &str) -> Vec<u8> {
