@@ -126,7 +126,15 @@ struct Run {
     fanout_clients: i64,
 }
 
-async fn run(clients: u64, tenants: u64, shared: bool, txns: u64, per_sec: u64) -> Result<Run> {
+/// `idle` more clients are scoped to tenants no transaction writes to.
+async fn run(
+    clients: u64,
+    idle: u64,
+    tenants: u64,
+    shared: bool,
+    txns: u64,
+    per_sec: u64,
+) -> Result<Run> {
     let dir = tempfile::tempdir()?;
     let (log, mut w, _) = Log::open(LogConfig::new(dir.path().join("log")))?;
     let (_stop, shutdown) = watch::channel(false);
@@ -157,14 +165,19 @@ async fn run(clients: u64, tenants: u64, shared: bool, txns: u64, per_sec: u64) 
     let latencies: Arc<Mutex<Vec<Duration>>> = Default::default();
     let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for i in 0..clients {
+    for i in 0..clients + idle {
+        let tenant = if i < clients {
+            format!("t{}", i % tenants)
+        } else {
+            format!("idle{i}")
+        };
         let request = StreamRequest {
             tables: vec![("public".into(), "t".into())],
             scopes: vec![(
                 ("public".into(), "t".into()),
                 RowScope {
                     column: "tenant".into(),
-                    equals: vec![format!("t{}", i % tenants)],
+                    equals: vec![tenant],
                 },
             )],
             ..Default::default()
@@ -197,7 +210,7 @@ async fn run(clients: u64, tenants: u64, shared: bool, txns: u64, per_sec: u64) 
         load.txn(xid)?;
         load.w.publish()?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if !shared || metrics.fanout_clients.load(Relaxed) as u64 >= clients {
+        if !shared || metrics.fanout_clients.load(Relaxed) as u64 >= clients + idle {
             break;
         }
     }
@@ -251,34 +264,44 @@ fn main() -> Result<()> {
         "load: {per_sec} transactions/s of 10 changes for {seconds} s ({} changes)",
         txns * 10
     );
-    let base = rt.block_on(run(0, 1000, true, txns, per_sec))?;
+    let base = rt.block_on(run(0, 0, 1000, true, txns, per_sec))?;
     println!(
         "writer alone (no client): {:.2} s CPU, {:.0} ns per change",
         base.cpu,
         base.cpu * 1e9 / base.changes as f64
     );
-    println!("| clients | tenants | serving | clients on the shared reader | relay CPU per change (minus the writer) | deliveries | p50 | p99 | max |");
+    println!("| clients | tenants | serving | clients on the shared reader | relay CPU per change (minus the writer) | transactions delivered | p50 | p99 | max |");
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
-    for (clients, tenants, shared) in [
-        (10u64, 10u64, false),
-        (10, 10, true),
-        (10_000, 1000, true),
-        (10_000, 1000, false),
+    for (clients, idle, tenants, shared) in [
+        (10u64, 0u64, 10u64, false),
+        (10, 0, 10, true),
+        (10, 9_990, 10, true),
+        (10_000, 0, 1000, true),
+        (10_000, 0, 1000, false),
     ] {
         if clients == 10_000 && !shared && std::env::var_os("WITH_OWN_10K").is_none() {
             continue;
         }
         if let Ok(only) = std::env::var("ONLY") {
-            if only != format!("{clients}-{shared}") {
+            if only != format!("{clients}+{idle}-{shared}") {
                 continue;
             }
         }
-        let mut r = rt.block_on(run(clients, tenants, shared, txns, per_sec))?;
+        let mut r = rt.block_on(run(clients, idle, tenants, shared, txns, per_sec))?;
         let per = (r.cpu - base.cpu).max(0.0) * 1e9 / r.changes as f64;
         let n = r.latencies.len();
         println!(
-            "| {clients} | {tenants} | {} | {} | {per:.0} ns | {n} | {:.2} ms | {:.2} ms | {:.2} ms |",
-            if shared { "shared reader" } else { "own readers" },
+            "| {} | {tenants} | {} | {} | {per:.0} ns | {n} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            if idle > 0 {
+                format!("{clients} + {idle} idle")
+            } else {
+                clients.to_string()
+            },
+            if shared {
+                "shared reader"
+            } else {
+                "own readers"
+            },
             r.fanout_clients,
             pct(&mut r.latencies, 0.5),
             pct(&mut r.latencies, 0.99),
