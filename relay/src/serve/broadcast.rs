@@ -224,7 +224,12 @@ impl Task {
                 Err(e) => {
                     tracing::error!(error = %e, "the shared reader failed; releasing its clients");
                     self.release_all();
+                    // Nobody joins a reader that is gone; the next join reopens it there.
+                    for (_, _, reply) in self.pending.drain(..) {
+                        let _ = reply.send(None);
+                    }
                     self.reader = None;
+                    self.at_commit = false;
                     0
                 }
             };
@@ -260,9 +265,10 @@ impl Task {
                     // Start (or restart after an error) where the first client stands.
                     match self.log.reader(Some(after)) {
                         Ok(r) => {
+                            // The fan-out stays (it has no clients now): its ids must never be
+                            // reused, or a late Leave would remove a newer client.
                             self.reader = Some(r);
                             self.classifier = Classifier::new();
-                            self.fan = FanOut::new();
                             self.last_commit = after;
                             self.at_commit = true;
                         }
@@ -293,6 +299,9 @@ impl Task {
         }
         let mut keep = Vec::new();
         for (after, scopes, reply) in std::mem::take(&mut self.pending) {
+            if reply.is_closed() {
+                continue; // the client gave up waiting
+            }
             if self.at_commit && self.last_commit >= after {
                 tracing::debug!(%after, switch_at = %self.last_commit, "the shared reader takes a client");
                 let feed = self.subscribe(scopes);
