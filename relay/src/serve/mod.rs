@@ -1,4 +1,5 @@
-//! Serving clients: each client reads the log at its own pace, through its own table filter.
+//! Serving clients: each client reads the log at its own pace, through its own table filter;
+//! caught-up row-scoped clients share one reader that routes by scope value ([`broadcast`]).
 //!
 //! - [`request`]: what a client asks for (pure, shared by HTTP and QUIC).
 //! - [`session`]: one client's stream over the log, transport-independent.
