@@ -121,11 +121,7 @@ impl Hub {
                 finished: false,
                 scratch: Vec::new(),
                 fanout: self.fanout_for(request),
-                feed: None,
-                join_point: None,
-                drained: false,
-                joining: None,
-                switch_due: false,
+                fan: FanoutState::default(),
                 _consumer: None,
             });
         }
@@ -186,11 +182,7 @@ impl Hub {
             finished: false,
             scratch: Vec::new(),
             fanout: self.fanout_for(request),
-            feed: None,
-            join_point: None,
-            drained: false,
-            joining: None,
-            switch_due: false,
+            fan: FanoutState::default(),
             _consumer: consumer,
         })
     }
@@ -238,10 +230,12 @@ fn beyond_server(metrics: &Metrics, lsn: Lsn) -> bool {
     known != 0 && lsn.0 > known
 }
 
-/// The end LSN of a Commit ('C', flags, commit_lsn, end_lsn, timestamp).
+/// The end LSN of a plain Commit (the log's own reading of pgoutput, `pgoutput_peek`).
 pub(crate) fn commit_end(payload: &[u8]) -> Option<Lsn> {
-    let b: [u8; 8] = payload.get(10..18)?.try_into().ok()?;
-    Some(Lsn(u64::from_be_bytes(b)))
+    match crate::log::pgoutput_peek::peek(payload, false) {
+        Ok(crate::log::pgoutput_peek::Peeked::Commit { end_lsn, .. }) => Some(end_lsn),
+        _ => None,
+    }
 }
 
 /// How long a client waits for the shared reader to take it (it answers at its next commit
@@ -258,6 +252,22 @@ struct Fanout {
     tables: Vec<(String, String)>,
     scopes: Vec<((String, String), crate::auth::RowScope)>,
     routes: Arc<RouteMemo>,
+}
+
+/// A stream's state towards the shared reader (only ever used when `fanout` is set).
+#[derive(Default)]
+struct FanoutState {
+    /// While served by the shared reader (`reader` is then `None`).
+    feed: Option<Feed>,
+    /// The end LSN of the commit the own reader returned last, if nothing but heartbeats came
+    /// after it: where this client can move to the shared reader.
+    join_point: Option<Lsn>,
+    /// Whether the last fill read the log to its end.
+    drained: bool,
+    /// Subscribed to the shared reader, which starts after a commit the own reader has not
+    /// read yet ([`Feed::switch_at`]); `switch_due` once it has.
+    joining: Option<Feed>,
+    switch_due: bool,
 }
 
 pub struct ClientStream {
@@ -280,17 +290,8 @@ pub struct ClientStream {
     scratch: Vec<OwnedFrame>,
     /// Set for clients the shared reader can serve ([`Hub::fanout_for`]).
     fanout: Option<Fanout>,
-    /// While served by the shared reader (`reader` is then `None`).
-    feed: Option<Feed>,
-    /// The end LSN of the commit the own reader returned last, if nothing but heartbeats came
-    /// after it: where this client can move to the shared reader.
-    join_point: Option<Lsn>,
-    /// Whether the last fill read the log to its end.
-    drained: bool,
-    /// Subscribed to the shared reader, which starts after a commit the own reader has not
-    /// read yet ([`Feed::switch_at`]); `switch_due` once it has.
-    joining: Option<Feed>,
-    switch_due: bool,
+    /// Where the stream stands with the shared reader.
+    fan: FanoutState,
     /// Marks the consumer connected while this stream lives.
     _consumer: Option<Connected>,
 }
@@ -343,10 +344,10 @@ impl ClientStream {
             // The last chunk ended right after a commit with the log read to its end: move to
             // the shared reader if it stands there too.
             self.switch_if_due();
-            if self.drained {
+            if self.fan.drained {
                 self.try_join().await;
             }
-            if self.feed.is_some() {
+            if self.fan.feed.is_some() {
                 match self.fill_shared(&mut out).await {
                     Some(frames) => return Some(self.count(out, frames)),
                     None => continue,
@@ -377,7 +378,7 @@ impl ClientStream {
                 }
             }
             // Caught up right after a commit: move to the shared reader if it stands there.
-            if self.drained && self.try_join().await {
+            if self.fan.drained && self.try_join().await {
                 continue;
             }
             // Caught up: wait for more data, shutdown, or the heartbeat time.
@@ -459,14 +460,14 @@ impl ClientStream {
         }
     }
 
-    /// Asks the shared reader to take over at [`ClientStream::join_point`]. True if it did
+    /// Asks the shared reader to take over at [`FanoutState::join_point`]. True if it did
     /// right there; it may also take over at a later commit, which the own reader reads first
-    /// (see [`ClientStream::joining`]).
+    /// (see [`FanoutState::joining`]).
     async fn try_join(&mut self) -> bool {
-        if self.feed.is_some() || self.joining.is_some() {
+        if self.fan.feed.is_some() || self.fan.joining.is_some() {
             return false;
         }
-        let (Some(fanout), Some(after)) = (&self.fanout, self.join_point.take()) else {
+        let (Some(fanout), Some(after)) = (&self.fanout, self.fan.join_point.take()) else {
             return false;
         };
         if self.boot.is_some() || self.reader.is_none() {
@@ -476,12 +477,12 @@ impl ClientStream {
         match tokio::time::timeout(JOIN_WAIT, join).await {
             Ok(Some(feed)) if feed.switch_at == after => {
                 tracing::debug!(%after, "a scoped client moved to the shared reader");
-                self.feed = Some(feed);
+                self.fan.feed = Some(feed);
                 self.reader = None;
                 true
             }
             Ok(Some(feed)) => {
-                self.joining = Some(feed);
+                self.fan.joining = Some(feed);
                 false
             }
             Ok(None) => false,
@@ -495,12 +496,12 @@ impl ClientStream {
 
     /// Switches to the feed once the own reader has read the commit it starts after.
     fn switch_if_due(&mut self) {
-        if self.switch_due {
-            self.switch_due = false;
+        if self.fan.switch_due {
+            self.fan.switch_due = false;
             tracing::debug!("a scoped client moved to the shared reader");
-            self.feed = self.joining.take();
+            self.fan.feed = self.fan.joining.take();
             self.reader = None;
-            self.join_point = None;
+            self.fan.join_point = None;
         }
     }
 
@@ -510,7 +511,7 @@ impl ClientStream {
     async fn fill_shared(&mut self, out: &mut Vec<u8>) -> Option<usize> {
         let mut frames = 0;
         while out.len() < CHUNK_BYTES {
-            let feed = self.feed.as_mut()?;
+            let feed = self.fan.feed.as_mut()?;
             let item = match feed.try_next() {
                 Ok(item) => item,
                 Err(false) if !out.is_empty() => break,
@@ -554,7 +555,7 @@ impl ClientStream {
 
     /// The shared reader ended (the relay is shutting down).
     fn shared_gone(&mut self, out: &mut Vec<u8>) -> Option<usize> {
-        self.feed = None;
+        self.fan.feed = None;
         self.end(
             out,
             "shutdown",
@@ -567,10 +568,10 @@ impl ClientStream {
     /// reconnect (a Reset frame: the client drops what it holds of open transactions), then the
     /// client's own reader, table filter and scope again, from right after that commit.
     fn back_to_own_reader(&mut self, after: Lsn, out: &mut Vec<u8>) {
-        self.feed = None;
+        self.fan.feed = None;
         // Where the own reader stood before is no place to join at any more.
-        self.join_point = None;
-        self.drained = false;
+        self.fan.join_point = None;
+        self.fan.drained = false;
         let Some(fanout) = &self.fanout else {
             return;
         };
@@ -621,26 +622,26 @@ impl ClientStream {
             return reader.read_available(out, CHUNK_BYTES.saturating_sub(out.len()));
         };
         let mut frames = 0;
-        self.drained = false;
+        self.fan.drained = false;
         while out.len() < CHUNK_BYTES {
             let Some(mut f) = reader.next_frame()? else {
-                self.drained = true;
+                self.fan.drained = true;
                 break;
             };
             let class = classifier.classify(f.kind, &f.payload);
             let mut switch = false;
             if self.fanout.is_some() && f.kind != FrameKind::Heartbeat {
-                self.join_point = match class {
+                self.fan.join_point = match class {
                     FrameClass::Commit => commit_end(&f.payload),
                     _ => None,
                 };
-                if let (Some(end), Some(j)) = (self.join_point, &self.joining) {
+                if let (Some(end), Some(j)) = (self.fan.join_point, &self.fan.joining) {
                     if end == j.switch_at {
                         switch = true;
                     } else if end > j.switch_at {
                         // Cannot happen with both readers on one log; never risk a gap.
                         tracing::warn!(%end, switch_at = %j.switch_at, "a client passed its switch point; it stays on its own reader");
-                        self.joining = None;
+                        self.fan.joining = None;
                     }
                 }
             }
@@ -650,7 +651,7 @@ impl ClientStream {
                 match scope.judge(&class, &f.payload, classifier.last_in_stream(), pos) {
                     Verdict::Pass => {}
                     Verdict::Drop if switch => {
-                        self.switch_due = true;
+                        self.fan.switch_due = true;
                         break;
                     }
                     Verdict::Drop => continue,
@@ -664,7 +665,7 @@ impl ClientStream {
             }
             if switch {
                 // Everything after this commit comes from the feed.
-                self.switch_due = true;
+                self.fan.switch_due = true;
                 break;
             }
         }
