@@ -151,6 +151,14 @@ pub fn http_get(addr: &str, path: &str) -> Result<String> {
     Ok(out)
 }
 
+/// An integer setting from the environment, or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The p-th percentile (0–100) of `sorted`, nearest rank.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -10,7 +10,9 @@
 //! moment a transaction is published in the log to the moment its client task holds the chunk
 //! with its commit (only clients the transaction touches receive it).
 //!
-//! `cargo run --release -p walcast-bench --bin fanout_bench` (TXNS_PER_SEC, SECONDS override).
+//! `cargo run --release -p walcast-bench --bin fanout_bench` (TXNS_PER_SEC and SECONDS set the
+//! load; ONLY=CLIENTS+IDLE-SHARED, e.g. `10+0-true`, runs one row; WITH_OWN_10K=1 adds 10,000
+//! own readers).
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use walcast_bench::{env_num, percentile, process_cpu_secs};
 use walcast_decoder::frame::{FrameKind, FrameReader};
 use walcast_decoder::Lsn;
 use walcast_relay::auth::RowScope;
@@ -31,20 +34,9 @@ use walcast_relay::serve::session::Hub;
 
 const REL: u32 = 16384;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// User + system CPU of this process, in seconds (10 ms ticks).
 fn process_cpu() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let rest = stat.rsplit_once(')').context("stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
+    process_cpu_secs(std::process::id()).context("reading /proc/self/stat")
 }
 
 struct Load {
@@ -243,13 +235,11 @@ async fn run(
     })
 }
 
-fn pct(v: &mut [Duration], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_unstable();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i].as_secs_f64() * 1e3
+/// The p-th percentile (0–100) of `v`, in milliseconds.
+fn pct_ms(v: &[Duration], p: f64) -> f64 {
+    let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    percentile(&ms, p)
 }
 
 fn main() -> Result<()> {
@@ -287,7 +277,7 @@ fn main() -> Result<()> {
                 continue;
             }
         }
-        let mut r = rt.block_on(run(clients, idle, tenants, shared, txns, per_sec))?;
+        let r = rt.block_on(run(clients, idle, tenants, shared, txns, per_sec))?;
         let per = (r.cpu - base.cpu).max(0.0) * 1e9 / r.changes as f64;
         let n = r.latencies.len();
         println!(
@@ -303,9 +293,9 @@ fn main() -> Result<()> {
                 "own readers"
             },
             r.fanout_clients,
-            pct(&mut r.latencies, 0.5),
-            pct(&mut r.latencies, 0.99),
-            pct(&mut r.latencies, 1.0),
+            pct_ms(&r.latencies, 50.0),
+            pct_ms(&r.latencies, 99.0),
+            pct_ms(&r.latencies, 100.0),
         );
     }
     Ok(())

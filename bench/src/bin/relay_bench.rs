@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use walcast_bench::{
-    current_lsn, histogram_quantile_ms, load_average, machine_cpu, median, percentile,
+    current_lsn, env_num, histogram_quantile_ms, load_average, machine_cpu, median, percentile,
     process_cpu_secs, scrape_histogram, RelayProcess,
 };
 use walcast_decoder::{Decoder, Event, Lsn};
@@ -50,13 +50,6 @@ const STAGES: [(&str, &str); 3] = [
         "relay received → fsynced in its log",
     ),
 ];
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn pg_now_micros() -> i64 {
     // PostgreSQL timestamps count from 2000-01-01 UTC.

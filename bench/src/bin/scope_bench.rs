@@ -14,6 +14,7 @@
 
 use anyhow::{Context, Result};
 use std::sync::Arc;
+use walcast_bench::env_num;
 use walcast_decoder::frame::{self, FrameKind};
 use walcast_decoder::Lsn;
 use walcast_relay::auth::RowScope;
@@ -27,13 +28,6 @@ use walcast_relay::serve::scope::{ColumnRef, FanOut, Out, RouteMemo, ScopeFilter
 const RELID: u32 = 16384;
 const TENANTS: u64 = 1000;
 const CHANGES_PER_TXN: u64 = 10;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// This thread's CPU time in nanoseconds.
 fn thread_cpu_ns() -> Result<u64> {
