@@ -13,8 +13,12 @@
 //! `Ok(None)` means "feed more bytes and call again", exactly like postgres-protocol's
 //! `Message::parse`, so a reader can resume after any cancellation.
 
+mod any_version;
 mod crc;
+mod rows;
 pub mod v2;
+
+pub use any_version::AnyVersionReader;
 
 use crate::{DecodeError, ErrorKind, Lsn, Result};
 use crc::{crc32c, crc32c_append};

@@ -1,7 +1,7 @@
 //! Wire benchmark (issue #7): the bytes per change a client receives, for walcast (with each
 //! stream compression) and for the JSON/text plugins a client would otherwise read, on the same
 //! workloads against a real PostgreSQL 15. Also the relay's CPU per MB compressed vs the
-//! walsender's CPU, and commit-to-client p99 latency with and without compression.
+//! walsender's CPU, and the p99 latency compression adds at 100 and 10,000 commits/s.
 //! Prints a Markdown section for BENCHMARKS.md.
 //!
 //! How each figure is taken:
@@ -124,13 +124,6 @@ struct Received {
     envelopes: u64,
     /// `plain` compressed whole at once (zstd -3): what flushing costs, by comparison.
     whole_zstd: u64,
-    /// An estimate for a compression-oriented frame format: the same frames re-encoded as
-    /// kind, zigzag-varint LSN delta, varint length, payload (no checksum, no fixed-width
-    /// header), compressed whole with zstd -3.
-    envelope_free_zstd: u64,
-    /// The same, and BEGIN/COMMIT re-encoded as deltas (LSNs, commit time, xid) against the
-    /// previous transaction: an estimate of a pgoutput-aware frame format.
-    aware_zstd: u64,
     /// Only the row messages' payloads (I/U/D), compressed whole: the floor for any format that
     /// changes envelopes and transaction metadata but keeps rows as pgoutput sends them.
     rows_only_zstd: u64,
@@ -146,6 +139,8 @@ async fn main() -> Result<()> {
         (Compression::Zstd, 1),
         (Compression::None, 2),
         (Compression::Zstd, 2),
+        (Compression::None, 3),
+        (Compression::Zstd, 3),
     ];
     let pg = PgCluster::start_with(
         15,
@@ -257,24 +252,23 @@ async fn main() -> Result<()> {
     println!(
         "Command: `bench/wire.sh`. Bytes per change = bytes received / row changes (I/U/D).\n"
     );
-    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). v1 = the frame format as stored; v2 = `v=2`, the frames re-encoded for compression (docs/frames.md, \"Version 2\"); zstd = `compression=zstd` as served: level 1, 128 KiB window, flushed at every chunk (per transaction when the client is caught up). The other columns re-encode the received v1 frames offline (zstd -3) to size a compression-oriented format: the whole plain stream at once; frames without the 17-byte envelope (kind, varint LSN delta, varint length); that plus BEGIN/COMMIT as deltas against the previous transaction; and the floor any such format hits while rows stay as pgoutput sends them (row payloads only).\n");
-    println!("| workload | changes | v1 none | v1 zstd | v2 none | **v2 zstd** | v1 whole-stream zstd | est.: no envelope | est.: + delta BEGIN/COMMIT | floor: row payloads only |");
+    println!("walcast: what an HTTP client of `walcast relay` received (pgoutput text mode, protocol 3 on PG15 with `streaming on`; the schema prelude included). v1 = the frame format as stored; v2 = `v=2`, envelopes and BEGIN/COMMIT re-encoded as deltas (docs/frames.md, \"Version 2\"); v3 = `v=3`, v2 plus each row coded against the previous row of its table (\"Version 3\"); zstd = `compression=zstd` as served: level 1, 128 KiB window, flushed at every chunk (per transaction when the client is caught up). For scale, two offline figures from the received v1 frames (zstd -3, compressed whole at once): the plain stream, and the floor of any format that keeps rows as pgoutput sends them (the row payloads alone).\n");
+    println!("| workload | changes | v1 none | v1 zstd | v2 none | v2 zstd | v3 none | **v3 zstd** | v1 whole-stream zstd | floor with rows as sent |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (w, got, _, _) in &rows {
         let per = |b: u64| format!("{:.1}", b as f64 / w.changes as f64);
-        let (none, zstd) = (got[0], got[1]);
         println!(
-            "| {} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | **{}** | {} | {} |",
             w.name,
             w.changes,
-            per(none.wire),
-            per(zstd.wire),
+            per(got[0].wire),
+            per(got[1].wire),
             per(got[2].wire),
             per(got[3].wire),
-            per(none.whole_zstd),
-            per(none.envelope_free_zstd),
-            per(none.aware_zstd),
-            per(none.rows_only_zstd)
+            per(got[4].wire),
+            per(got[5].wire),
+            per(got[0].whole_zstd),
+            per(got[0].rows_only_zstd)
         );
     }
     println!("\nPeers on the same WAL: `pg_logical_slot_get_changes` output, rows joined by newlines as `pg_recvlogical` writes them, compressed whole (zstd -3, gzip -6): their best case. Their replication framing (~30 B per message) is not counted. Default options carry no LSN, xid or commit time; \"+meta\" adds `include-xids`, `include-timestamp`, `include-lsn` (closer to what walcast carries: every LSN, xid and commit time, losslessly).\n");
@@ -293,16 +287,14 @@ async fn main() -> Result<()> {
         println!("{line}");
     }
     if let Some((_, got, peers, _)) = rows.iter().find(|r| r.0.name.starts_with("mixed")) {
-        let z = got[1].wire as f64;
-        let z2 = got[3].wire as f64;
+        let ratio = |i: usize, peer: usize| got[i].wire as f64 / peers[peer].2 as f64;
         println!(
-            "\nMixed workload, ÷ wal2json v2 whole-stream zstd (target ≤ 0.5×): walcast v1+zstd **{:.2}×**, v2+zstd **{:.2}×**. ÷ wal2json v2+meta zstd: v1+zstd {:.2}×, v2+zstd **{:.2}×**. Offline estimates: {:.2}× without envelopes, {:.2}× with delta BEGIN/COMMIT, floor {:.2}× with rows as pgoutput sends them.\n",
-            z / peers[1].2 as f64,
-            z2 / peers[1].2 as f64,
-            z / peers[2].2 as f64,
-            z2 / peers[2].2 as f64,
-            got[0].envelope_free_zstd as f64 / peers[1].2 as f64,
-            got[0].aware_zstd as f64 / peers[1].2 as f64,
+            "\nMixed workload, ÷ wal2json v2 whole-stream zstd (target ≤ 0.5×): walcast v1+zstd {:.2}×, v2+zstd {:.2}×, **v3+zstd {:.2}×**. ÷ wal2json v2+meta zstd (which carries the LSNs, xids and times walcast carries): v1+zstd {:.2}×, v3+zstd **{:.2}×**. The floor with rows as pgoutput sends them: {:.2}×.\n",
+            ratio(1, 1),
+            ratio(3, 1),
+            ratio(5, 1),
+            ratio(1, 2),
+            ratio(5, 2),
             got[0].rows_only_zstd as f64 / peers[1].2 as f64,
         );
     }
@@ -335,31 +327,53 @@ async fn main() -> Result<()> {
             1000.0 * secs / (*plain as f64 / 1e6)
         );
     }
-    if let [(_, none, plain, _), (_, z, _, _), _, (_, z2, _, _)] = cpu[..] {
+    if let [(_, none, plain, _), (_, z, _, _), _, (_, z2, _, _), _, (_, z3, _, _)] = cpu[..] {
         let mb = plain as f64 / 1e6;
         println!(
-            "\nOver serving v1 uncompressed, zstd costs the relay {:.1} ms of CPU per plain (v1) MB, and v2 + zstd {:.1} ms/MB; the walsender spends {:.0} ms per MB producing the stream.\n",
+            "\nOver serving v1 uncompressed, zstd costs the relay {:.1} ms of CPU per plain (v1) MB, v2 + zstd {:.1} ms/MB, v3 + zstd {:.1} ms/MB; the walsender spends {:.0} ms per MB producing the stream.\n",
             1000.0 * (z - none).max(0.0) / mb,
             1000.0 * (z2 - none).max(0.0) / mb,
+            1000.0 * (z3 - none).max(0.0) / mb,
             1000.0 * walsender_total / stream_mb
         );
     }
 
     if std::env::var("LATENCY").map_or(true, |v| v != "0") {
-        println!("Commit → decoded row latency at 100 single-row commits/s, one native client (`Subscription`) over HTTP, 10 s per setting, two interleaved rounds (commit_time from PostgreSQL vs the client's clock, same host; the machine is shared with other builds, so the spread between rounds of one setting is the noise floor):\n");
-        println!("| setting | commits | p50 | p99 |");
-        println!("|---|---|---|---|");
-        // Two rounds, interleaved, so the machine's own noise shows next to the differences.
-        for round in 1..=2 {
-            for (c, v) in [settings[0], settings[1], settings[3]] {
-                let (p50, p99, n) =
-                    latency(&pg, &relay.http, c, v, Duration::from_secs(10), from).await?;
+        println!("Latency compression adds, at 100 and 10,000 single-row commits/s. Four native clients (`Subscription`, HTTP) read the live stream at once, one per setting; for every commit, each client's arrival time is paired with the `v1 none` client's arrival of the same commit, so PostgreSQL's and the relay's own delays, common to all four, cancel out. Also commit → client (commit_time from PostgreSQL vs the client's clock, same host). At 10,000/s the load runs on 4 connections with `synchronous_commit = off` (logical decoding is the same), and the rate is what the 2-core machine reached with everything on it.\n");
+        println!("| target rate | reached | setting | commits | commit → client p50 | p99 | **added p50** | **added p99** |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let lat_settings = [settings[0], settings[1], settings[3], settings[5]];
+        for (rate, secs) in [(100u32, 20u64), (10_000, 5)] {
+            let run = latency(
+                &pg,
+                &relay.http,
+                &lat_settings,
+                rate,
+                Duration::from_secs(secs),
+                from,
+            )
+            .await?;
+            for (i, (c, v)) in lat_settings.iter().enumerate() {
+                let s = &run.settings[i];
+                let ms = |x: f64| {
+                    if i == 0 {
+                        "–".into()
+                    } else {
+                        format!("**{x:.2} ms**")
+                    }
+                };
+                let (added, added99): (String, String) = (ms(s.added.0), ms(s.added.1));
                 println!(
-                    "| v{v} {} (round {round}) | {n} | {p50:.2} ms | {p99:.2} ms |",
-                    c.as_str()
+                    "| {rate}/s | {:.0}/s | v{v} {} | {} | {:.2} ms | {:.2} ms | {added} | {added99} |",
+                    run.reached,
+                    c.as_str(),
+                    s.commits,
+                    s.commit_to_client.0,
+                    s.commit_to_client.1,
                 );
             }
         }
+        println!();
     }
     drop(relay);
     per_transaction_cost()?;
@@ -393,12 +407,13 @@ t\0\0\0\x162024-01-01 01:23:21+00t\0\0\0\x076252.25t\0\0\0\x01ft\0\0\0\x101667.0
         chunk
     };
     println!("\nCPU time compression adds per single-row transaction when each is flushed on its own (the low-rate case), {N} transactions, one thread:\n");
-    println!("| setting | relay: encode | client: decompress + v2→v1 | bytes on the wire per transaction |");
+    println!("| setting | relay: encode | client: decompress + v2/v3→v1 | bytes on the wire per transaction |");
     println!("|---|---|---|---|");
     for (c, v) in [
         (Compression::None, 1u16),
         (Compression::Zstd, 1),
         (Compression::Zstd, 2),
+        (Compression::Zstd, 3),
     ] {
         let mut enc = StreamEncoder::new(c)?.with_version(v);
         let mut head = Vec::new();
@@ -485,10 +500,7 @@ async fn read_walcast(
         ..Default::default()
     };
     let mut plain = Vec::new();
-    let mut compact = Vec::new();
-    let mut aware = AwareEstimate::default();
     let mut rows_only = Vec::new();
-    let mut prev_lsn = 0u64;
     let mut seen = 0;
     let mut last_end = Lsn::ZERO;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -510,15 +522,6 @@ async fn read_walcast(
             while let Some(f) = reader.next_frame()? {
                 let len = f.encoded_len() as u64;
                 r.plain += len;
-                compact.push(f.kind.to_byte());
-                let delta = f.lsn.0.wrapping_sub(prev_lsn) as i64;
-                put_varint(&mut compact, ((delta << 1) ^ (delta >> 63)) as u64);
-                if f.lsn.0 != 0 {
-                    prev_lsn = f.lsn.0;
-                }
-                put_varint(&mut compact, f.payload.len() as u64);
-                compact.extend_from_slice(f.payload);
-                aware.push(f.kind.to_byte(), f.lsn.0, f.payload);
                 if matches!(f.payload.first(), Some(b'I' | b'U' | b'D')) {
                     put_varint(&mut rows_only, f.payload.len() as u64);
                     rows_only.extend_from_slice(f.payload);
@@ -548,8 +551,6 @@ async fn read_walcast(
         std::fs::write(std::path::Path::new(&dir).join(name), d)?;
     }
     r.whole_zstd = zstd_len(&plain)?;
-    r.envelope_free_zstd = zstd_len(&compact)?;
-    r.aware_zstd = zstd_len(&aware.out)?;
     r.rows_only_zstd = zstd_len(&rows_only)?;
     Ok((r, last_end))
 }
@@ -568,66 +569,6 @@ fn peer_text(pg: &PgCluster, slot: &str, end: &str, opts: &str) -> Result<Vec<u8
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(out.stdout)
-}
-
-/// The frames of one stream re-encoded for the "pgoutput-aware" estimate.
-#[derive(Default)]
-struct AwareEstimate {
-    out: Vec<u8>,
-    prev_frame_lsn: u64,
-    prev_end: u64,
-    prev_ts: i64,
-    prev_xid: i64,
-    begin_final: u64,
-    begin_ts: i64,
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn be_u64(b: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(..8)?.try_into().ok()?))
-}
-
-impl AwareEstimate {
-    fn push(&mut self, kind: u8, lsn: u64, p: &[u8]) {
-        let o = &mut self.out;
-        o.push(kind);
-        if lsn == 0 {
-            put_varint(o, 0);
-        } else {
-            put_varint(o, zigzag(lsn.wrapping_sub(self.prev_frame_lsn) as i64) + 1);
-            self.prev_frame_lsn = lsn;
-        }
-        match (p.first(), p.len()) {
-            (Some(b'B'), 21) => {
-                let (fin, ts) = (
-                    be_u64(&p[1..]).unwrap_or(0),
-                    be_u64(&p[9..]).unwrap_or(0) as i64,
-                );
-                let xid = u32::from_be_bytes([p[17], p[18], p[19], p[20]]) as i64;
-                o.push(b'B');
-                put_varint(o, zigzag(fin.wrapping_sub(self.prev_end) as i64));
-                put_varint(o, zigzag(ts - self.prev_ts));
-                put_varint(o, zigzag(xid - self.prev_xid));
-                (self.begin_final, self.begin_ts, self.prev_ts, self.prev_xid) = (fin, ts, ts, xid);
-            }
-            (Some(b'C'), 26) => {
-                let (commit, end) = (be_u64(&p[2..]).unwrap_or(0), be_u64(&p[10..]).unwrap_or(0));
-                let ts = be_u64(&p[18..]).unwrap_or(0) as i64;
-                o.extend_from_slice(&[b'C', p[1]]);
-                put_varint(o, zigzag(commit.wrapping_sub(self.begin_final) as i64));
-                put_varint(o, zigzag(end.wrapping_sub(commit) as i64));
-                put_varint(o, zigzag(ts - self.begin_ts));
-                self.prev_end = end;
-            }
-            _ => {
-                put_varint(o, p.len() as u64);
-                o.extend_from_slice(p);
-            }
-        }
-    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -671,54 +612,129 @@ fn pg_now_micros() -> i64 {
     unix - 946_684_800_000_000
 }
 
-/// Single-row commits at 100/s for `dur`; p50, p99 (ms) of commit time → decoded at the client.
+/// One setting's figures in a latency run (ms): (p50, p99) pairs.
+struct SettingLatency {
+    commits: usize,
+    commit_to_client: (f64, f64),
+    /// Arrival minus the first setting's arrival of the same commit.
+    added: (f64, f64),
+}
+
+struct LatencyRun {
+    /// Commits per second the load reached.
+    reached: f64,
+    settings: Vec<SettingLatency>,
+}
+
+/// Single-row commits at `rate`/s for `dur`, read live by one client per setting at once.
 async fn latency(
     pg: &PgCluster,
     http: &str,
-    compression: Compression,
-    version: u16,
+    settings: &[(Compression, u16)],
+    rate: u32,
     dur: Duration,
     from: Option<Lsn>,
-) -> Result<(f64, f64, usize)> {
+) -> Result<LatencyRun> {
     let start: Lsn = pg.psql("SELECT pg_current_wal_lsn()")?.trim().parse()?;
-    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    let http = http.to_string();
-    let measuring = tokio::spawn(async move {
-        // Start after the last workload: the backlog before it is not part of the measurement.
-        let mut sub = Subscription::new(Transport::from_url(&http, None)?, from, Vec::new())
-            .with_compression(compression)
-            .with_frame_version(version);
-        let mut decoder = Decoder::new();
-        let mut lat = Vec::new();
-        let stop_at = Instant::now() + dur + Duration::from_secs(3);
-        while Instant::now() < stop_at {
-            let Ok(d) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await else {
-                continue;
-            };
-            if let Delivery::Frame(f) = d? {
-                if let Event::Commit(c) = decoder.decode(&f.payload)? {
-                    if c.end_lsn > start {
-                        lat.push((pg_now_micros() - c.commit_time) as f64 / 1000.0);
+    let mut readers = Vec::new();
+    for &(c, v) in settings {
+        let http = http.to_string();
+        readers.push(tokio::spawn(async move {
+            // Start after the last workload: the backlog before it is not part of the measurement.
+            let mut sub = Subscription::new(Transport::from_url(&http, None)?, from, Vec::new())
+                .with_compression(c)
+                .with_frame_version(v);
+            let mut decoder = Decoder::new();
+            // (end_lsn, arrival, commit → client in ms)
+            let mut seen = Vec::new();
+            let stop_at = Instant::now() + dur + Duration::from_secs(6);
+            while Instant::now() < stop_at {
+                let Ok(d) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+                else {
+                    continue;
+                };
+                if let Delivery::Frame(f) = d? {
+                    if let Event::Commit(c) = decoder.decode(&f.payload)? {
+                        if c.end_lsn > start {
+                            let ms = (pg_now_micros() - c.commit_time) as f64 / 1000.0;
+                            seen.push((c.end_lsn, Instant::now(), ms));
+                        }
                     }
                 }
             }
-        }
-        anyhow::Ok(lat)
-    });
-    // Let the subscriber catch up with the backlog before measuring.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let stmt = client
-        .prepare("UPDATE items SET score = score + 1 WHERE id = 7000")
-        .await?;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let deadline = Instant::now() + dur;
-    while Instant::now() < deadline {
-        tick.tick().await;
-        client.execute(&stmt, &[]).await?;
+            anyhow::Ok(seen)
+        }));
     }
-    let mut lat = measuring.await??;
-    lat.sort_by(|a, b| a.total_cmp(b));
+    // Let the readers catch up with the backlog before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fast = rate > 1_000;
+    let conns = if fast { 4 } else { 1 };
+    let tick = Duration::from_micros((1_000_000 / u64::from(rate)).max(1_000));
+    let per_tick = (u64::from(rate) * tick.as_micros() as u64 / 1_000_000).max(1) as usize;
+    let mut stmts = Vec::new();
+    for k in 0..conns {
+        let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        if fast {
+            client.batch_execute("SET synchronous_commit = off").await?;
+        }
+        // One row per connection: no lock waits between them.
+        let stmt = client
+            .prepare(&format!(
+                "UPDATE items SET score = score + 1 WHERE id = {}",
+                7000 + k
+            ))
+            .await?;
+        stmts.push((client, stmt));
+    }
+    let mut interval = tokio::time::interval(tick);
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while t0.elapsed() < dur {
+        interval.tick().await;
+        // Pipelined: each connection has its share of this tick's commits in flight at once.
+        let batch = (0..per_tick).map(|i| {
+            let (client, stmt) = &stmts[i % conns];
+            client.execute(stmt, &[])
+        });
+        for r in futures_util::future::join_all(batch).await {
+            r?;
+        }
+        sent += per_tick as u64;
+    }
+    let reached = sent as f64 / t0.elapsed().as_secs_f64();
+    let mut per_setting = Vec::new();
+    for r in readers {
+        per_setting.push(r.await??);
+    }
+    let base: std::collections::HashMap<Lsn, Instant> =
+        per_setting[0].iter().map(|&(l, at, _)| (l, at)).collect();
+    let mut out = Vec::new();
+    for seen in &per_setting {
+        let mut to_client: Vec<f64> = seen.iter().map(|s| s.2).collect();
+        to_client.sort_by(|a, b| a.total_cmp(b));
+        let mut added: Vec<f64> = seen
+            .iter()
+            .filter_map(|(l, at, _)| {
+                let b = base.get(l)?;
+                Some(if at >= b {
+                    at.duration_since(*b).as_secs_f64() * 1e3
+                } else {
+                    -(b.duration_since(*at).as_secs_f64() * 1e3)
+                })
+            })
+            .collect();
+        added.sort_by(|a, b| a.total_cmp(b));
+        anyhow::ensure!(!to_client.is_empty(), "a reader saw no commits");
+        out.push(SettingLatency {
+            commits: seen.len(),
+            commit_to_client: (percentile(&to_client, 50.0), percentile(&to_client, 99.0)),
+            added: (percentile(&added, 50.0), percentile(&added, 99.0)),
+        });
+    }
     std::io::stdout().flush()?;
-    Ok((percentile(&lat, 50.0), percentile(&lat, 99.0), lat.len()))
+    Ok(LatencyRun {
+        reached,
+        settings: out,
+    })
 }

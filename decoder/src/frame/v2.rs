@@ -24,11 +24,17 @@
 //! format, and the transport (TCP or QUIC checksums, TLS) protects it. The log on disk stays v1.
 //! The normative description is `docs/frames.md`, "Version 2".
 
+use super::rows::Rows;
 use super::{encode_frame, encode_header, FrameKind, FrameReader, MAGIC, MAX_PAYLOAD_LEN};
 use crate::{DecodeError, ErrorKind, Lsn, Result};
 
 /// The version number in a v2 stream's header.
 pub const VERSION_2: u16 = 2;
+/// Version 3: version 2 plus row records (`super::rows`), for 'w' and 'b' row messages.
+pub const VERSION_3: u16 = 3;
+
+/// Record tag of a row record (version 3 only).
+const TAG_ROW: u8 = b'R';
 
 /// Record tag of a delta-coded Begin.
 const TAG_BEGIN: u8 = b'B';
@@ -48,16 +54,16 @@ struct State {
     begin_time: u64,
 }
 
-fn zigzag(d: u64) -> u64 {
+pub(super) fn zigzag(d: u64) -> u64 {
     let v = d as i64;
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(z: u64) -> u64 {
+pub(super) fn unzigzag(z: u64) -> u64 {
     ((z >> 1) as i64 ^ -((z & 1) as i64)) as u64
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -73,20 +79,53 @@ fn be_u64(b: &[u8]) -> u64 {
 
 /// Appends the 12-byte v2 stream header.
 pub fn encode_header_v2(out: &mut Vec<u8>) {
+    encode_header_version(VERSION_2, out);
+}
+
+/// Appends the 12-byte header of a version 2 or 3 stream.
+pub fn encode_header_version(version: u16, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION_2.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&0u16.to_be_bytes());
 }
 
-/// Encodes frames as v2 records. Pure; one per stream.
+/// Encodes frames as v2 (or v3) records. Pure; one per stream.
 #[derive(Debug, Default)]
 pub struct Encoder {
     st: State,
+    /// Row coding state, in version 3.
+    rows: Option<Box<Rows>>,
+    body: Vec<u8>,
 }
 
 impl Encoder {
+    /// A version 2 encoder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An encoder for `version` 2 or 3.
+    ///
+    /// # Panics
+    /// For another version.
+    pub fn with_version(version: u16) -> Self {
+        assert!(
+            matches!(version, VERSION_2 | VERSION_3),
+            "frame version {version}"
+        );
+        Encoder {
+            rows: (version == VERSION_3).then(Box::default),
+            ..Self::default()
+        }
+    }
+
+    /// The version this encoder writes.
+    pub fn version(&self) -> u16 {
+        if self.rows.is_some() {
+            VERSION_3
+        } else {
+            VERSION_2
+        }
     }
 
     fn lsn_code(&mut self, lsn: u64) -> u64 {
@@ -140,7 +179,20 @@ impl Encoder {
                 put_varint(out, zigzag(time.wrapping_sub(self.st.begin_time)));
                 self.st.prev_end = end;
             }
+            Some(b'I' | b'U' | b'D') if self.encode_row(kind, payload) => {
+                out.push(TAG_ROW);
+                let code = self.lsn_code(lsn.0);
+                put_varint(out, code);
+                put_varint(out, self.body.len() as u64);
+                out.extend_from_slice(&self.body);
+            }
             _ => {
+                if wal {
+                    // Stream Start/Stop tell the row coder whether rows carry an xid.
+                    if let Some(rows) = &mut self.rows {
+                        rows.observe(payload);
+                    }
+                }
                 out.push(kind.to_byte());
                 let code = self.lsn_code(lsn.0);
                 put_varint(out, code);
@@ -148,6 +200,20 @@ impl Encoder {
                 out.extend_from_slice(payload);
             }
         }
+    }
+}
+
+impl Encoder {
+    /// Codes a row message into `self.body` (version 3, 'w' and 'b' frames only).
+    fn encode_row(&mut self, kind: FrameKind, payload: &[u8]) -> bool {
+        let Some(rows) = &mut self.rows else {
+            return false;
+        };
+        if !matches!(kind, FrameKind::Wal | FrameKind::Bootstrap) {
+            return false;
+        }
+        self.body.clear();
+        rows.encode(kind.to_byte(), payload, &mut self.body)
     }
 }
 
@@ -161,15 +227,24 @@ pub struct Transcoder {
 }
 
 impl Transcoder {
+    /// A transcoder to version 2.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A transcoder to `version` 2 or 3 ([`Encoder::with_version`]).
+    pub fn with_version(version: u16) -> Self {
+        Transcoder {
+            enc: Encoder::with_version(version),
+            ..Self::default()
+        }
     }
 
     /// The v2 bytes for one more v1 chunk (the v2 header first).
     pub fn push(&mut self, v1_chunk: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(v1_chunk.len());
         if !self.header_sent {
-            encode_header_v2(&mut out);
+            encode_header_version(self.enc.version(), &mut out);
             self.header_sent = true;
         }
         self.reader.push(v1_chunk);
@@ -188,8 +263,9 @@ pub struct OwnedFrame {
     pub payload: Vec<u8>,
 }
 
-/// Incremental v2 reader: push bytes as they arrive, pull frames out. `Ok(None)`: more bytes
-/// needed. Error offsets count from the start of the stream; after an error it stays failed.
+/// Incremental v2 and v3 reader (the header says which): push bytes as they arrive, pull frames
+/// out. `Ok(None)`: more bytes needed. Error offsets count from the start of the stream; after
+/// an error it stays failed.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
@@ -198,23 +274,25 @@ pub struct Decoder {
     header_done: bool,
     failed: bool,
     st: State,
+    /// Row state, once a version 3 header was read.
+    rows: Option<Box<Rows>>,
 }
 
 /// A bounded cursor over one record: `None` = the record is not complete yet.
-struct Cur<'a> {
-    b: &'a [u8],
-    at: usize,
+pub(super) struct Cur<'a> {
+    pub(super) b: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl Cur<'_> {
-    fn u8(&mut self) -> Option<u8> {
+    pub(super) fn u8(&mut self) -> Option<u8> {
         let v = *self.b.get(self.at)?;
         self.at += 1;
         Some(v)
     }
 
     /// `Some(Err)` for an over-long varint, which no encoder writes.
-    fn varint(&mut self) -> Option<std::result::Result<u64, usize>> {
+    pub(super) fn varint(&mut self) -> Option<std::result::Result<u64, usize>> {
         let start = self.at;
         let mut v = 0u64;
         for i in 0..10 {
@@ -231,6 +309,15 @@ impl Cur<'_> {
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The stream's version (2 or 3), once its header was read.
+    pub fn version(&self) -> Option<u16> {
+        self.header_done.then_some(if self.rows.is_some() {
+            VERSION_3
+        } else {
+            VERSION_2
+        })
     }
 
     pub fn push(&mut self, chunk: &[u8]) {
@@ -285,10 +372,11 @@ impl Decoder {
                 return Ok(None);
             }
             let v = u16::from_be_bytes([rest[8], rest[9]]);
-            if v != VERSION_2 {
+            if v != VERSION_2 && v != VERSION_3 {
                 let at = self.pos + 8;
                 return Err(self.fail(at, ErrorKind::UnsupportedVersion(v), "stream header"));
             }
+            self.rows = (v == VERSION_3).then(Box::default);
             self.pos += 12;
             self.header_done = true;
         }
@@ -349,6 +437,34 @@ impl Decoder {
                 p.extend_from_slice(&time.to_be_bytes());
                 st.prev_end = end;
                 (FrameKind::Wal, p)
+            }
+            TAG_ROW if self.rows.is_some() => {
+                let len = varint!();
+                if len > MAX_PAYLOAD_LEN as u64 {
+                    return Err(self.fail(
+                        start,
+                        ErrorKind::BadLength(len.min(i64::MAX as u64) as i64),
+                        "v3 row record",
+                    ));
+                }
+                let len = len as usize;
+                let Some(body) = c.b.get(c.at..c.at + len) else {
+                    return Ok(None);
+                };
+                let body_at = start + c.at;
+                c.at += len;
+                let rows = self.rows.as_mut().expect("checked above");
+                match rows.decode(body) {
+                    Ok((kind, p)) if p.len() <= MAX_PAYLOAD_LEN => (FrameKind::from_byte(kind), p),
+                    Ok((_, p)) => {
+                        return Err(self.fail(
+                            body_at,
+                            ErrorKind::BadLength(p.len() as i64),
+                            "v3 row record",
+                        ))
+                    }
+                    Err((at, kind, context)) => return Err(self.fail(body_at + at, kind, context)),
+                }
             }
             kind => {
                 let len = varint!();
@@ -414,9 +530,48 @@ mod tests {
         p
     }
 
+    /// A pgoutput row message: `tag` 'I', 'U' (new tuple only) or 'D' (key tuple).
+    fn row(tag: u8, xid: Option<u32>, relid: u32, cols: &[Option<String>]) -> Vec<u8> {
+        let mut p = vec![tag];
+        if let Some(x) = xid {
+            p.extend_from_slice(&x.to_be_bytes());
+        }
+        p.extend_from_slice(&relid.to_be_bytes());
+        p.push(if tag == b'D' { b'K' } else { b'N' });
+        p.extend_from_slice(&(cols.len() as u16).to_be_bytes());
+        for c in cols {
+            match c {
+                None => p.push(b'n'),
+                Some(v) => {
+                    p.push(b't');
+                    p.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                    p.extend_from_slice(v.as_bytes());
+                }
+            }
+        }
+        p
+    }
+
+    fn row_strategy() -> impl Strategy<Value = Vec<u8>> {
+        let col = prop_oneof![
+            Just(None),
+            "[0-9]{1,3}".prop_map(Some),
+            "a[0-9] [0-9]{0,20}".prop_map(Some)
+        ];
+        (
+            prop_oneof![Just(b'I'), Just(b'U'), Just(b'D')],
+            proptest::option::of(any::<u32>()),
+            1u32..3,
+            proptest::collection::vec(col, 0..5),
+        )
+            .prop_map(|(tag, xid, rel, cols)| row(tag, xid, rel, &cols))
+    }
+
     fn frame_strategy() -> impl Strategy<Value = (FrameKind, u64, Vec<u8>)> {
         let kind = prop_oneof![
             Just(FrameKind::Wal),
+            Just(FrameKind::Wal),
+            Just(FrameKind::Bootstrap),
             Just(FrameKind::Prelude),
             Just(FrameKind::Heartbeat),
             Just(FrameKind::Reset),
@@ -425,6 +580,10 @@ mod tests {
         let lsn = prop_oneof![Just(0u64), any::<u64>(), 0x1_0000_0000u64..0x1_0001_0000];
         let payload = prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..64),
+            row_strategy(),
+            row_strategy(),
+            Just(vec![b'S', 0, 0, 0, 9, 1]),
+            Just(vec![b'E']),
             (any::<u64>(), any::<u64>(), any::<u32>()).prop_map(|(a, b, c)| begin(a, b, c)),
             (any::<u8>(), any::<u64>(), any::<u64>(), any::<u64>())
                 .prop_map(|(f, a, b, c)| commit(f, a, b, c)),
@@ -438,15 +597,19 @@ mod tests {
     }
 
     proptest! {
-        /// Every frame comes back exactly, whatever the chunking.
+        /// Every frame comes back exactly, whatever the chunking, in both versions.
         #[test]
-        fn round_trip(frames in proptest::collection::vec(frame_strategy(), 0..40), cut in 1usize..50) {
+        fn round_trip(
+            frames in proptest::collection::vec(frame_strategy(), 0..40),
+            cut in 1usize..50,
+            version in VERSION_2..=VERSION_3,
+        ) {
             let mut v1 = Vec::new();
             encode_header(&mut v1);
             for (k, l, p) in &frames {
                 encode_frame(*k, Lsn(*l), p, &mut v1);
             }
-            let mut t = Transcoder::new();
+            let mut t = Transcoder::with_version(version);
             let mut v2 = Vec::new();
             for piece in v1.chunks(cut) {
                 v2.extend(t.push(piece).unwrap());
@@ -470,10 +633,13 @@ mod tests {
 
         /// Garbage never panics and never allocates beyond the input and one bounded payload.
         #[test]
-        fn garbage_is_an_error_or_incomplete(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn garbage_is_an_error_or_incomplete(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            version in VERSION_2..=VERSION_3,
+        ) {
             let mut d = Decoder::new();
             let mut s = Vec::new();
-            encode_header_v2(&mut s);
+            encode_header_version(version, &mut s);
             s.extend_from_slice(&bytes);
             d.push(&s);
             for _ in 0..300 {
@@ -507,6 +673,38 @@ mod tests {
         }
         // v1: 2 × (17 + ~23) bytes per transaction.
         assert!(out.len() < 100 * 24, "{} bytes", out.len());
+    }
+
+    #[test]
+    fn version_3_codes_rows_and_version_2_leaves_them() {
+        let mut v1 = Vec::new();
+        encode_header(&mut v1);
+        for i in 0..100u64 {
+            let cols = [
+                Some(i.to_string()),
+                Some(format!("user{i}@example.com")),
+                None,
+            ];
+            encode_frame(
+                FrameKind::Wal,
+                Lsn(1000 + i * 60),
+                &row(b'I', None, 16384, &cols),
+                &mut v1,
+            );
+        }
+        let v2 = Transcoder::new().push(&v1).unwrap();
+        let v3 = Transcoder::with_version(VERSION_3).push(&v1).unwrap();
+        assert_eq!(v3[8..10], VERSION_3.to_be_bytes());
+        // The first row goes literally; the others as deltas against it.
+        assert_eq!(v3.windows(4).filter(|w| w == b"user").count(), 1);
+        assert!(v2.windows(5).filter(|w| w == b"user9").count() >= 10);
+        for stream in [v2, v3] {
+            let mut d = Decoder::new();
+            d.push(&stream);
+            let (mut back, mut header) = (Vec::new(), false);
+            d.to_v1(&mut back, &mut header).unwrap();
+            assert_eq!(back, v1);
+        }
     }
 
     #[test]

@@ -183,8 +183,9 @@ pub struct TailArgs {
     /// Stream compression to ask the relay for: zstd or none (docs/frames.md, "Compression").
     #[arg(long, env = "WALCAST_COMPRESSION", default_value = "none", value_parser = parse_compression)]
     pub compression: crate::serve::request::Compression,
-    /// Frame format version to ask for on the wire: 1 or 2 (docs/frames.md, "Version 2").
-    #[arg(long, env = "WALCAST_FRAME_VERSION", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=2))]
+    /// Frame format version to ask for on the wire: 1, 2 or 3 (docs/frames.md, "Version 2",
+    /// "Version 3"; 3 is the most compact, especially with --compression zstd).
+    #[arg(long, env = "WALCAST_FRAME_VERSION", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=3))]
     pub frame_version: u16,
     /// Start with every row of the tables as of one consistent point (printed as inserts),
     /// then the changes after it (docs/bootstrap.md). Not with --from or --consumer.

@@ -1,6 +1,6 @@
 //! The client side of the frame version: a stream's header says whether it is v1 (read as is)
-//! or v2 (`walcast_decoder::frame::v2`, turned back into the exact v1 frames), so everything
-//! after this point reads v1 only.
+//! or v2/v3 (`walcast_decoder::frame::v2`, turned back into the exact v1 frames), so
+//! everything after this point reads v1 only.
 
 use walcast_decoder::frame::v2;
 use walcast_decoder::frame::FrameReader;
@@ -10,7 +10,9 @@ enum State {
     /// Fewer than the 10 bytes that hold the version so far.
     Head(Vec<u8>),
     V1,
+    /// Version 2 or 3.
     V2 {
+        version: u16,
         decoder: Box<v2::Decoder>,
         header_out: bool,
         out: Vec<u8>,
@@ -36,7 +38,7 @@ impl Framing {
         match self.0 {
             State::Head(_) => None,
             State::V1 => Some(1),
-            State::V2 { .. } => Some(2),
+            State::V2 { version, .. } => Some(version),
         }
     }
 
@@ -49,9 +51,11 @@ impl Framing {
             }
             let head = std::mem::take(head);
             // A header that is not walcast's is reported by the v1 reader, with its offset.
-            self.0 = if head[8..10] == v2::VERSION_2.to_be_bytes() && head.starts_with(b"WALCAST\0")
-            {
+            let version = u16::from_be_bytes([head[8], head[9]]);
+            let compact = matches!(version, v2::VERSION_2 | v2::VERSION_3);
+            self.0 = if compact && head.starts_with(b"WALCAST\0") {
                 State::V2 {
+                    version,
                     decoder: Box::default(),
                     header_out: false,
                     out: Vec::new(),
@@ -71,6 +75,7 @@ impl Framing {
                 decoder,
                 header_out,
                 out,
+                ..
             } => {
                 decoder.push(plain);
                 out.clear();
@@ -97,8 +102,9 @@ mod tests {
         }
         encode_frame(FrameKind::Heartbeat, Lsn(5000), &[], &mut v1);
         let v2 = v2::Transcoder::new().push(&v1).unwrap();
+        let v3 = v2::Transcoder::with_version(3).push(&v1).unwrap();
         assert!(v2.len() < v1.len());
-        for (bytes, version) in [(&v1, 1), (&v2, 2)] {
+        for (bytes, version) in [(&v1, 1), (&v2, 2), (&v3, 3)] {
             let mut framing = Framing::new();
             let mut reader = FrameReader::new();
             let mut got = Vec::new();

@@ -146,9 +146,9 @@ impl Subscription {
         self
     }
 
-    /// Asks the relay for frame format `version` on the wire (1, the default, or 2: smaller,
-    /// especially compressed; docs/frames.md, "Version 2"). Deliveries are the same v1 frames
-    /// either way.
+    /// Asks the relay for frame format `version` on the wire (1, the default; 2 or 3: smaller,
+    /// especially compressed; docs/frames.md, "Version 2", "Version 3"). Deliveries are the
+    /// same v1 frames either way.
     pub fn with_frame_version(mut self, version: u16) -> Self {
         self.version = version;
         self

@@ -1,6 +1,6 @@
-//! Per-connection wire encoding: the frame version (v1 as stored, or v2 re-encoded for
+//! Per-connection wire encoding: the frame version (v1 as stored, or v2/v3 re-encoded for
 //! compression: `walcast_decoder::frame::v2`) and then stream compression (docs/frames.md,
-//! "Compression", "Version 2").
+//! "Compression", "Version 2", "Version 3").
 //!
 //! The compressed stream is one zstd frame that carries exactly the bytes of the plain stream
 //! (header, then frames), so a client decompresses and then decodes as usual. The encoder
@@ -30,7 +30,7 @@ pub const ZSTD_HASH_LOG: u32 = 15;
 /// Encodes one client stream for the wire.
 pub struct StreamEncoder {
     zstd: Option<CCtx<'static>>,
-    /// Present when the client asked for frame version 2.
+    /// Present when the client asked for frame version 2 or 3.
     v2: Option<Transcoder>,
     finished: bool,
 }
@@ -62,9 +62,10 @@ impl StreamEncoder {
         })
     }
 
-    /// Re-encodes the v1 chunks as frame version 2 before compressing (`version` 1 or 2).
+    /// Re-encodes the v1 chunks as frame version 2 or 3 before compressing (`version` 1, 2
+    /// or 3; the request parser admits no other).
     pub fn with_version(mut self, version: u16) -> Self {
-        self.v2 = (version == 2).then(Transcoder::new);
+        self.v2 = (version != 1).then(|| Transcoder::with_version(version));
         self
     }
 

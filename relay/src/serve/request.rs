@@ -102,13 +102,13 @@ pub struct RequestExtras {
     pub token: Option<String>,
     /// The compression the client asked for explicitly; `None` if it did not say.
     pub compression: Option<Compression>,
-    /// The frame format version asked for (`v`): 1 (the default) or 2 (docs/frames.md,
-    /// "Version 2").
+    /// The frame format version asked for (`v`): 1 (the default), 2 or 3 (docs/frames.md,
+    /// "Version 2", "Version 3").
     pub version: Option<u16>,
 }
 
 /// Frame format versions a client may ask for.
-pub const VERSIONS: [u16; 2] = [1, 2];
+pub const VERSIONS: [u16; 3] = [1, 2, 3];
 
 fn parse_version(v: &str) -> Result<u16, BadRequest> {
     v.parse::<u16>()
@@ -116,7 +116,7 @@ fn parse_version(v: &str) -> Result<u16, BadRequest> {
         .filter(|v| VERSIONS.contains(v))
         .ok_or_else(|| {
             BadRequest(format!(
-                "unsupported frame version {:?}; supported: 1, 2",
+                "unsupported frame version {:?}; supported: 1, 2, 3",
                 truncate(v)
             ))
         })
@@ -527,7 +527,7 @@ mod tests {
         let (back, x) = StreamRequest::from_query_with_extras(url.query()).unwrap();
         assert_eq!((back, x.compression), (r, Some(Compression::Zstd)));
         assert_eq!(x.version, Some(2));
-        for bad in ["v=3", "v=0", "v=x"] {
+        for bad in ["v=4", "v=0", "v=x"] {
             let e = StreamRequest::from_query(Some(bad)).unwrap_err();
             assert!(e.0.contains("unsupported frame version"), "{bad}: {e}");
         }
