@@ -13,12 +13,12 @@ import { bigIntToLsn, lsnToBigInt } from './lsn.js';
 
 /**
  * The default transport: one HTTP GET per connection, body streamed with fetch.
- * A Transport is `{ open({ url, from, tables, bootstrap, signal, compression }) -> Promise<AsyncIterable<Uint8Array>> }`;
+ * A Transport is `{ open({ url, from, tables, bootstrap, signal, compression, frameVersion }) -> Promise<AsyncIterable<Uint8Array>> }`;
  * a WebTransport one only has to implement the same method.
  */
 export function fetchTransport({ fetch: fetchImpl = globalThis.fetch, headers } = {}) {
   return {
-    async open({ url, from, tables, bootstrap, signal, compression }) {
+    async open({ url, from, tables, bootstrap, signal, compression, frameVersion }) {
       const u = new URL(url, globalThis.location?.href);
       if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/stream';
       if (from) u.searchParams.set('from', from);
@@ -27,6 +27,8 @@ export function fetchTransport({ fetch: fetchImpl = globalThis.fetch, headers } 
       // 'auto' leaves it to Accept-Encoding, which the runtime's fetch sets (browsers list zstd
       // and decode it natively); 'zstd' / 'none' ask explicitly (docs/frames.md, "Compression").
       if (compression && compression !== 'auto') u.searchParams.set('compression', compression);
+      // The decoder reads every frame version; 1 is the relay's default, so it goes unsaid.
+      if (frameVersion && frameVersion !== 1) u.searchParams.set('v', String(frameVersion));
       const res = await fetchImpl(u.href, {
         headers: { accept: 'application/x-walcast-frames', ...headers },
         signal,
@@ -146,8 +148,13 @@ export function connect(url, options = {}) {
 export class Subscription {
   constructor(url, options) {
     this.url = url;
-    const { from, tables, signal, transport, backoff, onReconnect, compression, bootstrap, ...decoderOptions } = options;
+    const { from, tables, signal, transport, backoff, onReconnect, compression, frameVersion, bootstrap, ...decoderOptions } = options;
     this.compression = compression ?? 'auto';
+    if (frameVersion !== undefined && ![1, 2, 3].includes(frameVersion)) {
+      throw new TypeError(`frameVersion must be 1, 2 or 3, not ${frameVersion}`);
+    }
+    // Version 3 is the most compact wire (docs/frames.md, "Version 3").
+    this.frameVersion = frameVersion ?? 3;
     this._position = from ? lsnToBigInt(from) : null;
     this._bootstrap = Boolean(bootstrap) && !from;
     this.tables = typeof tables === 'string' ? tables.split(',') : tables;
@@ -203,6 +210,7 @@ export class Subscription {
             bootstrap: bootstrapping,
             signal: ctl.signal,
             compression: this.compression,
+            frameVersion: this.frameVersion,
           });
           decoder.newStream();
           let txn = null; // { xid, changes }

@@ -120,13 +120,19 @@ export declare class Decoder {
   free(): void;
 }
 
-export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; bootstrap?: boolean; signal: AbortSignal; compression?: Compression }
+export interface TransportRequest { url: string; from: Lsn | null; tables?: string[]; bootstrap?: boolean; signal: AbortSignal; compression?: Compression; frameVersion?: FrameVersion }
 /**
  * Stream compression: 'auto' (default) lets the runtime's Accept-Encoding decide (browsers ask
  * for zstd and decode it natively); 'zstd' asks for it explicitly (browsers, or Node with
  * zlib zstd, >= 22.15); 'none' turns it off.
  */
 export type Compression = 'auto' | 'zstd' | 'none';
+/**
+ * Frame format on the wire (docs/frames.md): 3 (default) codes each row against the previous
+ * row of its table and is the most compact, with or without compression; 2 and 1 are for
+ * relays that predate it. Changes are the same whichever is used.
+ */
+export type FrameVersion = 1 | 2 | 3;
 /** How bytes arrive: HTTP fetch today, WebTransport later. */
 export interface Transport { open(request: TransportRequest): Promise<AsyncIterable<Uint8Array>> }
 export declare function fetchTransport(options?: { fetch?: typeof fetch; headers?: Record<string, string> }): Transport;
@@ -148,6 +154,7 @@ export interface ConnectOptions extends DecoderOptions {
   backoff?: { initialMs?: number; maxMs?: number };
   onReconnect?: (info: { error: unknown; delayMs: number; position: Lsn | null; attempt: number }) => void;
   compression?: Compression;
+  frameVersion?: FrameVersion;
 }
 
 export declare class Subscription implements AsyncIterableIterator<Change> {

@@ -65,6 +65,21 @@ test('resumes from the last delivered commit: no gap, no duplicate', async () =>
   assert.equal(r.requests[0].searchParams.get('from'), null);
   assert.equal(r.requests[1].searchParams.get('from'), '0/100');
   assert.equal(sub.position, '0/300');
+  assert.equal(r.requests[0].searchParams.get('v'), '3', 'frame version 3 unless told otherwise');
+  await r.close();
+});
+
+test('frameVersion: 1 and 2 are asked for as told, anything else is a TypeError', async () => {
+  const r = await relay(() => ({ chunks: [stream(txn(1, 0x100, [1]))], hold: true }));
+  for (const [frameVersion, want] of [[1, null], [2, '2']]) {
+    const ac = new AbortController();
+    for await (const c of connect(r.base, { frameVersion, signal: ac.signal, ...fast })) {
+      assert.equal(c.new.id, 1);
+      break;
+    }
+    assert.equal(r.requests.at(-1).searchParams.get('v'), want);
+  }
+  assert.throws(() => connect(r.base, { frameVersion: 4 }), TypeError);
   await r.close();
 });
 

@@ -25,8 +25,6 @@
 //! sides remember tuples the same way ([`Rows::remember`]): at most [`MAX_RELATIONS`] relations,
 //! and per tuple at most [`MAX_REMEMBERED`] bytes; what is not remembered cannot be referred to.
 
-use std::collections::HashMap;
-
 use super::v2::{put_varint, unzigzag, zigzag, Cur};
 use crate::ErrorKind;
 
@@ -157,7 +155,9 @@ fn side(part: u8) -> usize {
 /// The row state of one stream, identical on both sides.
 #[derive(Debug, Default)]
 pub struct Rows {
-    refs: HashMap<u32, [Vec<Col>; 2]>,
+    /// Per relid, the references of its two sides. A list, not a map: streams touch a few
+    /// tables, the last one used is looked up first, and it keeps hashing code out of WASM.
+    refs: Vec<(u32, [Vec<Col>; 2])>,
     /// The reference of relations past [`MAX_RELATIONS`]: emptied before every tuple.
     scratch: Vec<Col>,
     /// Encoder only: whether the last Stream Start was not yet closed by a Stream Stop, which
@@ -363,12 +363,22 @@ fn bytes<'a>(c: &mut Cur<'a>, n: usize, ctx: &'static str) -> Result<&'a [u8], B
 impl Rows {
     /// The reference of (`relid`, `part`): the relation's own while it has or can get one.
     fn reference(&mut self, relid: u32, part: u8) -> &mut Vec<Col> {
-        if self.refs.len() < MAX_RELATIONS || self.refs.contains_key(&relid) {
-            &mut self.refs.entry(relid).or_default()[side(part)]
-        } else {
-            self.scratch.clear();
-            &mut self.scratch
-        }
+        let found = self.refs.iter().rposition(|r| r.0 == relid);
+        let at = match found {
+            Some(i) => i,
+            None if self.refs.len() < MAX_RELATIONS => {
+                self.refs.push((relid, Default::default()));
+                self.refs.len() - 1
+            }
+            None => {
+                self.scratch.clear();
+                return &mut self.scratch;
+            }
+        };
+        // Move it to the end, where the next lookup starts.
+        let last = self.refs.len() - 1;
+        self.refs.swap(at, last);
+        &mut self.refs[last].1[side(part)]
     }
 
     /// Encoder side: notes a Stream Start or Stop among the 'w' messages that are not rows.

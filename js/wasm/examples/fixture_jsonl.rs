@@ -1,14 +1,42 @@
 //! Native reference for the JS conformance test: reads a fixture (one `\x…` hex pgoutput
 //! message per line) and prints the native JSON lines contract for it, one line per message,
 //! or with `--msgpack` the native MessagePack records of the whole fixture, as one hex line.
+//! With `--transcode V` it instead turns a version 1 frame stream on stdin into frame version V
+//! (2 or 3) on stdout, as the relay does for a client that asks for `v=V`.
 //!
 //!     cargo run -q -p walcast-wasm --example fixture_jsonl -- [--msgpack] FILE.hex
+//!     cargo run -q -p walcast-wasm --example fixture_jsonl -- --transcode 3 < v1.bin > v3.bin
 
+use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use walcast_decoder::frame::v2::Transcoder;
 use walcast_decoder::output::jsonl::write_event;
 use walcast_decoder::output::msgpack::MsgpackEncoder;
 use walcast_decoder::Decoder;
+
+fn transcode(version: &str) -> ExitCode {
+    let version = match version.parse::<u16>() {
+        Ok(v @ 2..=3) => v,
+        _ => {
+            eprintln!("--transcode takes 2 or 3, not {version:?}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut v1 = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut v1) {
+        eprintln!("stdin: {e}");
+        return ExitCode::from(1);
+    }
+    match Transcoder::with_version(version).push(&v1) {
+        Ok(out) if std::io::stdout().write_all(&out).is_ok() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("stdin: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 fn unhex(line: &str) -> Option<Vec<u8>> {
     let h = line.trim().strip_prefix("\\x").unwrap_or(line.trim());
@@ -23,6 +51,9 @@ fn unhex(line: &str) -> Option<Vec<u8>> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--transcode") {
+        return transcode(args.get(i + 1).map_or("", String::as_str));
+    }
     let msgpack = args.iter().any(|a| a == "--msgpack");
     let Some(path) = args.iter().find(|a| !a.starts_with("--")).cloned() else {
         eprintln!("usage: fixture_jsonl [--msgpack] FILE.hex");

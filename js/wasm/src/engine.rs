@@ -1,13 +1,14 @@
 //! The thin integration layer: walcast-decoder's frames and events in, flat buffers out.
 //!
-//! Frames are read by `walcast_decoder::frame::FrameReader` and messages decoded by
+//! Frames are read by `walcast_decoder::frame::AnyVersionReader` (frame version 1, 2 or 3, as
+//! the stream's header says) and messages decoded by
 //! `walcast_decoder::Decoder`, the same code the native clients run; this module only maps each
 //! `Event` onto the layout documented in js/FLAT.md.
 
 #[cfg(feature = "msgpack")]
 use crate::msgpack;
 use walcast_decoder::decoder::{type_tuple, Cell, Change, Event, Row};
-use walcast_decoder::frame::{FrameKind, FrameReader};
+use walcast_decoder::frame::{AnyVersionReader, FrameKind};
 #[cfg(feature = "jsonl")]
 use walcast_decoder::output::jsonl;
 use walcast_decoder::pgoutput::{self, Message, OldTuple, TupleData};
@@ -18,7 +19,7 @@ use crate::flat::{cell, ev, Flat};
 
 #[derive(Default)]
 pub struct Engine {
-    frames: FrameReader,
+    frames: AnyVersionReader,
     decoder: Decoder,
     pub out: Flat,
     /// Set after an 'e' frame: the stream is over, later bytes are ignored.
@@ -126,7 +127,7 @@ impl Engine {
     /// A new connection: its stream starts with the header again. Relations stay cached (the
     /// relay replays them in its prelude anyway); stream state does not survive.
     pub fn new_stream(&mut self) {
-        self.frames = FrameReader::new();
+        self.frames = AnyVersionReader::new();
         self.decoder.reset();
         self.ended = false;
     }
