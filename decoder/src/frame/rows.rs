@@ -36,15 +36,6 @@ pub const MAX_REMEMBERED: usize = 16 << 10;
 const COLUMN_COST: usize = 32;
 /// Longest digit run coded as a number: deltas of values below 10^18 always fit, shifted.
 const MAX_DIGITS: usize = 18;
-const POW10: [u64; MAX_DIGITS + 1] = {
-    let mut p = [1u64; MAX_DIGITS + 1];
-    let mut i = 1;
-    while i <= MAX_DIGITS {
-        p[i] = p[i - 1] * 10;
-        i += 1;
-    }
-    p
-};
 
 const OP_SAME: u8 = 0;
 const OP_DIGITS: u8 = b'd';
@@ -228,49 +219,46 @@ fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
 }
 
-/// The end of the run starting at `at` of bytes that are digits (`digits`) or not.
-fn run_end(v: &[u8], at: usize, digits: bool) -> usize {
-    v[at..]
-        .iter()
-        .position(|&b| is_digit(b) != digits)
-        .map_or(v.len(), |n| at + n)
-}
-
-fn digits_value(d: &[u8]) -> u64 {
-    d.iter().fold(0, |v, &b| v * 10 + u64::from(b - b'0'))
+/// The digit run starting at `at`: its end and value; `None` if longer than [`MAX_DIGITS`].
+fn digit_run(v: &[u8], mut at: usize) -> Option<(usize, u64)> {
+    let start = at;
+    let mut value = 0u64;
+    while let Some(&b) = v.get(at).filter(|b| is_digit(**b)) {
+        if at - start == MAX_DIGITS {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+        at += 1;
+    }
+    Some((at, value))
 }
 
 fn natural_width(v: u64) -> usize {
-    POW10
-        .iter()
-        .position(|&p| p > v)
-        .unwrap_or(MAX_DIGITS + 1)
-        .max(1)
+    v.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
 /// Appends `'d'` coding of `new` against `reference`, if both have the same text between
-/// their digit runs and every run is at most [`MAX_DIGITS`] long.
+/// their digit runs and every run is at most [`MAX_DIGITS`] long. One pass over both.
 fn encode_digits(reference: &[u8], new: &[u8], out: &mut Vec<u8>) -> bool {
     let start = out.len();
     out.push(OP_DIGITS);
     let (mut i, mut j) = (0, 0);
     loop {
-        let (ri, nj) = (run_end(reference, i, false), run_end(new, j, false));
-        if reference[i..ri] != new[j..nj] {
+        // The text up to the next digit run must be the same in both.
+        while let (Some(&a), Some(&b)) = (reference.get(i), new.get(j)) {
+            if a != b || is_digit(a) {
+                break;
+            }
+            (i, j) = (i + 1, j + 1);
+        }
+        match (reference.get(i), new.get(j)) {
+            (None, None) => return true,
+            (Some(&a), Some(&b)) if is_digit(a) && is_digit(b) => {}
+            _ => break,
+        }
+        let (Some((ri, r)), Some((nj, n))) = (digit_run(reference, i), digit_run(new, j)) else {
             break;
-        }
-        (i, j) = (ri, nj);
-        if i == reference.len() && j == new.len() {
-            return true;
-        }
-        if i == reference.len() || j == new.len() {
-            break;
-        }
-        let (ri, nj) = (run_end(reference, i, true), run_end(new, j, true));
-        if ri - i > MAX_DIGITS || nj - j > MAX_DIGITS {
-            break;
-        }
-        let (r, n) = (digits_value(&reference[i..ri]), digits_value(&new[j..nj]));
+        };
         let width = nj - j;
         let implicit = (ri - i).max(natural_width(n));
         let flag = u64::from(width != implicit);
@@ -289,22 +277,23 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
     let ctx = "v3 digit delta";
     let mut i = 0;
     loop {
-        let ri = run_end(reference, i, false);
-        out.extend_from_slice(&reference[i..ri]);
-        i = ri;
+        let text = i;
+        while reference.get(i).is_some_and(|b| !is_digit(*b)) {
+            i += 1;
+        }
+        out.extend_from_slice(&reference[text..i]);
         if i == reference.len() {
             return Ok(());
         }
-        let ri = run_end(reference, i, true);
-        if ri - i > MAX_DIGITS {
+        let Some((ri, ref_value)) = digit_run(reference, i) else {
             return Err((
                 c.at,
                 ErrorKind::InvalidValue("digit run too long to code"),
                 ctx,
             ));
-        }
+        };
         let code = varint(c, ctx)?;
-        let value = digits_value(&reference[i..ri]).wrapping_add(unzigzag(code >> 1));
+        let value = ref_value.wrapping_add(unzigzag(code >> 1));
         let natural = natural_width(value);
         if natural > MAX_DIGITS {
             return Err((c.at, ErrorKind::InvalidValue("digit run out of range"), ctx));
