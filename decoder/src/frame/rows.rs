@@ -22,7 +22,7 @@
 //!
 //! The reference tuple is the last tuple of the same relation and the same side: 'N' tuples
 //! (Insert, Update new) and 'K'/'O' tuples (Update old, Delete) have a reference each. Both
-//! sides remember tuples the same way ([`Rows::remember`]): at most [`MAX_RELATIONS`] relations,
+//! sides remember tuples the same way (`Tuple::remember`): at most [`MAX_RELATIONS`] relations,
 //! and per tuple at most [`MAX_REMEMBERED`] bytes; what is not remembered cannot be referred to.
 
 use super::v2::{put_varint, unzigzag, zigzag, Cur};
@@ -428,6 +428,13 @@ impl Rows {
         let ctx = "v3 row record";
         let mut c = Cur { b: body, at: 0 };
         let kind = byte(&mut c, ctx)?;
+        if kind != b'w' && kind != b'b' {
+            return Err((
+                0,
+                ErrorKind::InvalidValue("row record of a frame kind other than 'w' or 'b'"),
+                ctx,
+            ));
+        }
         let flags = byte(&mut c, ctx)?;
         if flags > 1 {
             return Err((1, ErrorKind::InvalidValue("unknown row record flags"), ctx));
@@ -438,7 +445,9 @@ impl Rows {
         }
         let head = bytes(&mut c, if flags == 1 { 8 } else { 4 }, ctx)?;
         let relid = u32::from_be_bytes(head[head.len() - 4..].try_into().expect("4 bytes"));
-        let mut out = Vec::with_capacity(body.len() * 2);
+        // Rows usually rebuild to 2-3x their coded size; the cap keeps a huge body from
+        // reserving twice its size up front.
+        let mut out = Vec::with_capacity(body.len().min(1 << 20) * 2);
         out.push(msg);
         out.extend_from_slice(head);
         let mut first_part = None;
