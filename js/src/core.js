@@ -2,7 +2,7 @@
 // builds JS objects. Rows are built by a constructor generated once per relation, so every row
 // of a table shares one hidden class and field stores are monomorphic.
 
-import { DecodeError, WalcastError } from './errors.js';
+import { DecodeError, WalcastError, wasmDecodeError } from './errors.js';
 import { formatLsn } from './lsn.js';
 
 /** Marker for an unchanged TOASTed column: the value was not sent, it is NOT null. */
@@ -356,15 +356,23 @@ export class Decoder {
     return this._call(() => this._core.messages_to_jsonl(pack(msgs)));
   }
 
+  // The MessagePack / JSON lines calls return undefined on a decode error.
   _call(fn) {
+    let out;
     try {
-      return fn();
+      out = fn();
     } catch (e) {
       if (e instanceof TypeError && /is not a function/.test(e.message)) {
         throw new WalcastError('this walcast.wasm was built without MessagePack / JSON lines output');
       }
-      throw new DecodeError(typeof e === 'string' ? e : String(e?.message ?? e));
+      throw e;
     }
+    if (out === undefined) throw this._error();
+    return out;
+  }
+
+  _error() {
+    return wasmDecodeError(this._core.error_nums(), this._core.error_text());
   }
 
   /** The next chunk starts a new frame stream (a new connection). Relations stay cached. */
@@ -395,7 +403,7 @@ export class Decoder {
       S = '';
     }
     if (status !== 0) {
-      const err = new DecodeError(this._core.error());
+      const err = this._error();
       err.events = out; // what was decoded before the failure
       throw err;
     }

@@ -178,7 +178,11 @@ export declare function connect(url: string | URL, options?: ConnectOptions): Su
 export declare function init(input?: string | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;
 
 export declare class WalcastError extends Error {}
-export declare class DecodeError extends WalcastError { events?: WalcastEvent[] }
+/**
+ * Undecodable bytes. From the WASM decoder, `kind` names the walcast-decoder `ErrorKind`
+ * (e.g. 'BadChecksum', 'Truncated') and `offset` is the byte it was found at.
+ */
+export declare class DecodeError extends WalcastError { events?: WalcastEvent[]; kind?: string; offset?: number }
 export declare class ResyncRequiredError extends WalcastError { readonly code: 'resync_required'; readonly position: Lsn | null }
 export declare class BadRequestError extends WalcastError { readonly code: 'bad_request'; readonly status?: number }
 

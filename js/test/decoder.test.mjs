@@ -119,6 +119,21 @@ test('corrupt input is a DecodeError, not a crash', () => {
   assert.throws(() => new Decoder().decodeMessage(Uint8Array.of(0x42, 1, 2)), /ends early/);
 });
 
+test('WASM decode errors carry the kind, the offset and the native message text', () => {
+  // The messages are walcast-decoder's Display texts for the same inputs. Offsets of raw
+  // messages count from the start of the packed batch (a 4-byte length precedes each message).
+  const cases = [
+    [() => new Decoder().decodeMessage(Uint8Array.of(0x42, 1, 2)), 'Truncated', 5, 'input ends early: 6 more byte(s) needed at byte 5 (in Begin final LSN)'],
+    [() => new Decoder().decodeMessage(Uint8Array.of(0x5a)), 'UnknownMessageTag', 4, "unknown pgoutput message tag 'Z' at byte 4 (in message tag)"],
+    [() => new Decoder().decodeMessage(Uint8Array.of(10)), 'UnknownMessageTag', 4, "unknown pgoutput message tag '\\n' at byte 4 (in message tag)"],
+    [() => new Decoder().messagesToJsonLines([Uint8Array.of(0xad)]), 'UnknownMessageTag', 4, "unknown pgoutput message tag '\\u{ad}' at byte 4 (in message tag)"],
+    [() => new Decoder().push(new TextEncoder().encode('HTTP/1.1 200 OK')), 'Unexpected', 0, 'unexpected byte 72, expected walcast magic "WALCAST\\0" at byte 0 (in stream header)'],
+  ];
+  for (const [fn, kind, offset, message] of cases) {
+    assert.throws(fn, (e) => e instanceof DecodeError && e.kind === kind && e.offset === offset && e.message === message);
+  }
+});
+
 test('streamed transactions, truncate and logical messages', () => {
   const d = new Decoder();
   const ev = d.decodeMessages([

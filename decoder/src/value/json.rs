@@ -146,7 +146,9 @@ pub fn escape_json(out: &mut String, s: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        // `get`, not indexing: both ends sit at ASCII bytes, and a str index that could panic
+        // would link core's panic formatting (with its Unicode tables) into the .wasm.
+        out.push_str(s.get(start..i).unwrap_or_default());
         if esc.is_empty() {
             out.push_str("\\u00");
             push_hex(out, &[b]);
@@ -155,7 +157,7 @@ pub fn escape_json(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 

@@ -11,7 +11,7 @@ mod flat;
 #[cfg(feature = "msgpack")]
 mod msgpack;
 
-use walcast_decoder::DecodeError;
+use walcast_decoder::{DecodeError, ErrorKind};
 use wasm_bindgen::prelude::*;
 
 /// Status codes returned by the decode calls.
@@ -24,7 +24,8 @@ pub struct Core {
     /// Remembers which relations the MessagePack output has described (stateful, like the stream).
     #[cfg(feature = "msgpack")]
     msgpack: msgpack::Encoder,
-    error: String,
+    /// The last error, read by JS through `error_*` (js/src/errors.js formats the message).
+    error: Option<DecodeError>,
     /// words ptr, words len, nums ptr, nums len, text ptr, text len, blob ptr, blob len, events.
     meta: Box<[u32; 9]>,
 }
@@ -75,7 +76,7 @@ impl Core {
             engine: engine::Engine::default(),
             #[cfg(feature = "msgpack")]
             msgpack: msgpack::Encoder::default(),
-            error: String::new(),
+            error: None,
             meta: Box::new([0; 9]),
         }
     }
@@ -107,38 +108,46 @@ impl Core {
 
     #[cfg(feature = "jsonl")]
     /// The native JSON lines contract for packed raw messages (conformance and debugging).
-    pub fn messages_to_jsonl(&mut self, data: &[u8]) -> Result<String, String> {
+    /// `None` on error (then `error_*` describe it).
+    pub fn messages_to_jsonl(&mut self, data: &[u8]) -> Option<String> {
         let mut out = String::new();
         for item in packed(data) {
-            let (at, msg) = item.map_err(|e| e.to_string())?;
-            self.engine
-                .message_jsonl(msg, &mut out)
-                .map_err(|e| e.shifted(at).to_string())?;
+            let r = item.and_then(|(at, msg)| {
+                self.engine
+                    .message_jsonl(msg, &mut out)
+                    .map_err(|e| e.shifted(at))
+            });
+            self.fail(r)?;
         }
-        Ok(out)
+        Some(out)
     }
 
     #[cfg(feature = "msgpack")]
     /// The native MessagePack form of packed raw messages, one record per event.
-    pub fn messages_to_msgpack(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+    /// `None` on error (then `error_*` describe it).
+    pub fn messages_to_msgpack(&mut self, data: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         for item in packed(data) {
-            let (at, msg) = item.map_err(|e| e.to_string())?;
-            self.engine
-                .message_msgpack(msg, None, &mut self.msgpack, &mut out)
-                .map_err(|e| e.shifted(at).to_string())?;
+            let r = item.and_then(|(at, msg)| {
+                self.engine
+                    .message_msgpack(msg, None, &mut self.msgpack, &mut out)
+                    .map_err(|e| e.shifted(at))
+            });
+            self.fail(r)?;
         }
-        Ok(out)
+        Some(out)
     }
 
     #[cfg(feature = "msgpack")]
     /// The native MessagePack form of a chunk of a frame stream (WAL frames only).
-    pub fn frames_to_msgpack(&mut self, chunk: &[u8]) -> Result<Vec<u8>, String> {
+    /// `None` on error (then `error_*` describe it).
+    pub fn frames_to_msgpack(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        self.engine
-            .frames_msgpack(chunk, &mut self.msgpack, &mut out)
-            .map_err(|e| e.to_string())?;
-        Ok(out)
+        let r = self
+            .engine
+            .frames_msgpack(chunk, &mut self.msgpack, &mut out);
+        self.fail(r)?;
+        Some(out)
     }
 
     /// The next bytes pushed start a new frame stream (after a reconnect).
@@ -146,9 +155,34 @@ impl Core {
         self.engine.new_stream();
     }
 
-    /// Text of the last error.
-    pub fn error(&self) -> String {
-        self.error.clone()
+    /// The last error as numbers: kind code (see `kind_code`), byte offset, and the kind's
+    /// numeric fields (up to three; an i64 as two words hi, lo). JS builds the message from these
+    /// and `error_text`, so the .wasm links no Display formatting.
+    pub fn error_nums(&self) -> Vec<u32> {
+        let Some(e) = &self.error else {
+            return Vec::new();
+        };
+        let (code, a, b, c) = kind_code(&e.kind);
+        vec![code, e.offset as u32, a, b, c]
+    }
+
+    /// The last error's strings: its context and the kind's text field, joined by a NUL.
+    pub fn error_text(&self) -> String {
+        let Some(e) = &self.error else {
+            return String::new();
+        };
+        let text = match e.kind {
+            ErrorKind::Unexpected { expected: t, .. }
+            | ErrorKind::InvalidValue(t)
+            | ErrorKind::OutOfPlace(t) => t,
+            _ => "",
+        };
+        [e.context, "\0", text].concat()
+    }
+
+    /// Keeps the error of `r` for `error_*`; `None` if there was one.
+    fn fail(&mut self, r: Result<(), DecodeError>) -> Option<()> {
+        r.map_err(|e| self.error = Some(e)).ok()
     }
 
     fn finish(&mut self, r: Result<(), DecodeError>) -> u32 {
@@ -164,12 +198,36 @@ impl Core {
             out.blob.len() as u32,
             out.events,
         ];
-        match r {
-            Ok(()) => OK,
-            Err(e) => {
-                self.error = e.to_string();
-                ERR
-            }
+        match self.fail(r) {
+            Some(()) => OK,
+            None => ERR,
         }
+    }
+}
+
+/// An error kind as a code (its position in `ErrorKind`, mirrored by js/src/errors.js) and its
+/// numeric fields. A kind newer than this crate knows is code 0 (JS prints it generically).
+fn kind_code(k: &ErrorKind) -> (u32, u32, u32, u32) {
+    let n = |v: usize| v as u32;
+    match *k {
+        ErrorKind::Truncated { needed } => (1, n(needed), 0, 0),
+        ErrorKind::UnknownMessageTag(c) => (2, u32::from(c), 0, 0),
+        ErrorKind::UnknownColumnKind(c) => (3, u32::from(c), 0, 0),
+        ErrorKind::Unexpected { found, .. } => (4, u32::from(found), 0, 0),
+        ErrorKind::UnterminatedString => (5, 0, 0, 0),
+        ErrorKind::InvalidUtf8 => (6, 0, 0, 0),
+        ErrorKind::BadLength(v) => (7, (v >> 32) as u32, v as u32, 0),
+        ErrorKind::TrailingBytes(v) => (8, n(v), 0, 0),
+        ErrorKind::UnknownRelation(id) => (9, id, 0, 0),
+        ErrorKind::ColumnCountMismatch {
+            relation,
+            expected,
+            found,
+        } => (10, relation, n(expected), n(found)),
+        ErrorKind::InvalidValue(_) => (11, 0, 0, 0),
+        ErrorKind::BadChecksum => (12, 0, 0, 0),
+        ErrorKind::UnsupportedVersion(v) => (13, u32::from(v), 0, 0),
+        ErrorKind::OutOfPlace(_) => (14, 0, 0, 0),
+        _ => (0, 0, 0, 0),
     }
 }
