@@ -210,12 +210,21 @@ function identName(c) {
 const NUMBER_OIDS = new Set([21, 23, 26, 701]); // int2, int4, oid, float8
 const STRING_OIDS = new Set([18, 19, 25, 1042, 1043, 2950]); // "char", name, text, bpchar, varchar, uuid
 
-// The reader of one column: the cell its type almost always has is read inline, anything else
-// (NULL, TOAST, a domain, …) goes through the generic `cell`. Small and monomorphic, so V8
-// inlines it into the row constructor.
+// The cell a column's type almost always has, read without the generic switch: [kind, tag]
+// (kind 'num', 'str', 'bool' or 'date'), or null for types that always take the switch.
+function fastCell(typeOid, opts) {
+  if (NUMBER_OIDS.has(typeOid) || (typeOid === 20 && opts.int8 === 'number')) return ['num', typeOid === 20 ? 6 : 5];
+  if (STRING_OIDS.has(typeOid) || (typeOid === 1700 && opts.numeric === 'string')) return ['str', typeOid === 1700 ? 9 : 8];
+  if (typeOid === 16) return ['bool', 0];
+  if ((typeOid === 1184 || typeOid === 1114) && opts.timestamps === 'date') return ['date', typeOid === 1184 ? 14 : 13];
+  return null;
+}
+
+// The reader of one column for the CSP fallback constructor: the usual cell inline, anything
+// else (NULL, TOAST, a domain, …) through the generic `cell`.
 function columnReader(typeOid, cell, opts) {
-  if (NUMBER_OIDS.has(typeOid) || (typeOid === 20 && opts.int8 === 'number')) {
-    const tag = typeOid === 20 ? 6 : 5;
+  const [kind, tag] = fastCell(typeOid, opts) ?? [];
+  if (kind === 'num') {
     return () => {
       if (W[wp] === tag) {
         wp++;
@@ -224,8 +233,7 @@ function columnReader(typeOid, cell, opts) {
       return cell();
     };
   }
-  if (STRING_OIDS.has(typeOid) || (typeOid === 1700 && opts.numeric === 'string')) {
-    const tag = typeOid === 1700 ? 9 : 8;
+  if (kind === 'str') {
     return () => {
       if (W[wp] === tag) {
         const a = W[wp + 1];
@@ -236,7 +244,7 @@ function columnReader(typeOid, cell, opts) {
       return cell();
     };
   }
-  if (typeOid === 16) {
+  if (kind === 'bool') {
     return () => {
       const t = W[wp];
       if (t === 4 || t === 3) {
@@ -246,8 +254,7 @@ function columnReader(typeOid, cell, opts) {
       return cell();
     };
   }
-  if ((typeOid === 1184 || typeOid === 1114) && opts.timestamps === 'date') {
-    const tag = typeOid === 1184 ? 14 : 13;
+  if (kind === 'date') {
     return () => {
       if (W[wp] === tag) {
         const ms = PG_EPOCH_MS + N[np] * 1000 + Math.floor(N[np + 1] / 1000);
@@ -263,23 +270,66 @@ function columnReader(typeOid, cell, opts) {
   return cell;
 }
 
-// One constructor per relation: `new Row()` reads the tuple's cells straight into named fields.
+// The generated constructors cannot see this module's variables: while one runs, the read
+// position and the chunk's buffers are in `R` (see `_tuple`), and it keeps them in locals.
+const EMPTY_W = new Uint32Array(0);
+const EMPTY_N = new Float64Array(0);
+const R = { W: EMPTY_W, N: EMPTY_N, S: '', wp: 0, np: 0 };
+
+// Reads one cell via the generic switch for a generated constructor at positions w, n; the
+// new positions are left in R.
+function fallbackCell(cell, w, n) {
+  wp = w;
+  np = n;
+  const v = cell();
+  R.wp = wp;
+  R.np = np;
+  return v;
+}
+
+// The code of one column in a generated constructor: leaves the value in `v`.
+function cellCode(typeOid, opts) {
+  const slow = 'v = fb(w, n); w = R.wp; n = R.np;';
+  const [kind, tag] = fastCell(typeOid, opts) ?? [];
+  if (kind === 'num') return `if (W[w] === ${tag}) { v = N[n++]; w++; } else { ${slow} }`;
+  if (kind === 'str') return `if (W[w] === ${tag}) { v = S.substring(W[w + 1], W[w + 2]); w += 3; } else { ${slow} }`;
+  if (kind === 'bool') return `t = W[w]; if (t === 4 || t === 3) { v = t === 4; w++; } else { ${slow} }`;
+  if (kind === 'date') {
+    // Beyond the JS Date range the generic switch gives the string form.
+    return `if (W[w] === ${tag} && Math.abs((t = ${PG_EPOCH_MS} + N[n] * 1000 + Math.floor(N[n + 1] / 1000))) <= ${MAX_DATE_MS}) { v = new Date(t); w++; n += 2; } else { ${slow} }`;
+  }
+  return slow;
+}
+
+// One constructor per relation: `new Row()` reads the tuple's cells straight into named fields,
+// each column's usual cell inline (generated code), the rest through the generic `cell`.
 function makeRowClass(columns, cell, opts, schema, table) {
   const names = columns.map((c) => c.name);
-  const readers = columns.map((c) => columnReader(c.typeOid, cell, opts));
   try {
     // A column named __proto__ must become an own field, not the row's prototype.
-    const body = names
-      .map((n, i) => (n === '__proto__' ? `defineField(this, "__proto__", r[${i}]());` : `this[${JSON.stringify(n)}] = r${i}();`))
+    const body = columns
+      .map((c, i) => `${cellCode(c.typeOid, opts)}\n${names[i] === '__proto__' ? 'defineField(this, "__proto__", v);' : `this[${JSON.stringify(names[i])}] = v;`}`)
       .join('\n');
     const label = identName(`${schema}_${table}`).replace(/[^\w$]/g, '_');
-    const locals = readers.map((_, i) => `const r${i} = r[${i}];`).join('\n');
+    const code = `return function ${/^\d/.test(label) ? '_' + label : label}() {
+const W = R.W, N = R.N, S = R.S;
+let w = R.wp, n = R.np, v, t;
+${body}
+R.wp = w;
+R.np = n;
+};`;
+    const fb = (w, n) => fallbackCell(cell, w, n);
     // eslint-disable-next-line no-new-func
-    return new Function('r', 'defineField', `${locals}\nreturn function ${/^\d/.test(label) ? '_' + label : label}() {\n${body}\n};`)(readers, defineField);
+    return new Function('R', 'fb', 'defineField', code)(R, fb, defineField);
   } catch {
     // Content-Security-Policy without 'unsafe-eval': a generic (slower) constructor.
+    const readers = columns.map((c) => columnReader(c.typeOid, cell, opts));
     return function Row() {
+      wp = R.wp;
+      np = R.np;
       for (let i = 0; i < names.length; i++) defineField(this, names[i], readers[i]());
+      R.wp = wp;
+      R.np = np;
     };
   }
 }
@@ -395,12 +445,18 @@ export class Decoder {
     B = new Uint8Array(buf, m[6], m[7]);
     wp = 0;
     np = 0;
+    R.W = W;
+    R.N = N;
+    R.S = S;
     const out = [];
     try {
       while (wp < W.length) out.push(this._event());
     } finally {
       W = N = B = undefined;
       S = '';
+      R.W = EMPTY_W;
+      R.N = EMPTY_N;
+      R.S = '';
     }
     if (status !== 0) {
       const err = this._error();
@@ -422,7 +478,14 @@ export class Decoder {
 
   _tuple(rel) {
     const n = W[wp++];
-    if (n === rel.columns.length) return new rel.Row();
+    if (n === rel.columns.length) {
+      R.wp = wp;
+      R.np = np;
+      const row = new rel.Row();
+      wp = R.wp;
+      np = R.np;
+      return row;
+    }
     // Defensive: a tuple shape that differs from the cached relation (never sent by PostgreSQL).
     const o = {};
     for (let i = 0; i < n; i++) defineField(o, rel.columns[i]?.name ?? `col${i}`, this._cell());
