@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Decoder, DecodeError, UNCHANGED_TOAST } from '../dist/node/index.mjs';
-import { pg, pgTime, frame, frames, stream } from './pgwire.mjs';
+import { readFileSync } from 'node:fs';
+import { pg, pgTime, frame, frames, stream, fromHexLine } from './pgwire.mjs';
 
 const T0 = pgTime('2024-05-06T07:08:09.123Z');
 const COLS = [
@@ -166,4 +167,24 @@ test('column names are data, never code or prototypes', () => {
   assert.equal(ins.new['a"b\\c'], 1);
   assert.equal(ins.new['}); throw 1; ({'], 2);
   assert.equal(ins.new.constructor, 'c');
+});
+
+test('without eval (CSP) the fallback row constructor gives the same rows', () => {
+  // Every row shape of the typed capture (NULLs, TOAST, arrays, every type), decoded with the
+  // generated constructors and with `new Function` refused as under a strict CSP.
+  const file = new URL('../../tests/fixtures/types_text.hex', import.meta.url);
+  const msgs = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map(fromHexLine);
+  const show = (events) => events.map((e) => JSON.stringify(e, (k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+  const want = show(new Decoder().decodeMessages(msgs));
+  const saved = globalThis.Function;
+  globalThis.Function = function () {
+    throw new EvalError('refused by Content-Security-Policy');
+  };
+  let got;
+  try {
+    got = show(new Decoder().decodeMessages(msgs));
+  } finally {
+    globalThis.Function = saved;
+  }
+  assert.deepEqual(got, want);
 });
