@@ -1,0 +1,65 @@
+// Compares builds under the same load: `node bench/ab.mjs distA distB [...]` decodes the narrow7
+// capture (~200k rows) with each `dist` directory in turn, 9 rounds interleaved, and prints the
+// minimum process CPU time of the WASM decode alone and of the whole push (WASM + JS objects).
+// Interleaving and the minimum make it usable on a machine that other work keeps busy.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { frames, stream, fromHexLine } from '../test/pgwire.mjs';
+
+const dists = process.argv.slice(2);
+if (dists.length === 0) throw new Error('usage: node bench/ab.mjs distA [distB ...]');
+const decoders = [];
+for (const [i, d] of dists.entries()) {
+  // A query string per build: each gets its own module instance (and its own WASM memory).
+  decoders.push((await import(pathToFileURL(resolve(d, 'node/index.mjs')).href + `?${i}`)).Decoder);
+}
+const fixture = fileURLToPath(new URL('../../tests/fixtures/narrow7_text.hex', import.meta.url));
+const base = readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim()).map(fromHexLine);
+const rel = base.filter((m) => m[0] === 0x52 || m[0] === 0x59);
+const rest = base.filter((m) => m[0] !== 0x52 && m[0] !== 0x59);
+const perRound = rest.filter((m) => m[0] === 0x49).length || 1;
+const msgs = [...rel];
+for (let n = 0; n < 200000; n += perRound) msgs.push(...rest);
+const rows = msgs.filter((m) => m[0] === 0x49).length;
+const fs = stream(msgs.map((m) => frames.msg(m)));
+const CHUNK = 64 * 1024;
+
+function wasmOnly(D) {
+  const d = new D();
+  for (let o = 0; o < fs.length; o += CHUNK) d._core.push_frames(fs.subarray(o, o + CHUNK));
+  d.free();
+}
+
+function whole(D) {
+  const d = new D();
+  let s = 0;
+  for (let o = 0; o < fs.length; o += CHUNK) {
+    for (const e of d.push(fs.subarray(o, o + CHUNK))) if (e.type === 'insert') s += e.new.id ? 1 : 0;
+  }
+  d.free();
+  return s;
+}
+
+function cpuMs(fn) {
+  const a = process.cpuUsage();
+  fn();
+  const d = process.cpuUsage(a);
+  return (d.user + d.system) / 1e3;
+}
+
+const best = dists.map(() => [Infinity, Infinity]);
+for (const D of decoders) {
+  wasmOnly(D); // warm up
+  whole(D);
+}
+for (let r = 0; r < 9; r++) {
+  decoders.forEach((D, i) => {
+    best[i][0] = Math.min(best[i][0], cpuMs(() => wasmOnly(D)));
+    best[i][1] = Math.min(best[i][1], cpuMs(() => whole(D)));
+  });
+}
+dists.forEach((d, i) => {
+  const [w, a] = best[i];
+  console.log(`${d}: wasm ${w.toFixed(0)} ms, whole ${a.toFixed(0)} ms (${(rows / a / 1e3).toFixed(2)} M rows/s per CPU-second), JS objects ${(a - w).toFixed(0)} ms`);
+});
