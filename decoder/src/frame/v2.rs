@@ -401,6 +401,26 @@ impl Decoder {
                 }
             };
         }
+        // `varint len | len bytes`. The length is bounded above, and nothing is allocated
+        // before all its bytes are in.
+        macro_rules! sized {
+            ($context:expr) => {{
+                let len = varint!();
+                if len > MAX_PAYLOAD_LEN as u64 {
+                    return Err(self.fail(
+                        start,
+                        ErrorKind::BadLength(len.min(i64::MAX as u64) as i64),
+                        $context,
+                    ));
+                }
+                let len = len as usize;
+                let Some(bytes) = c.b.get(c.at..c.at + len) else {
+                    return Ok(None);
+                };
+                c.at += len;
+                bytes
+            }};
+        }
         let lsn_code = varint!();
         let mut st = self.st;
         let frame = match tag {
@@ -439,20 +459,8 @@ impl Decoder {
                 (FrameKind::Wal, p)
             }
             TAG_ROW if self.rows.is_some() => {
-                let len = varint!();
-                if len > MAX_PAYLOAD_LEN as u64 {
-                    return Err(self.fail(
-                        start,
-                        ErrorKind::BadLength(len.min(i64::MAX as u64) as i64),
-                        "v3 row record",
-                    ));
-                }
-                let len = len as usize;
-                let Some(body) = c.b.get(c.at..c.at + len) else {
-                    return Ok(None);
-                };
-                let body_at = start + c.at;
-                c.at += len;
+                let body = sized!("v3 row record");
+                let body_at = start + c.at - body.len();
                 let rows = self.rows.as_mut().expect("checked above");
                 match rows.decode(body) {
                     Ok((kind, p)) if p.len() <= MAX_PAYLOAD_LEN => (FrameKind::from_byte(kind), p),
@@ -466,23 +474,7 @@ impl Decoder {
                     Err((at, kind, context)) => return Err(self.fail(body_at + at, kind, context)),
                 }
             }
-            kind => {
-                let len = varint!();
-                if len > MAX_PAYLOAD_LEN as u64 {
-                    return Err(self.fail(
-                        start,
-                        ErrorKind::BadLength(len.min(i64::MAX as u64) as i64),
-                        "v2 record",
-                    ));
-                }
-                let len = len as usize;
-                // The length is bounded above, and nothing is allocated before all bytes are in.
-                let Some(p) = c.b.get(c.at..c.at + len) else {
-                    return Ok(None);
-                };
-                c.at += len;
-                (FrameKind::from_byte(kind), p.to_vec())
-            }
+            kind => (FrameKind::from_byte(kind), sized!("v2 record").to_vec()),
         };
         let used = c.at;
         self.st = st;
