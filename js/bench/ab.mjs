@@ -2,10 +2,9 @@
 // capture (~200k rows) with each `dist` directory in turn, 9 rounds interleaved, and prints the
 // minimum process CPU time of the WASM decode alone and of the whole push (WASM + JS objects).
 // Interleaving and the minimum make it usable on a machine that other work keeps busy.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { frames, stream, fromHexLine } from '../test/pgwire.mjs';
+import { narrow7 } from './input.mjs';
 
 const dists = process.argv.slice(2);
 if (dists.length === 0) throw new Error('usage: node bench/ab.mjs distA [distB ...]');
@@ -14,15 +13,7 @@ for (const [i, d] of dists.entries()) {
   // A query string per build: each gets its own module instance (and its own WASM memory).
   decoders.push((await import(pathToFileURL(resolve(d, 'node/index.mjs')).href + `?${i}`)).Decoder);
 }
-const fixture = fileURLToPath(new URL('../../tests/fixtures/narrow7_text.hex', import.meta.url));
-const base = readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim()).map(fromHexLine);
-const rel = base.filter((m) => m[0] === 0x52 || m[0] === 0x59);
-const rest = base.filter((m) => m[0] !== 0x52 && m[0] !== 0x59);
-const perRound = rest.filter((m) => m[0] === 0x49).length || 1;
-const msgs = [...rel];
-for (let n = 0; n < 200000; n += perRound) msgs.push(...rest);
-const rows = msgs.filter((m) => m[0] === 0x49).length;
-const fs = stream(msgs.map((m) => frames.msg(m)));
+const { rows, framed: fs } = narrow7();
 const CHUNK = 64 * 1024;
 
 function wasmOnly(D) {

@@ -1,21 +1,12 @@
 // Splits the bench time into the WASM decode alone and the whole push (WASM + JS objects), to
 // see where time goes: `node bench/split.mjs [dist dir]` (default ../dist). Median of 7 runs of
 // process CPU time (user + system), which a loaded machine distorts less than wall clock.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { frames, stream, fromHexLine } from '../test/pgwire.mjs';
+import { pathToFileURL } from 'node:url';
+import { narrow7 } from './input.mjs';
 
 const dist = process.argv[2] ? pathToFileURL(process.argv[2] + '/').href : new URL('../dist/', import.meta.url).href;
 const { Decoder } = await import(new URL('node/index.mjs', dist).href);
-const fixture = fileURLToPath(new URL('../../tests/fixtures/narrow7_text.hex', import.meta.url));
-const base = readFileSync(fixture, 'utf8').split('\n').filter((l) => l.trim()).map(fromHexLine);
-const rel = base.filter((m) => m[0] === 0x52 || m[0] === 0x59);
-const rest = base.filter((m) => m[0] !== 0x52 && m[0] !== 0x59);
-const perRound = rest.filter((m) => m[0] === 0x49).length || 1;
-const msgs = [...rel];
-for (let n = 0; n < 200000; n += perRound) msgs.push(...rest);
-const rowCount = msgs.filter((m) => m[0] === 0x49).length;
-const fs = stream(msgs.map((m) => frames.msg(m)));
+const { rows: rowCount, framed: fs } = narrow7();
 const CHUNK = 64 * 1024;
 
 function wasmOnly() {
