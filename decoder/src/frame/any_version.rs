@@ -3,7 +3,7 @@
 //! package); the native client turns v2/v3 back into v1 bytes instead (`client::Framing`).
 
 use super::v2::{self, OwnedFrame};
-use super::{Frame, FrameReader, MAGIC};
+use super::{Frame, FrameReader};
 use crate::Result;
 
 #[derive(Debug)]
@@ -53,10 +53,7 @@ impl AnyVersionReader {
                     return;
                 }
                 let head = std::mem::take(head);
-                let version = u16::from_be_bytes([head[8], head[9]]);
-                let compact = matches!(version, v2::VERSION_2 | v2::VERSION_3);
-                // Anything else, a bad magic included, is for the v1 reader to report.
-                self.0 = if compact && head.starts_with(&MAGIC) {
+                self.0 = if v2::compact_version(&head).is_some() {
                     let mut reader = Box::<v2::Decoder>::default();
                     reader.push(&head);
                     State::Compact { reader, last: None }

@@ -82,6 +82,13 @@ pub fn encode_header_v2(out: &mut Vec<u8>) {
     encode_header_version(VERSION_2, out);
 }
 
+/// The version of a stream whose first 10 bytes are `head`, if it is 2 or 3 (a header that is
+/// not walcast's, or version 1, is for the v1 reader to read or report).
+pub fn compact_version(head: &[u8]) -> Option<u16> {
+    let version = u16::from_be_bytes([*head.get(8)?, *head.get(9)?]);
+    (head.starts_with(&MAGIC) && matches!(version, VERSION_2 | VERSION_3)).then_some(version)
+}
+
 /// Appends the 12-byte header of a version 2 or 3 stream.
 pub fn encode_header_version(version: u16, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);

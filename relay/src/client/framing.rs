@@ -51,9 +51,7 @@ impl Framing {
             }
             let head = std::mem::take(head);
             // A header that is not walcast's is reported by the v1 reader, with its offset.
-            let version = u16::from_be_bytes([head[8], head[9]]);
-            let compact = matches!(version, v2::VERSION_2 | v2::VERSION_3);
-            self.0 = if compact && head.starts_with(b"WALCAST\0") {
+            self.0 = if let Some(version) = v2::compact_version(&head) {
                 State::V2 {
                     version,
                     decoder: Box::default(),
