@@ -55,5 +55,12 @@ export async function launchChromium() {
   const { chromium } = await import('playwright-core');
   const userDataDir = mkdtempSync(join(tmpdir(), 'walcast-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, { executablePath: exe, args: CHROMIUM_ARGS, headless: true });
+  // The profile is throwaway: remove it with the browser, or every run leaves one in /tmp.
+  const { rmSync } = await import('node:fs');
+  const close = context.close.bind(context);
+  context.close = async (...args) => {
+    await close(...args);
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
   return context;
 }
