@@ -29,25 +29,29 @@ fn main() {
         );
     }
     let (mut out_bytes, mut frames) = (0, 0);
-    let start = Instant::now();
+    let (mut encoding, mut decoding) = (0.0, 0.0);
     for _ in 0..rounds {
+        let start = Instant::now();
         let mut t = Transcoder::with_version(version);
         let mut compact = Vec::new();
         for chunk in v1.chunks(32 << 10) {
             compact.extend(t.push(chunk).expect("valid"));
         }
+        encoding += start.elapsed().as_secs_f64();
         out_bytes += compact.len();
+        let start = Instant::now();
         let mut r = CompactReader::new();
         r.push(&compact);
         while r.next_frame().expect("valid").is_some() {
             frames += 1;
         }
+        decoding += start.elapsed().as_secs_f64();
     }
-    let secs = start.elapsed().as_secs_f64();
     let mb = (v1.len() * rounds) as f64 / 1e6;
     println!(
-        "{name} v{version}: {mb:.0} MB of v1 in {secs:.2} s (encode + decode) = {:.0} MB/s; {:.0}% of v1 size; {frames} frames",
-        mb / secs,
+        "{name} v{version}: {mb:.0} MB of v1: encode {encoding:.2} s ({:.0} MB/s), decode {decoding:.2} s ({:.0} MB/s); {:.0}% of v1 size; {frames} frames",
+        mb / encoding,
+        mb / decoding,
         100.0 * out_bytes as f64 / (v1.len() * rounds) as f64
     );
 }

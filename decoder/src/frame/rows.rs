@@ -272,17 +272,19 @@ fn encode_digits(reference: &[u8], new: &[u8], out: &mut Vec<u8>) -> bool {
     false
 }
 
-/// Rebuilds the text a `'d'` op codes against `reference`, appending it to `out`.
+/// Rebuilds the text a `'d'` op codes against `reference`, appending it to `out`. What the
+/// new text shares with the reference (the text between runs, and the runs whose code is 0:
+/// same value, same width) is copied in one piece up to the next changed run.
 fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result<(), BodyError> {
     let ctx = "v3 digit delta";
-    let mut i = 0;
+    // `reference[..copied]` has its counterpart in `out` already.
+    let (mut i, mut copied) = (0, 0);
     loop {
-        let text = i;
         while reference.get(i).is_some_and(|b| !is_digit(*b)) {
             i += 1;
         }
-        out.extend_from_slice(&reference[text..i]);
         if i == reference.len() {
+            out.extend_from_slice(&reference[copied..]);
             return Ok(());
         }
         let Some((ri, ref_value)) = digit_run(reference, i) else {
@@ -293,6 +295,13 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
             ));
         };
         let code = varint(c, ctx)?;
+        if code == 0 {
+            // Delta 0 at the implicit width (the run's own, as its value needs no more): the
+            // reference's digits themselves.
+            i = ri;
+            continue;
+        }
+        out.extend_from_slice(&reference[copied..i]);
         let value = ref_value.wrapping_add(unzigzag(code >> 1));
         let natural = natural_width(value);
         if natural > MAX_DIGITS {
@@ -315,7 +324,7 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
             v /= 10;
         }
         out.extend_from_slice(&buf[..width]);
-        i = ri;
+        (i, copied) = (ri, ri);
     }
 }
 
