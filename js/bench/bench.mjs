@@ -10,6 +10,8 @@
 // suite) when present, else a synthetic stream of the same shape: 7 columns
 // (int8 pk, int4, text, timestamptz, numeric, bool, float8), 100 rows per transaction.
 import { readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { Decoder } from '../dist/node/index.mjs';
@@ -70,6 +72,21 @@ const buffers = msgs.map((m) => Buffer.from(m));
 const frameStream = stream(msgs.map((m) => frames.msg(m)));
 const CHUNK = 64 * 1024;
 
+// The same stream in frame version 3 (what connect() asks a relay for: row records coded
+// against the previous row, no per-frame CRC), transcoded by the native encoder the relay uses.
+function version3(framed) {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  try {
+    execFileSync('cargo', ['build', '-q', '--release', '-p', 'walcast-wasm', '--example', 'fixture_jsonl'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch {
+    console.log('(no cargo: the frame version 3 row is skipped)');
+    return null;
+  }
+  const tool = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'examples', 'fixture_jsonl');
+  return new Uint8Array(execFileSync(tool, ['--transcode', '3'], { input: framed, maxBuffer: 1 << 30 }));
+}
+const frameStreamV3 = version3(frameStream);
+
 function peer() {
   const p = new PgoutputParser();
   let rows = 0;
@@ -84,12 +101,12 @@ function peer() {
   return [rows, sink];
 }
 
-function walcastFrames() {
+function walcastFrames(bytes = frameStream) {
   const d = new Decoder();
   let rows = 0;
   let sink = 0;
-  for (let o = 0; o < frameStream.length; o += CHUNK) {
-    for (const e of d.push(frameStream.subarray(o, o + CHUNK))) {
+  for (let o = 0; o < bytes.length; o += CHUNK) {
+    for (const e of d.push(bytes.subarray(o, o + CHUNK))) {
       if (e.type === 'insert') {
         rows++;
         sink += e.new.id ? 1 : 0;
@@ -147,6 +164,7 @@ console.log(`input: ${source}; ${rowCount} rows, ${msgs.length} messages, ${fram
 const peerRate = measure('pg-logical-replication PgoutputParser', peer);
 const framesRate = measure('walcast Decoder.push (frames)', walcastFrames);
 const msgRate = measure('walcast Decoder.decodeMessages', walcastMessages);
+if (frameStreamV3) measure(`walcast Decoder.push (frames v3, ${frameStreamV3.length} bytes)`, () => walcastFrames(frameStreamV3));
 console.log(`ratio walcast(frames)/peer: ${(framesRate / peerRate).toFixed(2)}x; walcast(messages)/peer: ${(msgRate / peerRate).toFixed(2)}x`);
 
 if ('markdown' in args) {
