@@ -385,7 +385,7 @@ export class Decoder {
 
   /** Decode several raw pgoutput messages with one WASM crossing. */
   decodeMessages(msgs) {
-    return this._read(this._core.push_messages(pack(msgs)));
+    return this._batch(msgs, () => this._read(this._core.push_messages(pack(msgs))));
   }
 
   /**
@@ -398,12 +398,24 @@ export class Decoder {
 
   /** MessagePack records for raw pgoutput messages. */
   messagesToMsgpack(msgs) {
-    return this._call(() => this._core.messages_to_msgpack(pack(msgs)));
+    return this._batch(msgs, () => this._call(() => this._core.messages_to_msgpack(pack(msgs))));
   }
 
   /** The native JSON lines contract (docs/output.md) for raw pgoutput messages. */
   messagesToJsonLines(msgs) {
-    return this._call(() => this._core.messages_to_jsonl(pack(msgs)));
+    return this._batch(msgs, () => this._call(() => this._core.messages_to_jsonl(pack(msgs))));
+  }
+
+  // A decode error in one of several messages says which (its offset counts within it).
+  _batch(msgs, fn) {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof DecodeError && e.messageIndex !== undefined && msgs.length > 1) {
+        e.message += ` (message ${e.messageIndex} of ${msgs.length})`;
+      }
+      throw e;
+    }
   }
 
   // The MessagePack / JSON lines calls return undefined on a decode error.

@@ -36,7 +36,7 @@ function charDebug(c) {
  * message is the native decoder's Display text: "<what> at byte <offset> (in <context>)".
  */
 export function wasmDecodeError(nums, strings) {
-  const [code, offset, a, b, c] = nums;
+  const [code, offset, a, b, c, message] = nums;
   const [context, text] = strings.split('\0');
   const what = [
     () => 'decode error',
@@ -58,6 +58,8 @@ export function wasmDecodeError(nums, strings) {
   const err = new DecodeError(`${what()} at byte ${offset}${context ? ` (in ${context})` : ''}`);
   err.kind = KINDS[code] ?? 'Unknown';
   err.offset = offset;
+  // Raw messages: which one of the batch; the offset counts from its first byte.
+  if (message !== undefined && message !== 0xffffffff) err.messageIndex = message;
   return err;
 }
 

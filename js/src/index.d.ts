@@ -180,9 +180,10 @@ export declare function init(input?: string | URL | Response | BufferSource | We
 export declare class WalcastError extends Error {}
 /**
  * Undecodable bytes. From the WASM decoder, `kind` names the walcast-decoder `ErrorKind`
- * (e.g. 'BadChecksum', 'Truncated') and `offset` is the byte it was found at.
+ * (e.g. 'BadChecksum', 'Truncated') and `offset` is the byte it was found at: in the frame
+ * stream, or, for raw messages, in message `messageIndex` of the batch.
  */
-export declare class DecodeError extends WalcastError { events?: WalcastEvent[]; kind?: string; offset?: number }
+export declare class DecodeError extends WalcastError { events?: WalcastEvent[]; kind?: string; offset?: number; messageIndex?: number }
 export declare class ResyncRequiredError extends WalcastError { readonly code: 'resync_required'; readonly position: Lsn | null }
 export declare class BadRequestError extends WalcastError { readonly code: 'bad_request'; readonly status?: number }
 

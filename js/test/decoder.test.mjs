@@ -121,17 +121,25 @@ test('corrupt input is a DecodeError, not a crash', () => {
 });
 
 test('WASM decode errors carry the kind, the offset and the native message text', () => {
-  // The messages are walcast-decoder's Display texts for the same inputs. Offsets of raw
-  // messages count from the start of the packed batch (a 4-byte length precedes each message).
+  // The messages are walcast-decoder's Display texts for the same inputs (`walcast decode` of the
+  // lone message). Offsets of raw messages count from the first byte of the message they are
+  // in; with several, the text and `messageIndex` say which.
+  const begin = Uint8Array.of(0x42, ...new Array(20).fill(0));
   const cases = [
-    [() => new Decoder().decodeMessage(Uint8Array.of(0x42, 1, 2)), 'Truncated', 5, 'input ends early: 6 more byte(s) needed at byte 5 (in Begin final LSN)'],
-    [() => new Decoder().decodeMessage(Uint8Array.of(0x5a)), 'UnknownMessageTag', 4, "unknown pgoutput message tag 'Z' at byte 4 (in message tag)"],
-    [() => new Decoder().decodeMessage(Uint8Array.of(10)), 'UnknownMessageTag', 4, "unknown pgoutput message tag '\\n' at byte 4 (in message tag)"],
-    [() => new Decoder().messagesToJsonLines([Uint8Array.of(0xad)]), 'UnknownMessageTag', 4, "unknown pgoutput message tag '\\u{ad}' at byte 4 (in message tag)"],
-    [() => new Decoder().push(new TextEncoder().encode('HTTP/1.1 200 OK')), 'Unexpected', 0, 'unexpected byte 72, expected walcast magic "WALCAST\\0" at byte 0 (in stream header)'],
+    [() => new Decoder().decodeMessage(Uint8Array.of(0x42, 1, 2)), 'Truncated', 1, 0, 'input ends early: 6 more byte(s) needed at byte 1 (in Begin final LSN)'],
+    [() => new Decoder().decodeMessage(Uint8Array.of(0x5a)), 'UnknownMessageTag', 0, 0, "unknown pgoutput message tag 'Z' at byte 0 (in message tag)"],
+    [() => new Decoder().decodeMessage(Uint8Array.of(10)), 'UnknownMessageTag', 0, 0, "unknown pgoutput message tag '\\n' at byte 0 (in message tag)"],
+    [() => new Decoder().messagesToJsonLines([Uint8Array.of(0xad)]), 'UnknownMessageTag', 0, 0, "unknown pgoutput message tag '\\u{ad}' at byte 0 (in message tag)"],
+    [() => new Decoder().decodeMessages([begin, Uint8Array.of(0x42, 1, 2)]), 'Truncated', 1, 1, 'input ends early: 6 more byte(s) needed at byte 1 (in Begin final LSN) (message 1 of 2)'],
+    [() => new Decoder().messagesToMsgpack([begin, begin, Uint8Array.of(0x5a)]), 'UnknownMessageTag', 0, 2, "unknown pgoutput message tag 'Z' at byte 0 (in message tag) (message 2 of 3)"],
+    [() => new Decoder().push(new TextEncoder().encode('HTTP/1.1 200 OK')), 'Unexpected', 0, undefined, 'unexpected byte 72, expected walcast magic "WALCAST\\0" at byte 0 (in stream header)'],
   ];
-  for (const [fn, kind, offset, message] of cases) {
-    assert.throws(fn, (e) => e instanceof DecodeError && e.kind === kind && e.offset === offset && e.message === message);
+  for (const [fn, kind, offset, messageIndex, message] of cases) {
+    assert.throws(fn, (e) => {
+      assert.ok(e instanceof DecodeError, String(e));
+      assert.deepEqual({ kind: e.kind, offset: e.offset, messageIndex: e.messageIndex, message: e.message }, { kind, offset, messageIndex, message });
+      return true;
+    });
   }
 });
 

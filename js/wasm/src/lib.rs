@@ -26,6 +26,9 @@ pub struct Core {
     msgpack: msgpack::Encoder,
     /// The last error, read by JS through `error_*` (js/src/errors.js formats the message).
     error: Option<DecodeError>,
+    /// Which message of a packed batch the last error is in (its offset counts from that
+    /// message's first byte, as when the message is decoded alone).
+    error_message: Option<u32>,
     /// words ptr, words len, nums ptr, nums len, text ptr, text len, blob ptr, blob len, events.
     meta: Box<[u32; 9]>,
 }
@@ -36,8 +39,9 @@ impl Default for Core {
     }
 }
 
-/// Splits `u32be length | message` records; a record running past the end is an error.
-fn packed(mut rest: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), DecodeError>> {
+/// Splits `u32be length | message` records; a record running past the end is an error (at its
+/// offset in the batch: only a packing bug in js/src/core.js can cause one).
+fn packed(mut rest: &[u8]) -> impl Iterator<Item = Result<&[u8], DecodeError>> {
     let mut base = 0usize;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -53,10 +57,9 @@ fn packed(mut rest: &[u8]) -> impl Iterator<Item = Result<(usize, &[u8]), Decode
             return Some(Err(bad_packing(base)));
         }
         let msg = &rest[4..4 + len];
-        let at = base + 4;
         rest = &rest[4 + len..];
         base += 4 + len;
-        Some(Ok((at, msg)))
+        Some(Ok(msg))
     })
 }
 
@@ -77,6 +80,7 @@ impl Core {
             #[cfg(feature = "msgpack")]
             msgpack: msgpack::Encoder::default(),
             error: None,
+            error_message: None,
             meta: Box::new([0; 9]),
         }
     }
@@ -89,6 +93,7 @@ impl Core {
     /// Decodes every complete frame of `chunk` (a piece of a walcast frame stream).
     pub fn push_frames(&mut self, chunk: &[u8]) -> u32 {
         self.engine.out.clear();
+        self.error_message = None;
         let r = self.engine.frames(chunk);
         self.finish(r)
     }
@@ -97,9 +102,10 @@ impl Core {
     pub fn push_messages(&mut self, data: &[u8]) -> u32 {
         self.engine.out.clear();
         let mut r = Ok(());
-        for item in packed(data) {
-            r = item.and_then(|(at, msg)| self.engine.message(msg).map_err(|e| e.shifted(at)));
+        for (i, item) in packed(data).enumerate() {
+            r = item.and_then(|msg| self.engine.message(msg));
             if r.is_err() {
+                self.error_message = Some(i as u32);
                 break;
             }
         }
@@ -111,12 +117,9 @@ impl Core {
     /// `None` on error (then `error_*` describe it).
     pub fn messages_to_jsonl(&mut self, data: &[u8]) -> Option<String> {
         let mut out = String::new();
-        for item in packed(data) {
-            let r = item.and_then(|(at, msg)| {
-                self.engine
-                    .message_jsonl(msg, &mut out)
-                    .map_err(|e| e.shifted(at))
-            });
+        for (i, item) in packed(data).enumerate() {
+            let r = item.and_then(|msg| self.engine.message_jsonl(msg, &mut out));
+            self.error_message = Some(i as u32);
             self.fail(r)?;
         }
         Some(out)
@@ -127,12 +130,12 @@ impl Core {
     /// `None` on error (then `error_*` describe it).
     pub fn messages_to_msgpack(&mut self, data: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        for item in packed(data) {
-            let r = item.and_then(|(at, msg)| {
+        for (i, item) in packed(data).enumerate() {
+            let r = item.and_then(|msg| {
                 self.engine
                     .message_msgpack(msg, None, &mut self.msgpack, &mut out)
-                    .map_err(|e| e.shifted(at))
             });
+            self.error_message = Some(i as u32);
             self.fail(r)?;
         }
         Some(out)
@@ -142,6 +145,7 @@ impl Core {
     /// The native MessagePack form of a chunk of a frame stream (WAL frames only).
     /// `None` on error (then `error_*` describe it).
     pub fn frames_to_msgpack(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
+        self.error_message = None;
         let mut out = Vec::new();
         let r = self
             .engine
@@ -155,15 +159,17 @@ impl Core {
         self.engine.new_stream();
     }
 
-    /// The last error as numbers: kind code (see `kind_code`), byte offset, and the kind's
-    /// numeric fields (up to three; an i64 as two words hi, lo). JS builds the message from these
+    /// The last error as numbers: kind code (see `kind_code`), byte offset, the kind's numeric
+    /// fields (up to three; an i64 as two words hi, lo), and the index of the packed message it
+    /// is in (`u32::MAX` for a frame stream). JS builds the message from these
     /// and `error_text`, so the .wasm links no Display formatting.
     pub fn error_nums(&self) -> Vec<u32> {
         let Some(e) = &self.error else {
             return Vec::new();
         };
         let (code, a, b, c) = kind_code(&e.kind);
-        vec![code, e.offset as u32, a, b, c]
+        let message = self.error_message.unwrap_or(u32::MAX);
+        vec![code, e.offset as u32, a, b, c, message]
     }
 
     /// The last error's strings: its context and the kind's text field, joined by a NUL.
