@@ -220,7 +220,10 @@ fn hostile_clients_leave_the_relay_and_a_good_client_unharmed() {
     std::thread::scope(|s| {
         let writer =
             s.spawn(|| write_txns_paced(&pg, 1..=TXNS, 20, Duration::from_millis(100), |_| {}));
-        while !writer.is_finished() {
+        // At least 5 probes, however fast the writer finishes: the attackers still hold their
+        // connections after it. (Counting probes within the writer's run alone failed on a
+        // loaded machine, where each answer takes longer.)
+        while !writer.is_finished() || probes < 5 {
             let (status, _) = http_get(relay.http, "/v1/status").unwrap();
             assert_eq!(status, 200, "/v1/status under attack");
             probes += 1;
@@ -229,10 +232,6 @@ fn hostile_clients_leave_the_relay_and_a_good_client_unharmed() {
         }
         writer.join().unwrap().unwrap();
     });
-    assert!(
-        probes >= 5,
-        "status was probed during the load ({probes} times)"
-    );
     let until = fence(&pg).unwrap();
     let txns = good.wait_for(until, Duration::from_secs(60)).unwrap();
     check_exactly_once(&txns, 1..=TXNS).unwrap();
