@@ -207,7 +207,8 @@ struct StreamState {
 /// lookup runs once per row. Ids come from the server, and a map of a few hundred relations
 /// gains nothing from DoS-resistant hashing.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+#[doc(hidden)] // public for walcast-wasm's maps (one hashbrown instance, no SipHash in the .wasm)
+pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -223,7 +224,8 @@ impl Hasher for IdHasher {
     }
 }
 
-pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+#[doc(hidden)]
+pub type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
 pub(crate) type IdSet = HashSet<u32, BuildHasherDefault<IdHasher>>;
 
 /// Stateful pgoutput decoder. One per walsender session (or one per replayed log).

@@ -6,10 +6,9 @@
 //! it against the native encoder on every captured fixture. Integers use the smallest encoding
 //! (as rmp's `write_sint`/`write_uint`), `None`/unit are nil, tuples and sequences are arrays.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use walcast_decoder::decoder::{Cell, Change, Event, Row};
+use walcast_decoder::decoder::{Cell, Change, Event, IdMap, Row};
 use walcast_decoder::output::msgpack::code;
 use walcast_decoder::value::{InetAddr, Value};
 use walcast_decoder::RelationInfo;
@@ -17,7 +16,7 @@ use walcast_decoder::RelationInfo;
 /// Stateful like the native `MsgpackEncoder`: remembers which relations its reader has seen.
 #[derive(Default)]
 pub struct Encoder {
-    described: HashMap<u32, Arc<RelationInfo>>,
+    described: IdMap<Arc<RelationInfo>>,
 }
 
 /// Appends MessagePack markers and payloads to a byte vector.
