@@ -131,13 +131,21 @@ async fn run(
     let (log, mut w, _) = Log::open(LogConfig::new(dir.path().join("log")))?;
     let (_stop, shutdown) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
+    let routes: Arc<walcast_relay::serve::scope::RouteMemo> = Default::default();
     let hub = Hub {
-        broadcast: shared.then(|| Broadcast::start(log.clone(), metrics.clone(), shutdown.clone())),
+        broadcast: shared.then(|| {
+            Broadcast::start(
+                log.clone(),
+                metrics.clone(),
+                routes.clone(),
+                shutdown.clone(),
+            )
+        }),
         log: log.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         consumers: Registry::open(dir.path())?,
-        routes: Default::default(),
+        routes,
         bootstrap: None,
         published: Default::default(),
     };

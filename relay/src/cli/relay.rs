@@ -298,17 +298,20 @@ pub async fn run(args: RelayArgs) -> Result<()> {
         metrics.clone(),
     )
     .context("preparing the bootstrap directory")?;
+    // One memo of scoped decoding for the clients reading on their own and the shared reader.
+    let routes: Arc<crate::serve::scope::RouteMemo> = Default::default();
     let hub = Hub {
         log: log.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown_rx.clone(),
         consumers: consumers.clone(),
-        routes: Default::default(),
+        routes: routes.clone(),
         bootstrap: Some(bootstrapper.clone()),
         published: Arc::new(Published::new(source.clone(), s.publication.clone())),
         broadcast: Some(crate::serve::broadcast::Broadcast::start(
             log.clone(),
             metrics.clone(),
+            routes,
             shutdown_rx.clone(),
         )),
     };

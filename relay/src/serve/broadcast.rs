@@ -27,7 +27,7 @@ use walcast_decoder::Lsn;
 
 use super::classify::Classifier;
 use super::filter::FrameClass;
-use super::scope::{ClientId, FanOut, Out};
+use super::scope::{ClientId, FanOut, Out, RouteMemo};
 use super::session::{commit_end, HEARTBEAT_EVERY};
 use crate::auth::RowScope;
 use crate::log::{Durable, Log, LogReader, OwnedFrame};
@@ -118,7 +118,13 @@ pub struct Broadcast {
 }
 
 impl Broadcast {
-    pub fn start(log: Log, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Broadcast {
+    /// `routes` is the relay's scoped-decoding memo (`Hub::routes`), shared for its warnings.
+    pub fn start(
+        log: Log,
+        metrics: Arc<Metrics>,
+        routes: Arc<RouteMemo>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Broadcast {
         let (tx, rx) = mpsc::unbounded_channel();
         let durable = log.subscribe_visible();
         let task = Task {
@@ -127,7 +133,7 @@ impl Broadcast {
             commands_tx: tx.clone(),
             reader: None,
             classifier: Classifier::new(),
-            fan: FanOut::new(),
+            fan: FanOut::sharing(routes),
             clients: HashMap::new(),
             pending: Vec::new(),
             last_commit: Lsn::ZERO,
@@ -588,6 +594,7 @@ mod tests {
             broadcast: Some(Broadcast::start(
                 log.clone(),
                 metrics.clone(),
+                Default::default(),
                 shutdown.clone(),
             )),
             log,
@@ -796,6 +803,7 @@ mod tests {
         let shared = hub(Some(Broadcast::start(
             log.clone(),
             metrics.clone(),
+            Default::default(),
             shutdown.clone(),
         )));
         let own = hub(None);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use walcast_decoder::pgoutput;
 
 use super::filter::column_of;
-use super::memo::{decode, ColumnRef, Side};
+use super::memo::{decode, ColumnRef, RouteMemo, Side};
 use crate::auth::RowScope;
 use crate::log::OwnedFrame;
 use crate::serve::filter::FrameClass;
@@ -65,11 +65,21 @@ pub struct FanOut {
     opening: Vec<Arc<OwnedFrame>>,
     touched: Vec<ClientId>,
     next_id: ClientId,
+    /// The relay's memo of scoped decoding, for its once-per-relation warnings.
+    memo: Arc<RouteMemo>,
 }
 
 impl FanOut {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fan-out that warns through `memo`, as the clients reading on their own do.
+    pub fn sharing(memo: Arc<RouteMemo>) -> Self {
+        FanOut {
+            memo,
+            ..Self::default()
+        }
     }
 
     /// Adds a client with its scopes; it receives changes from the next frame on.
@@ -232,6 +242,7 @@ impl FanOut {
             };
             // Unknown old value: out of scope for everyone (docs/auth.md).
             if d.old == Side::Unknown && d.kind != pgoutput::TAG_INSERT {
+                self.memo.warn_unknown_old(relid);
                 continue;
             }
             let (old, new) = (subs(&d.old), subs(&d.new));
@@ -399,6 +410,35 @@ mod tests {
             !got.contains_key(&none),
             "no frame for a client outside every change"
         );
+    }
+
+    #[test]
+    fn an_unknown_old_value_reaches_no_client_and_is_warned_about_through_the_memo() {
+        // REPLICA IDENTITY DEFAULT on id alone: an update's old tenant is never sent.
+        let mut rel = relation();
+        let tenant = rel.windows(6).position(|w| w == b"tenant").unwrap();
+        rel[tenant - 1] = 0; // not part of the identity
+        let identity = rel.windows(9).position(|w| w == b"public\0t\0").unwrap() + 9;
+        rel[identity] = b'd';
+        let mut upd = vec![b'U'];
+        upd.extend_from_slice(&REL.to_be_bytes());
+        upd.push(b'N');
+        tuple("1", "t1", &mut upd);
+        let memo = Arc::new(RouteMemo::new());
+        let mut f = FanOut::sharing(memo.clone());
+        let a = f.subscribe(scope(&["t1"]));
+        let got = feed(
+            &mut f,
+            &[
+                rel,
+                build::begin(0x100, 1),
+                insert("1", "t1"),
+                upd,
+                build::commit(0x100, 0x110),
+            ],
+        );
+        assert_eq!(got[&a], "BRIC", "the update is out of scope");
+        assert!(memo.warned(REL), "and the relay says so, once per relation");
     }
 
     #[test]

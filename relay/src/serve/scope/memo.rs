@@ -209,11 +209,26 @@ impl RouteMemo {
         Some(d)
     }
 
-    /// Whether this is the first time `relid` needs the warning (one warning per relation).
-    pub fn first_warning(&self, relid: u32) -> bool {
+    /// Logs, once per relation for the whole relay (per-client readers and the shared reader
+    /// alike), that `relid`'s updates and deletes cannot be judged and reach no scoped client.
+    pub fn warn_unknown_old(&self, relid: u32) {
         let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
         // Bounded by the number of relations; cap it anyway.
-        w.len() < 65_536 && w.insert(relid)
+        if w.len() < 65_536 && w.insert(relid) {
+            tracing::warn!(
+                relid,
+                "a row-scoped table's update or delete does not carry the scoped column's old value; \
+                 scoped clients do not receive such changes. Set REPLICA IDENTITY FULL, or use an \
+                 identity index that includes the column"
+            );
+        }
+    }
+
+    /// Whether `relid` was warned about.
+    #[cfg(test)]
+    pub fn warned(&self, relid: u32) -> bool {
+        let w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        w.contains(&relid)
     }
 
     pub fn len(&self) -> usize {
