@@ -2,9 +2,12 @@
 //! every version yields the same frames. For clients that decode frames in place (the WASM
 //! package); the native client turns v2/v3 back into v1 bytes instead (`client::Framing`).
 
-use super::v2::{self, OwnedFrame};
+use super::v2;
 use super::{Frame, FrameReader};
 use crate::Result;
+
+/// The largest payload buffer kept for the next frame; a bigger one is freed.
+const KEPT_PAYLOAD_CAPACITY: usize = 1 << 20;
 
 #[derive(Debug)]
 enum State {
@@ -13,8 +16,9 @@ enum State {
     V1(FrameReader),
     Compact {
         reader: Box<v2::Decoder>,
-        /// The frame handed out last, which the returned [`Frame`] borrows.
-        last: Option<OwnedFrame>,
+        /// The payload of the frame handed out last, which the returned [`Frame`] borrows;
+        /// reused for the next one.
+        payload: Vec<u8>,
     },
 }
 
@@ -56,7 +60,10 @@ impl AnyVersionReader {
                 self.0 = if v2::compact_version(&head).is_some() {
                     let mut reader = Box::<v2::Decoder>::default();
                     reader.push(&head);
-                    State::Compact { reader, last: None }
+                    State::Compact {
+                        reader,
+                        payload: Vec::new(),
+                    }
                 } else {
                     let mut reader = FrameReader::new();
                     reader.push(&head);
@@ -71,13 +78,13 @@ impl AnyVersionReader {
         match &mut self.0 {
             State::Head(_) => Ok(None),
             State::V1(r) => r.next_frame(),
-            State::Compact { reader, last } => {
-                *last = reader.next_frame()?;
-                Ok(last.as_ref().map(|f| Frame {
-                    kind: f.kind,
-                    lsn: f.lsn,
-                    payload: &f.payload,
-                }))
+            State::Compact { reader, payload } => {
+                // Reuse the buffer, unless one huge frame left it huge.
+                if payload.capacity() > KEPT_PAYLOAD_CAPACITY {
+                    *payload = Vec::new();
+                }
+                let frame = reader.next_frame_into(payload)?;
+                Ok(frame.map(|(kind, lsn)| Frame { kind, lsn, payload }))
             }
         }
     }

@@ -40,13 +40,6 @@ const MAX_DIGITS: usize = 18;
 const OP_SAME: u8 = 0;
 const OP_DIGITS: u8 = b'd';
 
-/// One remembered column: its pgoutput kind (`'n'`, `'u'`, `'t'`, `'b'`) and bytes.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Col {
-    kind: u8,
-    bytes: Vec<u8>,
-}
-
 /// A column as pgoutput lays it out.
 #[derive(Debug, Clone, Copy)]
 struct ColRef<'a> {
@@ -54,26 +47,91 @@ struct ColRef<'a> {
     bytes: &'a [u8],
 }
 
-impl Col {
-    fn as_ref(&self) -> ColRef<'_> {
-        ColRef {
-            kind: self.kind,
-            bytes: &self.bytes,
-        }
-    }
-}
-
 impl ColRef<'_> {
-    fn same_as(self, other: &Col) -> bool {
-        self.kind == other.kind && self.bytes == &other.bytes[..]
-    }
-
     fn write_pgoutput(self, out: &mut Vec<u8>) {
         out.push(self.kind);
         if matches!(self.kind, b't' | b'b') {
             out.extend_from_slice(&(self.bytes.len() as u32).to_be_bytes());
             out.extend_from_slice(self.bytes);
         }
+    }
+}
+
+/// The reference of one relation side: the remembered columns of its last tuple, in their
+/// pgoutput layout, back to back in one buffer. Replaced by each new tuple as a whole (one
+/// copy), and runs of unchanged columns are copied out of it in one piece.
+#[derive(Debug, Default)]
+struct Reference {
+    /// The columns' pgoutput bytes: kind, then length and value for 't' and 'b'.
+    bytes: Vec<u8>,
+    /// Where each column lies in `bytes`, then an end marker: column `i` is
+    /// `bytes[cols[i].start..cols[i + 1].start]`, its value from `cols[i].value` on.
+    cols: Vec<ColAt>,
+}
+
+/// Where a remembered column lies in [`Reference::bytes`].
+#[derive(Debug, Clone, Copy)]
+struct ColAt {
+    /// Offset of its kind byte.
+    start: u32,
+    /// Offset of its value (after the length, if any).
+    value: u32,
+    kind: u8,
+}
+
+impl Reference {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.cols.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.cols.len().saturating_sub(1)
+    }
+
+    /// Column `i`, if remembered.
+    fn get(&self, i: usize) -> Option<ColRef<'_>> {
+        let (c, next) = (self.cols.get(i)?, self.cols.get(i + 1)?);
+        Some(ColRef {
+            kind: c.kind,
+            bytes: &self.bytes[c.value as usize..next.start as usize],
+        })
+    }
+
+    /// The pgoutput bytes of columns `from..to`, all remembered.
+    fn span(&self, from: usize, to: usize) -> &[u8] {
+        &self.bytes[self.cols[from].start as usize..self.cols[to].start as usize]
+    }
+
+    /// Becomes `data`, the columns of the tuple just coded (valid pgoutput, back to back):
+    /// as many leading columns as fit in [`MAX_REMEMBERED`], the same on both sides.
+    fn replace(&mut self, data: &[u8]) {
+        self.clear();
+        let (mut at, mut used) = (0, 0);
+        while at < data.len() {
+            let start = at;
+            let Some(col) = read_col(data, &mut at) else {
+                break;
+            };
+            used += col.bytes.len() + COLUMN_COST;
+            if used > MAX_REMEMBERED {
+                at = start;
+                break;
+            }
+            let value = at - col.bytes.len();
+            self.cols.push(ColAt {
+                start: start as u32,
+                value: value as u32,
+                kind: col.kind,
+            });
+        }
+        // The end marker: where the next column would start.
+        self.cols.push(ColAt {
+            start: at as u32,
+            value: at as u32,
+            kind: 0,
+        });
+        self.bytes.extend_from_slice(&data[..at]);
     }
 }
 
@@ -148,9 +206,9 @@ fn side(part: u8) -> usize {
 pub struct Rows {
     /// Per relid, the references of its two sides. A list, not a map: streams touch a few
     /// tables, the last one used is looked up first, and it keeps hashing code out of WASM.
-    refs: Vec<(u32, [Vec<Col>; 2])>,
+    refs: Vec<(u32, [Reference; 2])>,
     /// The reference of relations past [`MAX_RELATIONS`]: emptied before every tuple.
-    scratch: Vec<Col>,
+    scratch: Reference,
     /// Encoder only: whether the last Stream Start was not yet closed by a Stream Stop, which
     /// says whether row messages carry an xid. Only a hint: the record says what it holds.
     in_stream: bool,
@@ -158,62 +216,6 @@ pub struct Rows {
 
 /// A decode failure inside a row record body: offset in the body, what, where.
 pub type BodyError = (usize, ErrorKind, &'static str);
-
-/// One tuple being coded or decoded, column by column: column `i` is coded against the
-/// reference's column `i`, which then becomes the new column (while the budget lasts).
-struct Tuple<'s> {
-    reference: &'s mut Vec<Col>,
-    used: usize,
-    kept: usize,
-    full: bool,
-}
-
-impl<'s> Tuple<'s> {
-    fn new(reference: &'s mut Vec<Col>) -> Self {
-        Tuple {
-            reference,
-            used: 0,
-            kept: 0,
-            full: false,
-        }
-    }
-
-    fn get(&self, i: usize) -> Option<&Col> {
-        self.reference.get(i)
-    }
-
-    /// Remembers `col` as column `i` (`same`: it equals the reference's, already in place).
-    fn remember(&mut self, i: usize, col: ColRef<'_>, same: bool) {
-        if self.full {
-            return;
-        }
-        self.used += col.bytes.len() + COLUMN_COST;
-        if self.used > MAX_REMEMBERED {
-            self.full = true;
-            return;
-        }
-        if !same {
-            match self.reference.get_mut(i) {
-                Some(c) => {
-                    c.kind = col.kind;
-                    c.bytes.clear();
-                    c.bytes.extend_from_slice(col.bytes);
-                }
-                None => self.reference.push(Col {
-                    kind: col.kind,
-                    bytes: col.bytes.to_vec(),
-                }),
-            }
-        }
-        self.kept = i + 1;
-    }
-}
-
-impl Drop for Tuple<'_> {
-    fn drop(&mut self) {
-        self.reference.truncate(self.kept);
-    }
-}
 
 fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
@@ -360,7 +362,7 @@ fn bytes<'a>(c: &mut Cur<'a>, n: usize, ctx: &'static str) -> Result<&'a [u8], B
 
 impl Rows {
     /// The reference of (`relid`, `part`): the relation's own while it has or can get one.
-    fn reference(&mut self, relid: u32, part: u8) -> &mut Vec<Col> {
+    fn reference(&mut self, relid: u32, part: u8) -> &mut Reference {
         let found = self.refs.iter().rposition(|r| r.0 == relid);
         let at = match found {
             Some(i) => i,
@@ -409,16 +411,15 @@ impl Rows {
             out.push(part);
             let ncols = u16::from_be_bytes([payload[at], payload[at + 1]]);
             put_varint(out, u64::from(ncols));
-            let mut at = at + 2;
-            let mut t = Tuple::new(self.reference(relid, part));
+            let (data, mut at) = (at + 2, at + 2);
+            let reference = self.reference(relid, part);
             for i in 0..usize::from(ncols) {
                 let col = read_col(payload, &mut at).expect("row_layout checked it");
-                let prev = t.get(i);
-                let same = prev.is_some_and(|p| col.same_as(p));
-                if same {
+                let prev = reference.get(i);
+                if prev.is_some_and(|p| p.kind == col.kind && p.bytes == col.bytes) {
                     out.push(OP_SAME);
                 } else if !matches!(prev, Some(p) if col.kind == b't' && p.kind == b't'
-                    && encode_digits(&p.bytes, col.bytes, out))
+                    && encode_digits(p.bytes, col.bytes, out))
                 {
                     out.push(col.kind);
                     if matches!(col.kind, b't' | b'b') {
@@ -426,14 +427,15 @@ impl Rows {
                         out.extend_from_slice(col.bytes);
                     }
                 }
-                t.remember(i, col, same);
             }
+            reference.replace(&payload[data..at]);
         }
         true
     }
 
-    /// Rebuilds the frame kind byte and pgoutput payload of a row record body.
-    pub fn decode(&mut self, body: &[u8]) -> Result<(u8, Vec<u8>), BodyError> {
+    /// Rebuilds the pgoutput payload of a row record body into `out` (cleared first; reused
+    /// across records, so a stream of rows allocates nothing), and returns its frame kind byte.
+    pub fn decode(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<u8, BodyError> {
         let ctx = "v3 row record";
         let mut c = Cur { b: body, at: 0 };
         let kind = byte(&mut c, ctx)?;
@@ -454,9 +456,7 @@ impl Rows {
         }
         let head = bytes(&mut c, if flags == 1 { 8 } else { 4 }, ctx)?;
         let relid = u32::from_be_bytes(head[head.len() - 4..].try_into().expect("4 bytes"));
-        // Rows usually rebuild to 2-3x their coded size; the cap keeps a huge body from
-        // reserving twice its size up front.
-        let mut out = Vec::with_capacity(body.len().min(1 << 20) * 2);
+        out.clear();
         out.push(msg);
         out.extend_from_slice(head);
         let mut first_part = None;
@@ -481,7 +481,7 @@ impl Rows {
                 ));
             }
             out.push(part);
-            decode_tuple(self.reference(relid, part), &mut c, &mut out)?;
+            decode_tuple(self.reference(relid, part), &mut c, out)?;
             if part == b'N' || msg == b'D' {
                 break;
             }
@@ -490,13 +490,13 @@ impl Rows {
         if c.at != body.len() {
             return Err((c.at, ErrorKind::TrailingBytes(body.len() - c.at), ctx));
         }
-        Ok((kind, out))
+        Ok(kind)
     }
 }
 
 /// Decodes one tuple's ops into pgoutput TupleData, appended to `out`.
 fn decode_tuple(
-    reference: &mut Vec<Col>,
+    reference: &mut Reference,
     c: &mut Cur<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), BodyError> {
@@ -507,19 +507,24 @@ fn decode_tuple(
         return Err((at, ErrorKind::BadLength(ncols as i64), ctx));
     };
     out.extend_from_slice(&ncols.to_be_bytes());
-    let mut t = Tuple::new(reference);
+    let data = out.len();
+    // The first of the unchanged columns not yet copied: a run of them is copied at once.
+    let mut same_from = None;
     for i in 0..usize::from(ncols) {
         let at = c.at;
         let op = byte(c, ctx)?;
         let missing = |what| (at, ErrorKind::InvalidValue(what), ctx);
-        let start = out.len();
-        match op {
-            OP_SAME => {
-                let prev = t
-                    .get(i)
-                    .ok_or_else(|| missing("no reference column to repeat"))?;
-                prev.as_ref().write_pgoutput(out);
+        if op == OP_SAME {
+            if i >= reference.len() {
+                return Err(missing("no reference column to repeat"));
             }
+            same_from.get_or_insert(i);
+            continue;
+        }
+        if let Some(from) = same_from.take() {
+            out.extend_from_slice(reference.span(from, i));
+        }
+        match op {
             b'n' | b'u' => out.push(op),
             b't' | b'b' => {
                 let n = varint(c, ctx)?;
@@ -527,20 +532,22 @@ fn decode_tuple(
                 ColRef { kind: op, bytes: v }.write_pgoutput(out);
             }
             OP_DIGITS => {
-                let prev = t.get(i).filter(|p| p.kind == b't');
+                let prev = reference.get(i).filter(|p| p.kind == b't');
                 let prev = prev.ok_or_else(|| missing("digit delta without a reference text"))?;
+                let start = out.len();
                 out.push(b't');
                 out.extend_from_slice(&[0; 4]);
-                decode_digits(&prev.bytes, c, out)?;
+                decode_digits(prev.bytes, c, out)?;
                 let len = (out.len() - start - 5) as u32;
                 out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
             }
             other => return Err((at, ErrorKind::UnknownColumnKind(char::from(other)), ctx)),
         }
-        let mut col_at = start;
-        let col = read_col(out, &mut col_at).expect("just written");
-        t.remember(i, col, op == OP_SAME);
     }
+    if let Some(from) = same_from {
+        out.extend_from_slice(reference.span(from, usize::from(ncols)));
+    }
+    reference.replace(&out[data..]);
     Ok(())
 }
 
@@ -579,7 +586,8 @@ mod tests {
         for m in msgs {
             let mut body = Vec::new();
             assert!(enc.encode(b'w', m, &mut body), "not coded: {m:?}");
-            let (kind, back) = dec.decode(&body).unwrap();
+            let mut back = Vec::new();
+            let kind = dec.decode(&body, &mut back).unwrap();
             assert_eq!((kind, &back), (b'w', m));
             bodies.push(body);
         }
@@ -659,7 +667,9 @@ mod tests {
         let mut body = Vec::new();
         assert!(enc.encode(b'w', &s, &mut body));
         assert_eq!(body[1], 1, "coded with its xid");
-        assert_eq!(dec.decode(&body).unwrap().1, s);
+        let mut back = Vec::new();
+        dec.decode(&body, &mut back).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]
@@ -710,8 +720,9 @@ mod tests {
             let (mut enc, mut dec) = (Rows::default(), Rows::default());
             let mut first = Vec::new();
             prop_assert!(enc.encode(b'w', &insert(1, &["12", "ab3"]), &mut first));
-            dec.decode(&first).unwrap();
-            let _ = dec.decode(&body);
+            let mut out = Vec::new();
+            dec.decode(&first, &mut out).unwrap();
+            let _ = dec.decode(&body, &mut out);
         }
     }
 }

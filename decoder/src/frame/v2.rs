@@ -357,6 +357,15 @@ impl Decoder {
 
     /// The next frame, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<OwnedFrame>> {
+        let mut payload = Vec::new();
+        Ok(self
+            .next_frame_into(&mut payload)?
+            .map(|(kind, lsn)| OwnedFrame { kind, lsn, payload }))
+    }
+
+    /// Like [`Decoder::next_frame`], but leaves the payload in `payload` (cleared first), so a
+    /// reader that reuses one buffer allocates nothing per frame.
+    pub fn next_frame_into(&mut self, payload: &mut Vec<u8>) -> Result<Option<(FrameKind, Lsn)>> {
         if self.failed {
             return Err(DecodeError::new(
                 self.offset(self.pos),
@@ -443,13 +452,14 @@ impl Decoder {
                         "v2 Begin",
                     ));
                 };
-                let mut p = Vec::with_capacity(BEGIN_LEN);
-                p.push(b'B');
-                p.extend_from_slice(&fin.to_be_bytes());
-                p.extend_from_slice(&time.to_be_bytes());
-                p.extend_from_slice(&xid32.to_be_bytes());
+                payload.clear();
+                payload.push(b'B');
+                payload.extend_from_slice(&fin.to_be_bytes());
+                payload.extend_from_slice(&time.to_be_bytes());
+                payload.extend_from_slice(&xid32.to_be_bytes());
+                debug_assert_eq!(payload.len(), BEGIN_LEN);
                 (st.begin_final, st.begin_time, st.prev_time, st.prev_xid) = (fin, time, time, xid);
-                (FrameKind::Wal, p)
+                FrameKind::Wal
             }
             TAG_COMMIT => {
                 let Some(flags) = c.u8() else { return Ok(None) };
@@ -457,41 +467,40 @@ impl Decoder {
                 let commit = st.begin_final.wrapping_add(unzigzag(d_commit));
                 let end = commit.wrapping_add(unzigzag(d_end));
                 let time = st.begin_time.wrapping_add(unzigzag(d_time));
-                let mut p = Vec::with_capacity(COMMIT_LEN);
-                p.extend_from_slice(&[b'C', flags]);
-                p.extend_from_slice(&commit.to_be_bytes());
-                p.extend_from_slice(&end.to_be_bytes());
-                p.extend_from_slice(&time.to_be_bytes());
+                payload.clear();
+                payload.extend_from_slice(&[b'C', flags]);
+                payload.extend_from_slice(&commit.to_be_bytes());
+                payload.extend_from_slice(&end.to_be_bytes());
+                payload.extend_from_slice(&time.to_be_bytes());
+                debug_assert_eq!(payload.len(), COMMIT_LEN);
                 st.prev_end = end;
-                (FrameKind::Wal, p)
+                FrameKind::Wal
             }
             TAG_ROW if self.rows.is_some() => {
                 let body = sized!("v3 row record");
                 let body_at = start + c.at - body.len();
                 let rows = self.rows.as_mut().expect("checked above");
-                match rows.decode(body) {
-                    Ok((kind, p)) if p.len() <= MAX_PAYLOAD_LEN => (FrameKind::from_byte(kind), p),
-                    Ok((_, p)) => {
-                        return Err(self.fail(
-                            body_at,
-                            ErrorKind::BadLength(p.len() as i64),
-                            "v3 row record",
-                        ))
+                match rows.decode(body, payload) {
+                    Ok(kind) if payload.len() <= MAX_PAYLOAD_LEN => FrameKind::from_byte(kind),
+                    Ok(_) => {
+                        let len = payload.len() as i64;
+                        return Err(self.fail(body_at, ErrorKind::BadLength(len), "v3 row record"));
                     }
                     Err((at, kind, context)) => return Err(self.fail(body_at + at, kind, context)),
                 }
             }
-            kind => (FrameKind::from_byte(kind), sized!("v2 record").to_vec()),
+            kind => {
+                let bytes = sized!("v2 record");
+                payload.clear();
+                payload.extend_from_slice(bytes);
+                FrameKind::from_byte(kind)
+            }
         };
         let used = c.at;
         self.st = st;
         let lsn = Lsn(self.decode_lsn(lsn_code));
         self.pos = start + used;
-        Ok(Some(OwnedFrame {
-            kind: frame.0,
-            lsn,
-            payload: frame.1,
-        }))
+        Ok(Some((frame, lsn)))
     }
 
     /// Appends, as v1 bytes (header first), every frame complete so far: lets a v1 reader
@@ -501,8 +510,9 @@ impl Decoder {
             encode_header(out);
             *header = true;
         }
-        while let Some(f) = self.next_frame()? {
-            encode_frame(f.kind, f.lsn, &f.payload, out);
+        let mut payload = Vec::new();
+        while let Some((kind, lsn)) = self.next_frame_into(&mut payload)? {
+            encode_frame(kind, lsn, &payload, out);
         }
         Ok(())
     }
