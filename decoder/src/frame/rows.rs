@@ -65,7 +65,7 @@ struct Reference {
     /// The columns' pgoutput bytes: kind, then length and value for 't' and 'b'.
     bytes: Vec<u8>,
     /// Where each column lies in `bytes`, then an end marker: column `i` is
-    /// `bytes[cols[i].start..cols[i + 1].start]`, its value from `cols[i].value` on.
+    /// `bytes[cols[i].start..cols[i + 1].start]`.
     cols: Vec<ColAt>,
 }
 
@@ -74,8 +74,6 @@ struct Reference {
 struct ColAt {
     /// Offset of its kind byte.
     start: u32,
-    /// Offset of its value (after the length, if any).
-    value: u32,
     kind: u8,
 }
 
@@ -92,9 +90,11 @@ impl Reference {
     /// Column `i`, if remembered.
     fn get(&self, i: usize) -> Option<ColRef<'_>> {
         let (c, next) = (self.cols.get(i)?, self.cols.get(i + 1)?);
+        // The value follows the kind byte, and for 't' and 'b' its length.
+        let header = if matches!(c.kind, b't' | b'b') { 5 } else { 1 };
         Some(ColRef {
             kind: c.kind,
-            bytes: &self.bytes[c.value as usize..next.start as usize],
+            bytes: &self.bytes[c.start as usize + header..next.start as usize],
         })
     }
 
@@ -118,17 +118,14 @@ impl Reference {
                 at = start;
                 break;
             }
-            let value = at - col.bytes.len();
             self.cols.push(ColAt {
                 start: start as u32,
-                value: value as u32,
                 kind: col.kind,
             });
         }
         // The end marker: where the next column would start.
         self.cols.push(ColAt {
             start: at as u32,
-            value: at as u32,
             kind: 0,
         });
         self.bytes.extend_from_slice(&data[..at]);
