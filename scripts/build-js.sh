@@ -56,9 +56,9 @@ sed -i "s|new URL('walcast_bg.wasm', import.meta.url)|new URL('../walcast.wasm',
 
 esbuild=$js/node_modules/.bin/esbuild
 common=(--bundle --log-level=warning --target=es2020 --legal-comments=none)
-"$esbuild" "$js/src/index.node.js" "${common[@]}" --platform=node --format=esm --outfile="$dist/node/index.mjs"
+"$esbuild" "$js/src/index.node.js" "${common[@]}" --platform=node --format=esm --define:WALCAST_CJS=false --outfile="$dist/node/index.mjs"
 # In the CommonJS build the import.meta branch is never taken (__dirname exists): silence it.
-"$esbuild" "$js/src/index.node.js" "${common[@]}" --platform=node --format=cjs --outfile="$dist/node/index.cjs" \
+"$esbuild" "$js/src/index.node.js" "${common[@]}" --platform=node --format=cjs --define:WALCAST_CJS=true --outfile="$dist/node/index.cjs" \
   --log-override:empty-import-meta=silent
 "$esbuild" "$js/src/index.browser.js" "${common[@]}" --platform=browser --format=esm --outfile="$dist/browser/index.js"
 rm -rf "$dist/gen"

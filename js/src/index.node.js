@@ -10,8 +10,10 @@ export * from './api.js';
 
 function wasmPath() {
   // CommonJS build: __dirname is dist/node; ESM build: import.meta.url is dist/node/index.mjs.
+  // The build defines WALCAST_CJS: testing for __dirname would misfire in ESM under `node -e`
+  // and the REPL, which define a global __dirname.
   // eslint-disable-next-line no-undef
-  if (typeof __dirname === 'string') return join(__dirname, '..', 'walcast.wasm');
+  if (WALCAST_CJS) return join(__dirname, '..', 'walcast.wasm');
   return fileURLToPath(new URL('../walcast.wasm', import.meta.url));
 }
 

@@ -37,3 +37,11 @@ test('package.json exports resolve to built files, with one .wasm for every envi
   const browser = fs.readFileSync(path.join(root, e.browser), 'utf8');
   assert.doesNotMatch(browser, /node:|require\(/);
 });
+
+test('the ESM entry loads where a global __dirname exists (node -e, the REPL)', () => {
+  const { execFileSync } = require('node:child_process');
+  const url = require('node:url').pathToFileURL(path.join(__dirname, '..', 'dist', 'node', 'index.mjs')).href;
+  // `node -e` defines a global __dirname ('.'); the ESM build must still find its .wasm.
+  const out = execFileSync(process.execPath, ['-e', `import(${JSON.stringify(url)}).then((m) => console.log(typeof m.Decoder))`], { cwd: '/', encoding: 'utf8' });
+  assert.equal(out.trim(), 'function');
+});
