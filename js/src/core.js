@@ -1,6 +1,6 @@
 // The Decoder: pushes whole chunks into WASM once, then reads the flat buffers (FLAT.md) and
-// builds JS objects. Rows are built by a constructor generated once per relation, so every row
-// of a table shares one hidden class and field stores are monomorphic.
+// builds JS objects. Rows are built by a reader generated once per relation that returns one
+// object literal, so every row of a table shares one hidden class and is created in one step.
 
 import { DecodeError, WalcastError, wasmDecodeError } from './errors.js';
 import { formatLsn } from './lsn.js';
@@ -220,7 +220,7 @@ function fastCell(typeOid, opts) {
   return null;
 }
 
-// The reader of one column for the CSP fallback constructor: the usual cell inline, anything
+// The reader of one column for the CSP fallback reader: the usual cell inline, anything
 // else (NULL, TOAST, a domain, …) through the generic `cell`.
 function columnReader(typeOid, cell, opts) {
   const [kind, tag] = fastCell(typeOid, opts) ?? [];
@@ -270,13 +270,13 @@ function columnReader(typeOid, cell, opts) {
   return cell;
 }
 
-// The generated constructors cannot see this module's variables: while one runs, the read
+// The generated readers cannot see this module's variables: while one runs, the read
 // position and the chunk's buffers are in `R` (see `_tuple`), and it keeps them in locals.
 const EMPTY_W = new Uint32Array(0);
 const EMPTY_N = new Float64Array(0);
 const R = { W: EMPTY_W, N: EMPTY_N, S: '', wp: 0, np: 0 };
 
-// Reads one cell via the generic switch for a generated constructor at positions w, n; the
+// Reads one cell via the generic switch for a generated reader at positions w, n; the
 // new positions are left in R.
 function fallbackCell(cell, w, n) {
   wp = w;
@@ -287,49 +287,53 @@ function fallbackCell(cell, w, n) {
   return v;
 }
 
-// The code of one column in a generated constructor: leaves the value in `v`.
-function cellCode(typeOid, opts) {
-  const slow = 'v = fb(w, n); w = R.wp; n = R.np;';
+// The code of one column in a generated reader: leaves the value in the local `v${i}`.
+function cellCode(typeOid, opts, i) {
+  const v = `v${i}`;
+  const slow = `${v} = fb(w, n); w = R.wp; n = R.np;`;
   const [kind, tag] = fastCell(typeOid, opts) ?? [];
-  if (kind === 'num') return `if (W[w] === ${tag}) { v = N[n++]; w++; } else { ${slow} }`;
-  if (kind === 'str') return `if (W[w] === ${tag}) { v = S.substring(W[w + 1], W[w + 2]); w += 3; } else { ${slow} }`;
-  if (kind === 'bool') return `t = W[w]; if (t === 4 || t === 3) { v = t === 4; w++; } else { ${slow} }`;
+  if (kind === 'num') return `if (W[w] === ${tag}) { ${v} = N[n++]; w++; } else { ${slow} }`;
+  if (kind === 'str') return `if (W[w] === ${tag}) { ${v} = S.substring(W[w + 1], W[w + 2]); w += 3; } else { ${slow} }`;
+  if (kind === 'bool') return `t = W[w]; if (t === 4 || t === 3) { ${v} = t === 4; w++; } else { ${slow} }`;
   if (kind === 'date') {
     // Beyond the JS Date range the generic switch gives the string form.
-    return `if (W[w] === ${tag} && Math.abs((t = ${PG_EPOCH_MS} + N[n] * 1000 + Math.floor(N[n + 1] / 1000))) <= ${MAX_DATE_MS}) { v = new Date(t); w++; n += 2; } else { ${slow} }`;
+    return `if (W[w] === ${tag} && Math.abs((t = ${PG_EPOCH_MS} + N[n] * 1000 + Math.floor(N[n + 1] / 1000))) <= ${MAX_DATE_MS}) { ${v} = new Date(t); w++; n += 2; } else { ${slow} }`;
   }
   return slow;
 }
 
-// One constructor per relation: `new Row()` reads the tuple's cells straight into named fields,
-// each column's usual cell inline (generated code), the rest through the generic `cell`.
-function makeRowClass(columns, cell, opts, schema, table) {
+// One reader per relation: `read()` reads a tuple's cells into locals, each column's usual
+// cell inline (generated code), the rest through the generic `cell`, and returns the row as
+// one object literal, so every row of a table is created with the same shape in one step.
+function makeRowReader(columns, cell, opts, schema, table) {
   const names = columns.map((c) => c.name);
   try {
-    // A column named __proto__ must become an own field, not the row's prototype.
-    const body = columns
-      .map((c, i) => `${cellCode(c.typeOid, opts)}\n${names[i] === '__proto__' ? 'defineField(this, "__proto__", v);' : `this[${JSON.stringify(names[i])}] = v;`}`)
-      .join('\n');
+    const body = columns.map((c, i) => cellCode(c.typeOid, opts, i)).join('\n');
+    // A column named __proto__ must become an own field, not the prototype: a computed key.
+    const fields = names.map((name, i) => `${name === '__proto__' ? '["__proto__"]' : JSON.stringify(name)}: v${i}`).join(', ');
     const label = identName(`${schema}_${table}`).replace(/[^\w$]/g, '_');
     const code = `return function ${/^\d/.test(label) ? '_' + label : label}() {
 const W = R.W, N = R.N, S = R.S;
-let w = R.wp, n = R.np, v, t;
+let w = R.wp, n = R.np, t${names.map((_, i) => `, v${i}`).join('')};
 ${body}
 R.wp = w;
 R.np = n;
+return { ${fields} };
 };`;
     const fb = (w, n) => fallbackCell(cell, w, n);
     // eslint-disable-next-line no-new-func
-    return new Function('R', 'fb', 'defineField', code)(R, fb, defineField);
+    return new Function('R', 'fb', code)(R, fb);
   } catch {
-    // Content-Security-Policy without 'unsafe-eval': a generic (slower) constructor.
+    // Content-Security-Policy without 'unsafe-eval': a generic (slower) reader.
     const readers = columns.map((c) => columnReader(c.typeOid, cell, opts));
-    return function Row() {
+    return function readRow() {
       wp = R.wp;
       np = R.np;
-      for (let i = 0; i < names.length; i++) defineField(this, names[i], readers[i]());
+      const o = {};
+      for (let i = 0; i < names.length; i++) defineField(o, names[i], readers[i]());
       R.wp = wp;
       R.np = np;
+      return o;
     };
   }
 }
@@ -366,6 +370,7 @@ export class Decoder {
     this._core = new Core();
     this._meta = this._core.meta_ptr() >>> 2;
     this._cell = makeCell(this.options);
+    this._asDate = this.options.timestamps === 'date';
     /** @type {Map<number, object>} relation id -> relation */
     this.relations = new Map();
     this._lastRelId = -1;
@@ -493,7 +498,7 @@ export class Decoder {
     if (n === rel.columns.length) {
       R.wp = wp;
       R.np = np;
-      const row = new rel.Row();
+      const row = rel.readRow();
       wp = R.wp;
       np = R.np;
       return row;
@@ -548,7 +553,7 @@ export class Decoder {
           columns.push(col);
         }
         const relation = { id, schema, table, replicaIdentity: REPLICA_IDENTITY[ident] ?? String.fromCharCode(ident), columns };
-        Object.defineProperty(relation, 'Row', { value: makeRowClass(columns, this._cell, this.options, schema, table) });
+        Object.defineProperty(relation, 'readRow', { value: makeRowReader(columns, this._cell, this.options, schema, table) });
         this.relations.set(id, relation);
         this._lastRelId = -1;
         return { type: 'relation', xid, relation };
@@ -655,6 +660,6 @@ export class Decoder {
     const secs = N[np];
     const us = N[np + 1];
     np += 2;
-    return this.options.timestamps === 'date' ? new Date(PG_EPOCH_MS + secs * 1000 + Math.floor(us / 1000)) : timestampText(secs, us, true);
+    return this._asDate ? new Date(PG_EPOCH_MS + secs * 1000 + Math.floor(us / 1000)) : timestampText(secs, us, true);
   }
 }
