@@ -38,6 +38,20 @@ pub fn date2j(year: i64, month: i64, day: i64) -> i64 {
     julian
 }
 
+/// [`date2j`] for the four-digit years of the fast timestamp parser, in i32 arithmetic: in WASM
+/// a constant i64 division is a slow instruction (no 64-bit multiply-high), an i32 one is not.
+fn date2j_small(year: u16, month: u8, day: u8) -> i64 {
+    let (year, month, day) = (i32::from(year), i32::from(month), i32::from(day));
+    let (month, year) = if month > 2 {
+        (month + 1, year + 4800)
+    } else {
+        (month + 13, year + 4799)
+    };
+    let century = year / 100;
+    let julian = year * 365 - 32167 + year / 4 - century + century / 4 + 7834 * month / 256 + day;
+    i64::from(julian)
+}
+
 /// The inverse of [`date2j`], PostgreSQL's `j2date`. Valid for Julian days ≥ 0 (4714-11-24 BC).
 pub fn j2date(jd: i64) -> (i64, u32, u32) {
     let mut julian = jd + 32044;
@@ -493,7 +507,8 @@ fn parse_timestamp_fast(s: &[u8], with_tz: bool) -> Option<i64> {
     } else if s.len() != i {
         return None;
     }
-    let days = date2j(year, month, day) - POSTGRES_EPOCH_JDATE;
+    // Four digits each, and month and day checked above: the narrow types hold them.
+    let days = date2j_small(year as u16, month as u8, day as u8) - POSTGRES_EPOCH_JDATE;
     let t = h * USECS_PER_HOUR + m * USECS_PER_MINUTE + sec * USECS_PER_SEC + frac;
     Some(days * USECS_PER_DAY + t - tz * USECS_PER_SEC)
 }
@@ -559,6 +574,18 @@ pub fn parse_interval(s: &[u8]) -> Option<(i32, i32, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date2j_small_is_date2j_for_four_digit_years() {
+        for year in 0..=9999u16 {
+            for month in 1..=12u8 {
+                for day in [1u8, 2, 15, 28, 29, 30, 31] {
+                    let want = date2j(year.into(), month.into(), day.into());
+                    assert_eq!(date2j_small(year, month, day), want, "{year}-{month}-{day}");
+                }
+            }
+        }
+    }
 
     /// Found by the fuzzer: non-digits where the fast path expects digits must be rejected,
     /// not multiplied (u8 overflow).

@@ -171,6 +171,23 @@ fn parse_int(raw: &[u8], ctx: &'static str) -> Result<i64> {
     if digits.is_empty() {
         return Err(invalid(ctx, "empty integer"));
     }
+    // Up to 18 digits cannot overflow: no checked arithmetic (which in WASM is a call to a
+    // 128-bit multiply per digit).
+    if digits.len() <= 18 {
+        let mut v: i64 = 0;
+        for (i, &b) in digits.iter().enumerate() {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(DecodeError::new(
+                    i + neg as usize,
+                    ErrorKind::InvalidValue("not a digit"),
+                    ctx,
+                ));
+            }
+            v = v * 10 + i64::from(d);
+        }
+        return Ok(if neg { -v } else { v });
+    }
     // Accumulate negatively so i64::MIN parses without overflow.
     let mut v: i64 = 0;
     for (i, &b) in digits.iter().enumerate() {
@@ -657,5 +674,48 @@ impl<'a> ArrayParser<'a> {
                 .map(|v| v.to_owned_static())
                 .map_err(|e| e.shifted(start)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The unchecked short path and the checked long path agree with `str::parse`
+        /// (which also takes a leading '+' that int8out never prints; not generated here).
+        #[test]
+        fn parse_int_is_str_parse(s in "-?[0-9]{0,21}|-?[0-9]{0,8}[x ][0-9]{0,8}") {
+            let ours = parse_int(s.as_bytes(), "int8").ok();
+            prop_assert_eq!(ours, s.parse::<i64>().ok());
+        }
+    }
+
+    #[test]
+    fn parse_int_edges() {
+        for v in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            1,
+            i64::MAX,
+            999_999_999_999_999_999,
+        ] {
+            assert_eq!(parse_int(v.to_string().as_bytes(), "int8").ok(), Some(v));
+        }
+        for bad in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "",
+            "-",
+            "1-",
+            "12a",
+        ] {
+            assert!(parse_int(bad.as_bytes(), "int8").is_err(), "{bad}");
+        }
+        // The offset of a bad digit counts the sign.
+        assert_eq!(parse_int(b"-12x4", "int8").unwrap_err().offset, 3);
     }
 }
