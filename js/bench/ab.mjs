@@ -4,7 +4,7 @@
 // Interleaving and the minimum make it usable on a machine that other work keeps busy.
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { narrow7 } from './input.mjs';
+import { narrow7, wasmPush } from './input.mjs';
 
 const dists = process.argv.slice(2);
 if (dists.length === 0) throw new Error('usage: node bench/ab.mjs distA [distB ...]');
@@ -18,7 +18,7 @@ const CHUNK = 64 * 1024;
 
 function wasmOnly(D) {
   const d = new D();
-  for (let o = 0; o < fs.length; o += CHUNK) d._core.push_frames(fs.subarray(o, o + CHUNK));
+  for (let o = 0; o < fs.length; o += CHUNK) wasmPush(d, fs.subarray(o, o + CHUNK));
   d.free();
 }
 

@@ -19,3 +19,9 @@ export function narrow7(rows = 200000) {
     framed: stream(msgs.map((m) => frames.msg(m))),
   };
 }
+
+// The WASM half of Decoder.push (decoding into the flat buffers, no JS objects), also for
+// builds from before Decoder._pushWasm, whose Core took the chunk itself.
+export function wasmPush(d, chunk) {
+  return d._pushWasm ? d._pushWasm(chunk) : d._core.push_frames(chunk);
+}

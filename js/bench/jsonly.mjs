@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { frames, stream, fromHexLine } from '../test/pgwire.mjs';
+import { wasmPush } from './input.mjs';
 
 const dist = process.argv[2] ? pathToFileURL(process.argv[2] + '/').href : new URL('../dist/', import.meta.url).href;
 const { Decoder } = await import(new URL('node/index.mjs', dist).href);
@@ -18,7 +19,7 @@ function run() {
   let rows = 0;
   let ms = 0;
   for (let o = 0; o < fs.length; o += CHUNK) {
-    const status = d._core.push_frames(fs.subarray(o, o + CHUNK));
+    const status = wasmPush(d, fs.subarray(o, o + CHUNK));
     const a = process.cpuUsage();
     for (let r = 0; r < REPEAT; r++) {
       for (const e of d._read(status)) if (e.type === 'insert') rows += e.new.id ? 1 : 0;

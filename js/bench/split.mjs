@@ -2,7 +2,7 @@
 // see where time goes: `node bench/split.mjs [dist dir]` (default ../dist). Median of 7 runs of
 // process CPU time (user + system), which a loaded machine distorts less than wall clock.
 import { pathToFileURL } from 'node:url';
-import { narrow7 } from './input.mjs';
+import { narrow7, wasmPush } from './input.mjs';
 
 const dist = process.argv[2] ? pathToFileURL(process.argv[2] + '/').href : new URL('../dist/', import.meta.url).href;
 const { Decoder } = await import(new URL('node/index.mjs', dist).href);
@@ -11,7 +11,7 @@ const CHUNK = 64 * 1024;
 
 function wasmOnly() {
   const d = new Decoder();
-  for (let o = 0; o < fs.length; o += CHUNK) d._core.push_frames(fs.subarray(o, o + CHUNK));
+  for (let o = 0; o < fs.length; o += CHUNK) wasmPush(d, fs.subarray(o, o + CHUNK));
   d.free();
 }
 

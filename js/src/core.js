@@ -341,19 +341,33 @@ return { ${fields} };
 const REPLICA_IDENTITY = { 100: 'default', 110: 'nothing', 102: 'full', 105: 'index' };
 const DEFAULTS = { int8: 'number', timestamps: 'date', numeric: 'string' };
 
-// Raw messages cross into WASM as one buffer: `u32be length | message` repeated.
-function pack(msgs) {
+// Every call's bytes are written straight into the Core's input buffer in WASM memory (no
+// argument copied into a fresh allocation and freed again); returns their length.
+function input(core, bytes) {
+  // input_ptr first: it may grow the memory, which detaches the old buffer.
+  const ptr = core.input_ptr(bytes.length);
+  new Uint8Array(needWasm().memory.buffer, ptr, bytes.length).set(bytes);
+  return bytes.length;
+}
+
+// Raw messages cross into WASM as one buffer, `u32be length | message` repeated, packed in
+// place in the input buffer.
+function inputMessages(core, msgs) {
   let total = 0;
   for (const m of msgs) total += 4 + m.length;
-  const packed = new Uint8Array(total);
-  const dv = new DataView(packed.buffer);
+  const ptr = core.input_ptr(total);
+  const mem = new Uint8Array(needWasm().memory.buffer, ptr, total);
   let o = 0;
   for (const m of msgs) {
-    dv.setUint32(o, m.length);
-    packed.set(m, o + 4);
-    o += 4 + m.length;
+    const n = m.length;
+    mem[o] = n >>> 24;
+    mem[o + 1] = (n >>> 16) & 255;
+    mem[o + 2] = (n >>> 8) & 255;
+    mem[o + 3] = n & 255;
+    mem.set(m, o + 4);
+    o += 4 + n;
   }
-  return packed;
+  return total;
 }
 
 /**
@@ -379,8 +393,12 @@ export class Decoder {
 
   /** Feed one chunk of a walcast frame stream (any split); returns the events it completed. */
   push(chunk) {
-    const status = this._core.push_frames(chunk);
-    return this._read(status);
+    return this._read(this._pushWasm(chunk));
+  }
+
+  // The WASM half of push(): decodes into the flat buffers, returns the status (benches time it).
+  _pushWasm(chunk) {
+    return this._core.push_frames(input(this._core, chunk));
   }
 
   /** Decode one raw pgoutput message (the payload of an XLogData / 'w' frame). */
@@ -390,7 +408,7 @@ export class Decoder {
 
   /** Decode several raw pgoutput messages with one WASM crossing. */
   decodeMessages(msgs) {
-    return this._batch(msgs, () => this._read(this._core.push_messages(pack(msgs))));
+    return this._batch(msgs, () => this._read(this._core.push_messages(inputMessages(this._core, msgs))));
   }
 
   /**
@@ -398,17 +416,17 @@ export class Decoder {
    * before a relation's first row) instead of objects. Control frames have no MessagePack form.
    */
   decodeToMsgpack(chunk) {
-    return this._call(() => this._core.frames_to_msgpack(chunk));
+    return this._call(() => this._core.frames_to_msgpack(input(this._core, chunk)));
   }
 
   /** MessagePack records for raw pgoutput messages. */
   messagesToMsgpack(msgs) {
-    return this._batch(msgs, () => this._call(() => this._core.messages_to_msgpack(pack(msgs))));
+    return this._batch(msgs, () => this._call(() => this._core.messages_to_msgpack(inputMessages(this._core, msgs))));
   }
 
   /** The native JSON lines contract (docs/output.md) for raw pgoutput messages. */
   messagesToJsonLines(msgs) {
-    return this._batch(msgs, () => this._call(() => this._core.messages_to_jsonl(pack(msgs))));
+    return this._batch(msgs, () => this._call(() => this._core.messages_to_jsonl(inputMessages(this._core, msgs))));
   }
 
   // A decode error in one of several messages says which (its offset counts within it).

@@ -43,10 +43,24 @@ fn main() {
     let start;
     if mode == "messages" {
         let batch = pack(&rest);
-        assert_eq!(core.push_messages(&pack(&schema)), 0, "relations decode");
+        assert_eq!(
+            {
+                let n = core.set_input(&pack(&schema));
+                core.push_messages(n)
+            },
+            0,
+            "relations decode"
+        );
         start = Instant::now();
         for _ in 0..rounds {
-            assert_eq!(core.push_messages(&batch), 0, "capture decodes");
+            assert_eq!(
+                {
+                    let n = core.set_input(&batch);
+                    core.push_messages(n)
+                },
+                0,
+                "capture decodes"
+            );
         }
     } else {
         // One stream: the relations, then the capture's transactions `rounds` times.
@@ -64,7 +78,14 @@ fn main() {
         eprintln!("{} stream bytes", stream.len());
         start = Instant::now();
         for chunk in stream.chunks(64 * 1024) {
-            assert_eq!(core.push_frames(chunk), 0, "stream decodes");
+            assert_eq!(
+                {
+                    let n = core.set_input(chunk);
+                    core.push_frames(n)
+                },
+                0,
+                "stream decodes"
+            );
         }
     }
     let secs = start.elapsed().as_secs_f64();

@@ -23,6 +23,9 @@ use wasm_bindgen::prelude::*;
 const OK: u32 = 0;
 const ERR: u32 = 1;
 
+/// The largest input buffer kept for the next call; a bigger one is freed after use.
+const KEPT_INPUT_CAPACITY: usize = 1 << 20;
+
 #[wasm_bindgen]
 pub struct Core {
     engine: engine::Engine,
@@ -36,6 +39,10 @@ pub struct Core {
     error_message: Option<u32>,
     /// words ptr, words len, nums ptr, nums len, text ptr, text len, blob ptr, blob len, events.
     meta: Box<[u32; 9]>,
+    /// The bytes of the next call: JS writes a chunk (or its packed messages) straight into WASM
+    /// memory here (`input_ptr`), so no call allocates, copies and frees an argument, and packed
+    /// messages need no JS buffer of their own.
+    input: Vec<u8>,
 }
 
 impl Default for Core {
@@ -87,7 +94,25 @@ impl Core {
             error: None,
             error_message: None,
             meta: Box::new([0; 9]),
+            input: Vec::new(),
         }
+    }
+
+    /// Makes room for `len` bytes of input and returns where JS writes them. Valid until the
+    /// next call on this Core (which may grow the memory).
+    pub fn input_ptr(&mut self, len: u32) -> u32 {
+        self.input.resize(len as usize, 0);
+        self.input.as_mut_ptr() as usize as u32
+    }
+
+    /// Runs `f` on the first `len` bytes of input (at most what `input_ptr` made room for).
+    fn with_input<T>(&mut self, len: u32, f: impl FnOnce(&mut Self, &[u8]) -> T) -> T {
+        let input = std::mem::take(&mut self.input);
+        let out = f(self, &input[..(len as usize).min(input.len())]);
+        if input.capacity() <= KEPT_INPUT_CAPACITY {
+            self.input = input;
+        }
+        out
     }
 
     /// Where the 9-word result descriptor lives in WASM memory (stable for this Core's life).
@@ -95,68 +120,80 @@ impl Core {
         self.meta.as_ptr() as usize as u32
     }
 
-    /// Decodes every complete frame of `chunk` (a piece of a walcast frame stream).
-    pub fn push_frames(&mut self, chunk: &[u8]) -> u32 {
-        self.engine.out.clear();
-        self.error_message = None;
-        let r = self.engine.frames(chunk);
-        self.finish(r)
+    /// Decodes every complete frame of the input's `len` bytes (a piece of a walcast frame
+    /// stream).
+    pub fn push_frames(&mut self, len: u32) -> u32 {
+        self.with_input(len, |core, chunk| {
+            core.engine.out.clear();
+            core.error_message = None;
+            let r = core.engine.frames(chunk);
+            core.finish(r)
+        })
     }
 
-    /// Decodes raw pgoutput messages packed as `u32be length | message` repeated.
-    pub fn push_messages(&mut self, data: &[u8]) -> u32 {
-        self.engine.out.clear();
-        let mut r = Ok(());
-        for (i, item) in packed(data).enumerate() {
-            r = item.and_then(|msg| self.engine.message(msg));
-            if r.is_err() {
-                self.error_message = Some(i as u32);
-                break;
+    /// Decodes raw pgoutput messages, the input's `len` bytes packed as `u32be length |
+    /// message` repeated.
+    pub fn push_messages(&mut self, len: u32) -> u32 {
+        self.with_input(len, |core, data| {
+            core.engine.out.clear();
+            let mut r = Ok(());
+            for (i, item) in packed(data).enumerate() {
+                r = item.and_then(|msg| core.engine.message(msg));
+                if r.is_err() {
+                    core.error_message = Some(i as u32);
+                    break;
+                }
             }
-        }
-        self.finish(r)
+            core.finish(r)
+        })
     }
 
     #[cfg(feature = "jsonl")]
     /// The native JSON lines contract for packed raw messages (conformance and debugging).
     /// `None` on error (then `error_*` describe it).
-    pub fn messages_to_jsonl(&mut self, data: &[u8]) -> Option<String> {
-        let mut out = String::new();
-        for (i, item) in packed(data).enumerate() {
-            let r = item.and_then(|msg| self.engine.message_jsonl(msg, &mut out));
-            self.error_message = Some(i as u32);
-            self.fail(r)?;
-        }
-        Some(out)
+    pub fn messages_to_jsonl(&mut self, len: u32) -> Option<String> {
+        self.with_input(len, |core, data| {
+            let mut out = String::new();
+            for (i, item) in packed(data).enumerate() {
+                let r = item.and_then(|msg| core.engine.message_jsonl(msg, &mut out));
+                core.error_message = Some(i as u32);
+                core.fail(r)?;
+            }
+            Some(out)
+        })
     }
 
     #[cfg(feature = "msgpack")]
     /// The native MessagePack form of packed raw messages, one record per event.
     /// `None` on error (then `error_*` describe it).
-    pub fn messages_to_msgpack(&mut self, data: &[u8]) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        for (i, item) in packed(data).enumerate() {
-            let r = item.and_then(|msg| {
-                self.engine
-                    .message_msgpack(msg, None, &mut self.msgpack, &mut out)
-            });
-            self.error_message = Some(i as u32);
-            self.fail(r)?;
-        }
-        Some(out)
+    pub fn messages_to_msgpack(&mut self, len: u32) -> Option<Vec<u8>> {
+        self.with_input(len, |core, data| {
+            let mut out = Vec::new();
+            for (i, item) in packed(data).enumerate() {
+                let r = item.and_then(|msg| {
+                    core.engine
+                        .message_msgpack(msg, None, &mut core.msgpack, &mut out)
+                });
+                core.error_message = Some(i as u32);
+                core.fail(r)?;
+            }
+            Some(out)
+        })
     }
 
     #[cfg(feature = "msgpack")]
     /// The native MessagePack form of a chunk of a frame stream (WAL frames only).
     /// `None` on error (then `error_*` describe it).
-    pub fn frames_to_msgpack(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
-        self.error_message = None;
-        let mut out = Vec::new();
-        let r = self
-            .engine
-            .frames_msgpack(chunk, &mut self.msgpack, &mut out);
-        self.fail(r)?;
-        Some(out)
+    pub fn frames_to_msgpack(&mut self, len: u32) -> Option<Vec<u8>> {
+        self.with_input(len, |core, chunk| {
+            core.error_message = None;
+            let mut out = Vec::new();
+            let r = core
+                .engine
+                .frames_msgpack(chunk, &mut core.msgpack, &mut out);
+            core.fail(r)?;
+            Some(out)
+        })
     }
 
     /// The next bytes pushed start a new frame stream (after a reconnect).
@@ -213,6 +250,16 @@ impl Core {
             Some(()) => OK,
             None => ERR,
         }
+    }
+}
+
+/// For Rust callers (tests, examples), which cannot write through `input_ptr`.
+impl Core {
+    /// Copies `bytes` into the input and returns their length, for the decode calls.
+    pub fn set_input(&mut self, bytes: &[u8]) -> u32 {
+        self.input.clear();
+        self.input.extend_from_slice(bytes);
+        bytes.len() as u32
     }
 }
 
