@@ -218,18 +218,27 @@ fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
 }
 
+/// The end of the digit run starting at `at`; `None` if longer than [`MAX_DIGITS`].
+fn run_end(v: &[u8], at: usize) -> Option<usize> {
+    let len = v[at.min(v.len())..]
+        .iter()
+        .take(MAX_DIGITS + 1)
+        .take_while(|b| is_digit(**b))
+        .count();
+    (len <= MAX_DIGITS).then_some(at + len)
+}
+
+/// The value of a run of at most [`MAX_DIGITS`] digits.
+fn run_value(digits: &[u8]) -> u64 {
+    digits
+        .iter()
+        .fold(0, |v, b| v * 10 + u64::from(b.wrapping_sub(b'0')))
+}
+
 /// The digit run starting at `at`: its end and value; `None` if longer than [`MAX_DIGITS`].
-fn digit_run(v: &[u8], mut at: usize) -> Option<(usize, u64)> {
-    let start = at;
-    let mut value = 0u64;
-    while let Some(&b) = v.get(at).filter(|b| is_digit(**b)) {
-        if at - start == MAX_DIGITS {
-            return None;
-        }
-        value = value * 10 + u64::from(b - b'0');
-        at += 1;
-    }
-    Some((at, value))
+fn digit_run(v: &[u8], at: usize) -> Option<(usize, u64)> {
+    let end = run_end(v, at)?;
+    Some((end, run_value(&v[at..end])))
 }
 
 fn natural_width(v: u64) -> usize {
@@ -286,7 +295,7 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
             out.extend_from_slice(&reference[copied..]);
             return Ok(());
         }
-        let Some((ri, ref_value)) = digit_run(reference, i) else {
+        let Some(ri) = run_end(reference, i) else {
             return Err((
                 c.at,
                 ErrorKind::InvalidValue("digit run too long to code"),
@@ -296,10 +305,11 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
         let code = varint(c, ctx)?;
         if code == 0 {
             // Delta 0 at the implicit width (the run's own, as its value needs no more): the
-            // reference's digits themselves.
+            // reference's digits themselves, whose value is not needed.
             i = ri;
             continue;
         }
+        let ref_value = run_value(&reference[i..ri]);
         out.extend_from_slice(&reference[copied..i]);
         let value = ref_value.wrapping_add(unzigzag(code >> 1));
         let natural = natural_width(value);

@@ -299,7 +299,19 @@ impl Cur<'_> {
     }
 
     /// `Some(Err)` for an over-long varint, which no encoder writes.
+    #[inline]
     pub(super) fn varint(&mut self) -> Option<std::result::Result<u64, usize>> {
+        // Most varints of a stream (lengths, column counts, small deltas) are one byte.
+        match self.b.get(self.at) {
+            Some(&b) if b < 0x80 => {
+                self.at += 1;
+                Some(Ok(u64::from(b)))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    fn varint_long(&mut self) -> Option<std::result::Result<u64, usize>> {
         let start = self.at;
         let mut v = 0u64;
         for i in 0..10 {
