@@ -54,13 +54,23 @@ let np = 0;
 const utf8 = new TextDecoder('utf-8');
 const PG_EPOCH_MS = 946684800000; // 2000-01-01T00:00:00Z
 
-// A substring of 13 or more characters is, in V8, a slice that keeps the chunk's whole string
-// alive as long as it lives: an application keeping one 17-character email per chunk kept
-// ~14 KB each (the narrow7 capture). Such values get a string of their own: concatenating and
-// slicing flattens them into a copy (OWN_MIN and the expression are repeated in cellCode).
+// A substring of 13 or more characters is, in V8, a slice that keeps its whole parent alive as
+// long as it lives. Were every value a substring of the chunk's one string S, an application
+// keeping one 17-character email per 64 KiB chunk would keep ~14 KB each (the narrow7 capture).
+// So long values are sliced from pieces: flat copies of S of about PIECE characters, made as
+// the reading goes forward, each starting at the value that needs it. A kept value keeps at most
+// its piece alive, and copying S piece by piece costs far less than copying every value.
 const OWN_MIN = 13;
+const PIECE = 512;
+let piece = ''; // a flat copy of S[pieceStart, pieceStart + piece.length)
+let pieceStart = 0;
 function substr(a, b) {
-  return b - a < OWN_MIN ? S.substring(a, b) : (' ' + S.substring(a, b)).slice(1);
+  if (b - a < OWN_MIN) return S.substring(a, b);
+  if (a < pieceStart || b > pieceStart + piece.length) {
+    piece = (' ' + S.substring(a, Math.min(S.length, Math.max(b, a + PIECE)))).slice(1);
+    pieceStart = a;
+  }
+  return piece.substring(a - pieceStart, b - pieceStart);
 }
 
 function str() {
@@ -303,9 +313,7 @@ function cellCode(typeOid, opts, i) {
   const [kind, tag] = fastCell(typeOid, opts) ?? [];
   if (kind === 'num') return `if (W[w] === ${tag}) { ${v} = N[n++]; w++; } else { ${slow} }`;
   if (kind === 'str') {
-    // substr(), inline.
-    const own = `(t = S.substring(W[w + 1], W[w + 2])).length < ${OWN_MIN} ? t : (' ' + t).slice(1)`;
-    return `if (W[w] === ${tag}) { ${v} = ${own}; w += 3; } else { ${slow} }`;
+    return `if (W[w] === ${tag}) { ${v} = sub(W[w + 1], W[w + 2]); w += 3; } else { ${slow} }`;
   }
   if (kind === 'bool') return `t = W[w]; if (t === 4 || t === 3) { ${v} = t === 4; w++; } else { ${slow} }`;
   if (kind === 'date') {
@@ -335,7 +343,7 @@ return { ${fields} };
 };`;
     const fb = (w, n) => fallbackCell(cell, w, n);
     // eslint-disable-next-line no-new-func
-    return new Function('R', 'fb', code)(R, fb);
+    return new Function('R', 'fb', 'sub', code)(R, fb, substr);
   } catch {
     // Content-Security-Policy without 'unsafe-eval': a generic (slower) reader.
     const readers = columns.map((c) => columnReader(c.typeOid, cell, opts));
@@ -490,6 +498,8 @@ export class Decoder {
     W = new Uint32Array(buf, m[0], m[1]);
     N = new Float64Array(buf, m[2], m[3]);
     S = m[5] === 0 ? '' : utf8.decode(new Uint8Array(buf, m[4], m[5]));
+    piece = '';
+    pieceStart = 0;
     B = new Uint8Array(buf, m[6], m[7]);
     wp = 0;
     np = 0;
@@ -501,7 +511,7 @@ export class Decoder {
       while (wp < W.length) out.push(this._event());
     } finally {
       W = N = B = undefined;
-      S = '';
+      S = piece = '';
       R.W = EMPTY_W;
       R.N = EMPTY_N;
       R.S = '';
