@@ -171,23 +171,9 @@ fn parse_int(raw: &[u8], ctx: &'static str) -> Result<i64> {
     if digits.is_empty() {
         return Err(invalid(ctx, "empty integer"));
     }
-    // Up to 18 digits cannot overflow: no checked arithmetic (which in WASM is a call to a
-    // 128-bit multiply per digit).
-    if digits.len() <= 18 {
-        let mut v: i64 = 0;
-        for (i, &b) in digits.iter().enumerate() {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                return Err(DecodeError::new(
-                    i + neg as usize,
-                    ErrorKind::InvalidValue("not a digit"),
-                    ctx,
-                ));
-            }
-            v = v * 10 + i64::from(d);
-        }
-        return Ok(if neg { -v } else { v });
-    }
+    // Up to 18 digits cannot overflow, so they take no checked arithmetic (which in WASM is a
+    // call to a 128-bit multiply per digit); the loop is unswitched on `short`.
+    let short = digits.len() <= 18;
     // Accumulate negatively so i64::MIN parses without overflow.
     let mut v: i64 = 0;
     for (i, &b) in digits.iter().enumerate() {
@@ -199,10 +185,13 @@ fn parse_int(raw: &[u8], ctx: &'static str) -> Result<i64> {
                 ctx,
             ));
         }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_sub(d as i64))
-            .ok_or_else(|| invalid(ctx, "out of range"))?;
+        v = if short {
+            v * 10 - i64::from(d)
+        } else {
+            v.checked_mul(10)
+                .and_then(|v| v.checked_sub(i64::from(d)))
+                .ok_or_else(|| invalid(ctx, "out of range"))?
+        };
     }
     if neg {
         Ok(v)
