@@ -44,23 +44,13 @@ fn main() {
     if mode == "messages" {
         let batch = pack(&rest);
         assert_eq!(
-            {
-                let n = core.set_input(&pack(&schema));
-                core.push_messages(n)
-            },
+            push_messages(&mut core, &pack(&schema)),
             0,
             "relations decode"
         );
         start = Instant::now();
         for _ in 0..rounds {
-            assert_eq!(
-                {
-                    let n = core.set_input(&batch);
-                    core.push_messages(n)
-                },
-                0,
-                "capture decodes"
-            );
+            assert_eq!(push_messages(&mut core, &batch), 0, "capture decodes");
         }
     } else {
         // One stream: the relations, then the capture's transactions `rounds` times.
@@ -78,14 +68,7 @@ fn main() {
         eprintln!("{} stream bytes", stream.len());
         start = Instant::now();
         for chunk in stream.chunks(64 * 1024) {
-            assert_eq!(
-                {
-                    let n = core.set_input(chunk);
-                    core.push_frames(n)
-                },
-                0,
-                "stream decodes"
-            );
+            assert_eq!(push_frames(&mut core, chunk), 0, "stream decodes");
         }
     }
     let secs = start.elapsed().as_secs_f64();
@@ -95,4 +78,16 @@ fn main() {
         rows / secs / 1e6,
         secs * 1e9 / rows
     );
+}
+
+/// `Core::push_messages` on `packed`, given as JS gives it: through the input buffer.
+fn push_messages(core: &mut Core, packed: &[u8]) -> u32 {
+    let len = core.set_input(packed);
+    core.push_messages(len)
+}
+
+/// `Core::push_frames` on `chunk`, through the input buffer.
+fn push_frames(core: &mut Core, chunk: &[u8]) -> u32 {
+    let len = core.set_input(chunk);
+    core.push_frames(len)
 }
