@@ -84,6 +84,10 @@ pub fn decode_everything(data: &[u8]) {
                 json.clear();
                 packed.clear();
                 jsonl::write_event(&event, None, &mut json);
+                // The JSON-lines contract: whatever decodes is one valid JSON value a line.
+                if let Err(at) = crate::value::json_syntax::check(json.as_bytes()) {
+                    panic!("invalid JSON line at byte {at}: {json}");
+                }
                 let _ = encoder.encode(&event, None, &mut packed);
             }
             Err(e) => assert!(e.offset <= msg.len()),

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 
 use super::datetime::{POSTGRES_EPOCH_JDATE, USECS_PER_DAY};
+use super::json_syntax::json_str;
 use super::oid;
 use super::text::MAX_DIMS;
 use super::{utf8, Array, InetAddr, Value};
@@ -90,10 +91,10 @@ pub fn decode_binary(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
             Value::Text(Cow::Borrowed(utf8(raw, "text")?))
         }
         oid::CHAR => Value::Text(char_text(raw)?),
-        oid::JSON => Value::Json(Cow::Borrowed(utf8(raw, "json")?)),
+        oid::JSON => Value::Json(Cow::Borrowed(json_str(raw, "json")?)),
         oid::JSONB => match raw.split_first() {
             Some((1, text)) => Value::Json(Cow::Borrowed(
-                utf8(text, "jsonb").map_err(|e| e.shifted(1))?,
+                json_str(text, "jsonb").map_err(|e| e.shifted(1))?,
             )),
             Some((v, _)) => {
                 return Err(DecodeError::new(

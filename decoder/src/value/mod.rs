@@ -101,6 +101,7 @@ mod binary;
 mod datetime;
 mod fmt;
 pub mod json;
+pub(crate) mod json_syntax;
 mod serde_impl;
 pub use serde_impl::VALUES_FORMAT_VERSION;
 mod text;

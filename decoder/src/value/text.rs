@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use super::datetime;
+use super::json_syntax::json_str;
 use super::oid;
 use super::{utf8, Array, InetAddr, Value};
 use crate::{DecodeError, ErrorKind, Result};
@@ -52,7 +53,7 @@ pub fn decode_text(type_oid: u32, raw: &[u8]) -> Result<Value<'_>> {
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR => {
             Value::Text(Cow::Borrowed(utf8(raw, "text")?))
         }
-        oid::JSON | oid::JSONB => Value::Json(Cow::Borrowed(utf8(raw, "json")?)),
+        oid::JSON | oid::JSONB => Value::Json(Cow::Borrowed(json_str(raw, "json")?)),
         oid::BYTEA => Value::Bytea(Cow::Owned(parse_bytea(raw)?)),
         oid::UUID => Value::Uuid(parse_uuid(raw).ok_or_else(|| invalid("uuid", "malformed uuid"))?),
         oid::DATE => Value::Date(
@@ -145,7 +146,7 @@ pub(crate) fn decode_text_emit<'a>(
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::CHAR => {
             emit(Value::Text(Cow::Borrowed(utf8(raw, "text")?)))
         }
-        oid::JSON | oid::JSONB => emit(Value::Json(Cow::Borrowed(utf8(raw, "json")?))),
+        oid::JSON | oid::JSONB => emit(Value::Json(Cow::Borrowed(json_str(raw, "json")?))),
         oid::TIMESTAMPTZ => emit(Value::TimestampTz(
             datetime::parse_timestamp(raw, true)
                 .ok_or_else(|| invalid("timestamptz", "not an ISO timestamp"))?,
