@@ -38,4 +38,11 @@ else
   echo "skipped: no nightly toolchain here; relay/tests/fuzz_regressions.rs above replays the seeds"
 fi
 
+step "bounded fuzz run of the npm package's WASM Core (fast row path, flat buffers, packing)"
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  js/wasm/fuzz/run.sh "${WALCAST_FUZZ_SECS:-60}"
+else
+  echo "skipped: no nightly toolchain here; js/wasm/tests/fuzz.rs above runs the same body on mutated captures"
+fi
+
 step "all checks passed"

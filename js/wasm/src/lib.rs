@@ -13,6 +13,8 @@ static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocato
 
 mod engine;
 mod flat;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "msgpack")]
 mod msgpack;
 
