@@ -849,3 +849,122 @@ fn random_floats_print_like_postgres() {
     }
     eprintln!("{checked} floats print exactly as PostgreSQL prints them");
 }
+
+/// json text is accepted exactly where PostgreSQL's json input accepts it: the edge cases of the
+/// grammar, and deterministic mutations of valid documents (every one asked of PostgreSQL 15).
+#[test]
+fn json_text_is_valid_exactly_where_postgres_says_so() {
+    let pg = walcast_testkit::PgCluster::start(15).expect("start PostgreSQL 15");
+    let mut texts: Vec<String> = [
+        "01",
+        "1.",
+        ".1",
+        "1e5",
+        "1E+5",
+        "-0",
+        "- 1",
+        "+1",
+        r#""\u0000""#,
+        r#""\ud800""#,
+        r#""\uD83D\uDE00""#,
+        "NaN",
+        "Infinity",
+        "[1,]",
+        r#"{"a":1,}"#,
+        "\"a\tb\"",
+        "\"a\u{7f}b\"",
+        "\u{c}1",
+        "\u{b}1",
+        "1 ",
+        "\n[\r1\t]",
+        r#"{"a" :1}"#,
+        "[1]x",
+        r#""\x""#,
+        r#""\'""#,
+        "tRue",
+        "[[[[[]]]]]",
+        r#"{"":""}"#,
+        "1e",
+        "1e+",
+        "-",
+        "\"abc",
+        "{,}",
+        "[,1]",
+        "00",
+        "-01",
+        r#""\U0041""#,
+        r#""\u00""#,
+        r#"{"a":1 "b":2}"#,
+        "null ",
+        "\"é\"",
+        "\u{a0}1",
+        "",
+    ]
+    .map(String::from)
+    .into();
+    let seeds = [
+        r#"{"id": 1, "tags": ["a", "b\"c"], "n": -1.5e-3, "ok": true, "x": null}"#,
+        r#"[0, {"k": [[], {}]}, "\u00e9\n", false]"#,
+        "  \"text\"  ",
+    ];
+    let alphabet = b"{}[]:,\"\\ 0-1.eE+tfnu\n\t\x0ba";
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for i in 0..1500 {
+        let mut t = seeds[i % seeds.len()].as_bytes().to_vec();
+        for _ in 0..1 + next(3) {
+            let at = next(t.len() + 1);
+            let b = alphabet[next(alphabet.len())];
+            match next(3) {
+                0 => t.insert(at, b),
+                1 if at < t.len() => drop(t.remove(at)),
+                _ if at < t.len() => t[at] = b,
+                _ => t.push(b),
+            }
+        }
+        texts.push(String::from_utf8(t).expect("ASCII edits of UTF-8"));
+    }
+    let mut accepted = 0;
+    for chunk in texts.chunks(400) {
+        let list = chunk
+            .iter()
+            .map(|t| {
+                format!(
+                    "'{}'",
+                    t.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let out = pg
+            .psql(&format!(
+                "CREATE FUNCTION pg_temp.ok(t text) RETURNS bool LANGUAGE plpgsql AS \
+                 $$ BEGIN PERFORM t::json; RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$; \
+                 SELECT 'verdicts ' || string_agg(pg_temp.ok(convert_from(decode(x, 'hex'), 'UTF8'))::text, ' ' ORDER BY n) \
+                 FROM unnest(ARRAY[{list}]) WITH ORDINALITY u(x, n)"
+            ))
+            .expect("query PostgreSQL");
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix("verdicts "))
+            .expect("verdicts");
+        let verdicts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(verdicts.len(), chunk.len());
+        for (t, v) in chunk.iter().zip(verdicts) {
+            let ours = decode_text(walcast_decoder::value::oid::JSON, t.as_bytes()).is_ok();
+            assert_eq!(ours, v == "true", "json {t:?}: PostgreSQL says {v}");
+            accepted += usize::from(ours);
+        }
+    }
+    // Both verdicts are well represented.
+    assert!(
+        accepted > 100 && accepted < texts.len() - 100,
+        "{accepted} of {}",
+        texts.len()
+    );
+}
