@@ -2,18 +2,22 @@
 // capture (~200k rows) with each `dist` directory in turn, 9 rounds interleaved, and prints the
 // minimum process CPU time of the WASM decode alone and of the whole push (WASM + JS objects).
 // Interleaving and the minimum make it usable on a machine that other work keeps busy.
+// `--v3` decodes the same stream in frame version 3 (what connect() asks a relay for).
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import { narrow7, wasmPush } from './input.mjs';
+import { narrow7, wasmPush, version3 } from './input.mjs';
 
-const dists = process.argv.slice(2);
-if (dists.length === 0) throw new Error('usage: node bench/ab.mjs distA [distB ...]');
+const v3 = process.argv.includes('--v3');
+const dists = process.argv.slice(2).filter((a) => a !== '--v3');
+if (dists.length === 0) throw new Error('usage: node bench/ab.mjs [--v3] distA [distB ...]');
 const decoders = [];
 for (const [i, d] of dists.entries()) {
   // A query string per build: each gets its own module instance (and its own WASM memory).
   decoders.push((await import(pathToFileURL(resolve(d, 'node/index.mjs')).href + `?${i}`)).Decoder);
 }
-const { rows, framed: fs } = narrow7();
+const { rows, framed } = narrow7();
+const fs = v3 ? version3(framed) : framed;
+if (!fs) throw new Error('--v3 needs cargo, to transcode the stream');
 const CHUNK = 64 * 1024;
 
 function wasmOnly(D) {

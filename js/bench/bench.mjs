@@ -10,8 +10,6 @@
 // suite) when present, else a synthetic stream of the same shape: 7 columns
 // (int8 pk, int4, text, timestamptz, numeric, bool, float8), 100 rows per transaction.
 import { readFileSync, existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { Decoder } from '../dist/node/index.mjs';
@@ -20,6 +18,7 @@ const require = createRequire(import.meta.url);
 // The parser module itself: the package index also loads the replication client.
 const { PgoutputParser } = require('pg-logical-replication/dist/output-plugins/pgoutput/pgoutput-parser.js');
 import { pg, pgTime, frames, stream, fromHexLine } from '../test/pgwire.mjs';
+import { version3 } from './input.mjs';
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
@@ -72,19 +71,6 @@ const buffers = msgs.map((m) => Buffer.from(m));
 const frameStream = stream(msgs.map((m) => frames.msg(m)));
 const CHUNK = 64 * 1024;
 
-// The same stream in frame version 3 (what connect() asks a relay for: row records coded
-// against the previous row, no per-frame CRC), transcoded by the native encoder the relay uses.
-function version3(framed) {
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  try {
-    execFileSync('cargo', ['build', '-q', '--release', '-p', 'walcast-wasm', '--example', 'fixture_jsonl'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
-  } catch {
-    console.log('(no cargo: the frame version 3 row is skipped)');
-    return null;
-  }
-  const tool = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'examples', 'fixture_jsonl');
-  return new Uint8Array(execFileSync(tool, ['--transcode', '3'], { input: framed, maxBuffer: 1 << 30 }));
-}
 const frameStreamV3 = version3(frameStream);
 
 function peer() {

@@ -6,6 +6,10 @@
 //!
 //!     cargo build --release -p walcast-wasm --example flat_rate
 //!     perf record -g target/release/examples/flat_rate [messages|v1|v3] && perf report
+//!
+//! An optional second argument sets the rows decoded (default 4 M): instruction counts do not
+//! depend on the machine's load, so compare builds with e.g.
+//! `valgrind --tool=callgrind target/release/examples/flat_rate v3 200000`.
 
 use std::time::Instant;
 
@@ -37,8 +41,12 @@ fn main() {
         out
     };
     let rows_per_batch = rest.iter().filter(|m| m[0] == b'I').count();
-    let rounds = (200_000 / rows_per_batch.max(1)).max(1) * 20;
     let mode = std::env::args().nth(1).unwrap_or_else(|| "messages".into());
+    // Rows decoded (about): 4 M by default; fewer for instruction counts under callgrind.
+    let rows: usize = std::env::args()
+        .nth(2)
+        .map_or(4_000_000, |n| n.parse().expect("rows: a number"));
+    let rounds = (rows / rows_per_batch.max(1)).max(1);
     let mut core = Core::new();
     let start;
     if mode == "messages" {
