@@ -26,6 +26,7 @@
 //! and per tuple at most [`MAX_REMEMBERED`] bytes; what is not remembered cannot be referred to.
 
 use super::v2::{put_varint, unzigzag, zigzag, Cur};
+use crate::value::fmt::decimal_digits;
 use crate::ErrorKind;
 
 /// Relations whose tuples are remembered; tuples of further relations are sent literally.
@@ -90,45 +91,66 @@ impl Reference {
     /// Column `i`, if remembered.
     fn get(&self, i: usize) -> Option<ColRef<'_>> {
         let (c, next) = (self.cols.get(i)?, self.cols.get(i + 1)?);
-        // The value follows the kind byte, and for 't' and 'b' its length.
-        let header = if matches!(c.kind, b't' | b'b') { 5 } else { 1 };
         Some(ColRef {
             kind: c.kind,
-            bytes: &self.bytes[c.start as usize + header..next.start as usize],
+            bytes: &self.bytes[c.start as usize + header_len(c.kind)..next.start as usize],
         })
     }
 
-    /// The pgoutput bytes of columns `from..to`, all remembered.
-    fn span(&self, from: usize, to: usize) -> &[u8] {
-        &self.bytes[self.cols[from].start as usize..self.cols[to].start as usize]
+    /// Appends the pgoutput bytes of columns `from..to`, all remembered, to `out`, and where
+    /// each of them starts in `out[data..]` to `cols`.
+    fn copy_span(
+        &self,
+        from: usize,
+        to: usize,
+        data: usize,
+        out: &mut Vec<u8>,
+        cols: &mut Vec<ColAt>,
+    ) {
+        let (base, end) = (self.cols[from].start, self.cols[to].start);
+        let at = (out.len() - data) as u32;
+        cols.extend(self.cols[from..to].iter().map(|c| ColAt {
+            start: c.start - base + at,
+            kind: c.kind,
+        }));
+        out.extend_from_slice(&self.bytes[base as usize..end as usize]);
     }
 
-    /// Becomes `data`, the columns of the tuple just coded (valid pgoutput, back to back):
-    /// as many leading columns as fit in [`MAX_REMEMBERED`], the same on both sides.
-    fn replace(&mut self, data: &[u8]) {
+    /// Becomes `data`, the columns of the tuple just coded (valid pgoutput, back to back),
+    /// which start at `cols`: as many leading columns as fit in [`MAX_REMEMBERED`], the same
+    /// on both sides.
+    fn remember(&mut self, data: &[u8], cols: &[ColAt]) {
         self.clear();
-        let (mut at, mut used) = (0, 0);
-        while at < data.len() {
-            let start = at;
-            let Some(col) = read_col(data, &mut at) else {
-                break;
-            };
-            used += col.bytes.len() + COLUMN_COST;
+        let (mut end, mut used) = (data.len(), 0);
+        // What counts against the limit is at most this (headers do not count): the usual
+        // case, where the whole tuple fits, needs no walk over the columns.
+        if data.len() + cols.len() * COLUMN_COST <= MAX_REMEMBERED {
+            self.cols.extend_from_slice(cols);
+        }
+        for (i, c) in cols.iter().enumerate().skip(self.cols.len()) {
+            let next = cols.get(i + 1).map_or(data.len(), |n| n.start as usize);
+            used += next - c.start as usize - header_len(c.kind) + COLUMN_COST;
             if used > MAX_REMEMBERED {
-                at = start;
+                end = c.start as usize;
                 break;
             }
-            self.cols.push(ColAt {
-                start: start as u32,
-                kind: col.kind,
-            });
+            self.cols.push(*c);
         }
         // The end marker: where the next column would start.
         self.cols.push(ColAt {
-            start: at as u32,
+            start: end as u32,
             kind: 0,
         });
-        self.bytes.extend_from_slice(&data[..at]);
+        self.bytes.extend_from_slice(&data[..end]);
+    }
+}
+
+/// The bytes before a pgoutput column's value: its kind, and for 't' and 'b' its length.
+fn header_len(kind: u8) -> usize {
+    if matches!(kind, b't' | b'b') {
+        5
+    } else {
+        1
     }
 }
 
@@ -206,6 +228,8 @@ pub struct Rows {
     refs: Vec<(u32, [Reference; 2])>,
     /// The reference of relations past [`MAX_RELATIONS`]: emptied before every tuple.
     scratch: Reference,
+    /// Where the columns of the tuple being coded start (kept to reuse its allocation).
+    cols: Vec<ColAt>,
     /// Encoder only: whether the last Stream Start was not yet closed by a Stream Stop, which
     /// says whether row messages carry an xid. Only a hint: the record says what it holds.
     in_stream: bool,
@@ -218,27 +242,19 @@ fn is_digit(b: u8) -> bool {
     b.is_ascii_digit()
 }
 
-/// The end of the digit run starting at `at`; `None` if longer than [`MAX_DIGITS`].
-fn run_end(v: &[u8], at: usize) -> Option<usize> {
-    let len = v[at.min(v.len())..]
-        .iter()
-        .take(MAX_DIGITS + 1)
-        .take_while(|b| is_digit(**b))
-        .count();
-    (len <= MAX_DIGITS).then_some(at + len)
-}
-
-/// The value of a run of at most [`MAX_DIGITS`] digits.
-fn run_value(digits: &[u8]) -> u64 {
-    digits
-        .iter()
-        .fold(0, |v, b| v * 10 + u64::from(b.wrapping_sub(b'0')))
-}
-
-/// The digit run starting at `at`: its end and value; `None` if longer than [`MAX_DIGITS`].
+/// The digit run starting at `at`: its end and value, in one pass; `None` if longer than
+/// [`MAX_DIGITS`].
+#[inline(always)]
 fn digit_run(v: &[u8], at: usize) -> Option<(usize, u64)> {
-    let end = run_end(v, at)?;
-    Some((end, run_value(&v[at..end])))
+    let (mut end, mut value) = (at, 0u64);
+    while end < v.len() && is_digit(v[end]) {
+        if end - at == MAX_DIGITS {
+            return None;
+        }
+        value = value * 10 + u64::from(v[end] - b'0');
+        end += 1;
+    }
+    Some((end, value))
 }
 
 fn natural_width(v: u64) -> usize {
@@ -253,10 +269,11 @@ fn encode_digits(reference: &[u8], new: &[u8], out: &mut Vec<u8>) -> bool {
     let (mut i, mut j) = (0, 0);
     loop {
         // The text up to the next digit run must be the same in both.
-        while let (Some(&a), Some(&b)) = (reference.get(i), new.get(j)) {
-            if a != b || is_digit(a) {
-                break;
-            }
+        while i < reference.len()
+            && j < new.len()
+            && reference[i] == new[j]
+            && !is_digit(reference[i])
+        {
             (i, j) = (i + 1, j + 1);
         }
         match (reference.get(i), new.get(j)) {
@@ -285,17 +302,18 @@ fn encode_digits(reference: &[u8], new: &[u8], out: &mut Vec<u8>) -> bool {
 /// same value, same width) is copied in one piece up to the next changed run.
 fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result<(), BodyError> {
     let ctx = "v3 digit delta";
+    let n = reference.len();
     // `reference[..copied]` has its counterpart in `out` already.
     let (mut i, mut copied) = (0, 0);
     loop {
-        while reference.get(i).is_some_and(|b| !is_digit(*b)) {
+        while i < n && !is_digit(reference[i]) {
             i += 1;
         }
-        if i == reference.len() {
+        if i == n {
             out.extend_from_slice(&reference[copied..]);
             return Ok(());
         }
-        let Some(ri) = run_end(reference, i) else {
+        let Some((ri, ref_value)) = digit_run(reference, i) else {
             return Err((
                 c.at,
                 ErrorKind::InvalidValue("digit run too long to code"),
@@ -305,14 +323,15 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
         let code = varint(c, ctx)?;
         if code == 0 {
             // Delta 0 at the implicit width (the run's own, as its value needs no more): the
-            // reference's digits themselves, whose value is not needed.
+            // reference's digits themselves, left to be copied with the text after them.
             i = ri;
             continue;
         }
-        let ref_value = run_value(&reference[i..ri]);
         out.extend_from_slice(&reference[copied..i]);
         let value = ref_value.wrapping_add(unzigzag(code >> 1));
-        let natural = natural_width(value);
+        // Its digits, right-aligned after '0's (the padding of a wider run).
+        let (buf, first) = decimal_digits(value);
+        let natural = buf.len() - first;
         if natural > MAX_DIGITS {
             return Err((c.at, ErrorKind::InvalidValue("digit run out of range"), ctx));
         }
@@ -326,13 +345,7 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
         } else {
             (ri - i).max(natural)
         };
-        let mut buf = [b'0'; MAX_DIGITS];
-        let mut v = value;
-        for slot in buf[..width].iter_mut().rev() {
-            *slot = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        out.extend_from_slice(&buf[..width]);
+        out.extend_from_slice(&buf[buf.len() - width..]);
         (i, copied) = (ri, ri);
     }
 }
@@ -341,6 +354,7 @@ fn truncated(at: usize, ctx: &'static str) -> BodyError {
     (at, ErrorKind::Truncated { needed: 1 }, ctx)
 }
 
+#[inline(always)]
 fn varint(c: &mut Cur<'_>, ctx: &'static str) -> Result<u64, BodyError> {
     match c.varint() {
         None => Err(truncated(c.at, ctx)),
@@ -419,8 +433,14 @@ impl Rows {
             let ncols = u16::from_be_bytes([payload[at], payload[at + 1]]);
             put_varint(out, u64::from(ncols));
             let (data, mut at) = (at + 2, at + 2);
+            let mut cols = std::mem::take(&mut self.cols);
+            cols.clear();
             let reference = self.reference(relid, part);
             for i in 0..usize::from(ncols) {
+                cols.push(ColAt {
+                    start: (at - data) as u32,
+                    kind: payload[at],
+                });
                 let col = read_col(payload, &mut at).expect("row_layout checked it");
                 let prev = reference.get(i);
                 if prev.is_some_and(|p| p.kind == col.kind && p.bytes == col.bytes) {
@@ -435,7 +455,8 @@ impl Rows {
                     }
                 }
             }
-            reference.replace(&payload[data..at]);
+            reference.remember(&payload[data..at], &cols);
+            self.cols = cols;
         }
         true
     }
@@ -488,7 +509,10 @@ impl Rows {
                 ));
             }
             out.push(part);
-            decode_tuple(self.reference(relid, part), &mut c, out)?;
+            let mut cols = std::mem::take(&mut self.cols);
+            let decoded = decode_tuple(self.reference(relid, part), &mut cols, &mut c, out);
+            self.cols = cols;
+            decoded?;
             if part == b'N' || msg == b'D' {
                 break;
             }
@@ -501,9 +525,12 @@ impl Rows {
     }
 }
 
-/// Decodes one tuple's ops into pgoutput TupleData, appended to `out`.
+/// Decodes one tuple's ops into pgoutput TupleData, appended to `out`. `cols` is scratch
+/// space: where each column starts, noted as it is written, so that the tuple becomes the
+/// next reference without being parsed again.
 fn decode_tuple(
     reference: &mut Reference,
+    cols: &mut Vec<ColAt>,
     c: &mut Cur<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), BodyError> {
@@ -515,6 +542,7 @@ fn decode_tuple(
     };
     out.extend_from_slice(&ncols.to_be_bytes());
     let data = out.len();
+    cols.clear();
     // The first of the unchanged columns not yet copied: a run of them is copied at once.
     let mut same_from = None;
     for i in 0..usize::from(ncols) {
@@ -529,8 +557,9 @@ fn decode_tuple(
             continue;
         }
         if let Some(from) = same_from.take() {
-            out.extend_from_slice(reference.span(from, i));
+            reference.copy_span(from, i, data, out, cols);
         }
+        let start = out.len();
         match op {
             b'n' | b'u' => out.push(op),
             b't' | b'b' => {
@@ -541,7 +570,6 @@ fn decode_tuple(
             OP_DIGITS => {
                 let prev = reference.get(i).filter(|p| p.kind == b't');
                 let prev = prev.ok_or_else(|| missing("digit delta without a reference text"))?;
-                let start = out.len();
                 out.push(b't');
                 out.extend_from_slice(&[0; 4]);
                 decode_digits(prev.bytes, c, out)?;
@@ -550,11 +578,15 @@ fn decode_tuple(
             }
             other => return Err((at, ErrorKind::UnknownColumnKind(char::from(other)), ctx)),
         }
+        cols.push(ColAt {
+            start: (start - data) as u32,
+            kind: out[start],
+        });
     }
     if let Some(from) = same_from {
-        out.extend_from_slice(reference.span(from, usize::from(ncols)));
+        reference.copy_span(from, usize::from(ncols), data, out, cols);
     }
-    reference.replace(&out[data..]);
+    reference.remember(&out[data..], cols);
     Ok(())
 }
 
