@@ -26,7 +26,6 @@
 //! and per tuple at most [`MAX_REMEMBERED`] bytes; what is not remembered cannot be referred to.
 
 use super::v2::{put_varint, unzigzag, zigzag, Cur};
-use crate::value::fmt::decimal_digits;
 use crate::ErrorKind;
 
 /// Relations whose tuples are remembered; tuples of further relations are sent literally.
@@ -329,9 +328,7 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
         }
         out.extend_from_slice(&reference[copied..i]);
         let value = ref_value.wrapping_add(unzigzag(code >> 1));
-        // Its digits, right-aligned after '0's (the padding of a wider run).
-        let (buf, first) = decimal_digits(value);
-        let natural = buf.len() - first;
+        let natural = natural_width(value);
         if natural > MAX_DIGITS {
             return Err((c.at, ErrorKind::InvalidValue("digit run out of range"), ctx));
         }
@@ -345,7 +342,13 @@ fn decode_digits(reference: &[u8], c: &mut Cur<'_>, out: &mut Vec<u8>) -> Result
         } else {
             (ri - i).max(natural)
         };
-        out.extend_from_slice(&buf[buf.len() - width..]);
+        let mut buf = [b'0'; MAX_DIGITS];
+        let mut v = value;
+        for slot in buf[..width].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
         (i, copied) = (ri, ri);
     }
 }

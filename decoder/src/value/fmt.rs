@@ -16,46 +16,21 @@ pub fn push_uint(out: &mut String, v: u64) {
 }
 
 /// Appends `v` in decimal, left-padded with zeros to at least `width` digits.
-pub fn push_zero_padded(out: &mut String, v: u64, width: usize) {
-    let (buf, i) = decimal_digits(v);
+pub fn push_zero_padded(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
     let start = i.min(buf.len() - width.min(buf.len()));
     // The buffer holds only ASCII digits.
     out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
 }
-
-/// `v` in decimal, right-aligned in a buffer of `'0'`s: `(buf, i)`, the digits are `buf[i..]`
-/// (so a wider zero-padded form is `buf[20 - width..]`).
-#[inline]
-pub(crate) fn decimal_digits(mut v: u64) -> ([u8; 20], usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    // Two digits per division: half the divisions of a digit-by-digit loop.
-    while v >= 10 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    // An odd count leaves one digit; an even one leaves v == 0 (the buffer's '0' above the
-    // last pair is not part of the number), unless the number is 0 itself.
-    if v > 0 || i == buf.len() {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
-    }
-    (buf, i)
-}
-
-/// "00", "01", … "99".
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut t = [0; 200];
-    let mut i = 0;
-    while i < 100 {
-        t[2 * i] = b'0' + (i / 10) as u8;
-        t[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    t
-};
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -454,21 +429,6 @@ pub fn push_f32(out: &mut String, v: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_digits_are_the_number_after_zeros() {
-        let mut values: Vec<u64> = (0..=1000).collect();
-        for p in 1..20 {
-            let t = 10u64.pow(p);
-            values.extend([t - 1, t, t + 1, t / 2 * 3]);
-        }
-        values.extend([u64::MAX, u64::MAX - 1, 1 << 63]);
-        for v in values {
-            let (buf, i) = decimal_digits(v);
-            assert_eq!(std::str::from_utf8(&buf[i..]).unwrap(), v.to_string());
-            assert!(buf[..i].iter().all(|&b| b == b'0'), "{v}");
-        }
-    }
 
     fn f8(v: f64) -> String {
         let mut s = String::new();

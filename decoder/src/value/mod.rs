@@ -99,7 +99,7 @@ pub struct Array<'a> {
 
 mod binary;
 mod datetime;
-pub(crate) mod fmt;
+mod fmt;
 pub mod json;
 pub(crate) mod json_syntax;
 mod serde_impl;
