@@ -18,6 +18,6 @@ for path in glob.glob("../tests/fixtures/pg15/*.hex"):
     open(f"corpus/decode/{base}-seq", "wb").write(b"\xa5".join(msgs[:200]))
 PY
 fi
-# 600,000 runs took 185-210 s under CI here (2026-12-07).
+# 600,000 runs took 167-210 s under CI here (2026-12-07).
 . ../../scripts/fuzz-lib.sh
 fuzz_run "$SECS" "${WALCAST_FUZZ_RUNS:-600000}" 4096 decode
