@@ -125,15 +125,16 @@ impl Reference {
         // case, where the whole tuple fits, needs no walk over the columns.
         if data.len() + cols.len() * COLUMN_COST <= MAX_REMEMBERED {
             self.cols.extend_from_slice(cols);
-        }
-        for (i, c) in cols.iter().enumerate().skip(self.cols.len()) {
-            let next = cols.get(i + 1).map_or(data.len(), |n| n.start as usize);
-            used += next - c.start as usize - header_len(c.kind) + COLUMN_COST;
-            if used > MAX_REMEMBERED {
-                end = c.start as usize;
-                break;
+        } else {
+            for (i, c) in cols.iter().enumerate() {
+                let next = cols.get(i + 1).map_or(data.len(), |n| n.start as usize);
+                used += next - c.start as usize - header_len(c.kind) + COLUMN_COST;
+                if used > MAX_REMEMBERED {
+                    end = c.start as usize;
+                    break;
+                }
+                self.cols.push(*c);
             }
-            self.cols.push(*c);
         }
         // The end marker: where the next column would start.
         self.cols.push(ColAt {
