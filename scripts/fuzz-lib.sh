@@ -12,7 +12,8 @@
 # Needs a nightly toolchain. Uses cargo-fuzz when it is installed; otherwise builds the
 # libFuzzer binaries with the flags cargo-fuzz passes. Each crate keeps a Cargo.lock (not part
 # of the main workspace, whose lock does not cover it), so CI builds the same dependencies
-# every time: `--locked` fails the build when Cargo.toml and the lock disagree.
+# every time; the libFuzzer build (what CI runs here) passes `--locked`, which fails when
+# Cargo.toml and the lock disagree.
 
 fuzz_run() {
   local secs=$1 ci_runs=$2 max_len=$3

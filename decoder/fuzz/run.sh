@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS="${1:-60}"
-mkdir -p corpus/decode artifacts/decode
+mkdir -p corpus/decode
 # Seed with the real PostgreSQL captures (one message per file, and each capture as one
 # 0xA5-separated sequence, which is how the target splits sequences).
 if [ -z "$(ls -A corpus/decode)" ] && command -v python3 >/dev/null 2>&1; then
