@@ -1,6 +1,6 @@
 //! Allocation-free number formatting into a `String`, the way PostgreSQL prints numbers.
 
-use std::fmt::Write as _;
+use super::nearest_float;
 
 /// Appends a signed integer in decimal.
 pub fn push_int(out: &mut String, v: i64) {
@@ -40,36 +40,6 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
         out.push(HEX[(b >> 4) as usize] as char);
         out.push(HEX[(b & 15) as usize] as char);
-    }
-}
-
-/// A fixed stack buffer implementing `fmt::Write`, so the rare boundary fallback needs no heap.
-struct StackBuf {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl StackBuf {
-    fn new() -> StackBuf {
-        StackBuf {
-            buf: [0; 64],
-            len: 0,
-        }
-    }
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
-    }
-}
-
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.buf.len() {
-            return Err(std::fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
@@ -341,17 +311,17 @@ fn round_digits((digits, e): &(Vec<u8>, i32), prec: usize) -> Option<(u64, i32)>
 /// differ only when the closed interval's choice lies exactly on a boundary, which
 /// [`on_boundary`] detects exactly. Then longer, correctly rounded candidates are tried until one
 /// is strictly inside. Exact ties between two candidates go to the even one, as in Ryu.
-fn shortest<T>(v: T, shortest_str: &str, parts: Parts, max_digits: usize) -> (u64, i32)
-where
-    T: Copy + PartialEq + std::str::FromStr,
-{
+fn shortest(
+    (bits, format): (u64, nearest_float::Format),
+    shortest_str: &str,
+    parts: Parts,
+    max_digits: usize,
+) -> (u64, i32) {
     let Some((mut d, mut e)) = decimal_parts(shortest_str) else {
         return (0, 0);
     };
     let inside = |d: u64, e: i32| -> bool {
-        let mut c = StackBuf::new();
-        let _ = write!(c, "{d}e{e}");
-        c.as_str().parse::<T>().is_ok_and(|back| back == v) && !on_boundary(&parts, d, e)
+        nearest_float::nearest_of(d, e, format) == bits && !on_boundary(&parts, d, e)
     };
     if on_boundary(&parts, d, e) {
         let n = d.checked_ilog10().unwrap_or(0) as usize + 1;
@@ -400,7 +370,12 @@ pub fn push_f64(out: &mut String, v: f64) {
             return;
         }
         let mut buf = ryu::Buffer::new();
-        let (d, e) = shortest(v, buf.format_finite(v), parts_f64(v), 17);
+        let (d, e) = shortest(
+            (v.to_bits(), nearest_float::F64),
+            buf.format_finite(v),
+            parts_f64(v),
+            17,
+        );
         push_pg_decimal(out, d, e, 15);
     }
 }
@@ -421,7 +396,12 @@ pub fn push_f32(out: &mut String, v: f32) {
             return;
         }
         let mut buf = ryu::Buffer::new();
-        let (d, e) = shortest(v, buf.format_finite(v), parts_f32(v), 9);
+        let (d, e) = shortest(
+            (u64::from(v.to_bits()), nearest_float::F32),
+            buf.format_finite(v),
+            parts_f32(v),
+            9,
+        );
         push_pg_decimal(out, d, e, 6);
     }
 }

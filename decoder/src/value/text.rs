@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use super::datetime;
 use super::json_syntax::json_str;
+use super::nearest_float;
 use super::oid;
 use super::{utf8, Array, InetAddr, Value};
 use crate::{DecodeError, ErrorKind, Result};
@@ -201,18 +202,15 @@ fn parse_int(raw: &[u8], ctx: &'static str) -> Result<i64> {
     }
 }
 
-fn parse_float<T: std::str::FromStr + FloatSpecials>(raw: &[u8], ctx: &'static str) -> Result<T> {
+fn parse_float<T: FloatSpecials>(raw: &[u8], ctx: &'static str) -> Result<T> {
     match raw {
         b"NaN" => Ok(T::NAN),
         b"Infinity" => Ok(T::INFINITY),
         b"-Infinity" => Ok(T::NEG_INFINITY),
-        // Rust's parser also takes "inf"/"nan" spellings PostgreSQL never prints; refuse those.
-        _ if raw.iter().any(|b| b.is_ascii_alphabetic() && *b != b'e') => {
-            Err(invalid(ctx, "not a float"))
-        }
-        _ => utf8(raw, ctx)?
-            .parse()
-            .map_err(|_| invalid(ctx, "not a float")),
+        _ => match nearest_float::parse(raw, T::FORMAT) {
+            Some((negative, bits)) => Ok(T::from_parts(negative, bits)),
+            None => Err(invalid(ctx, "not a float")),
+        },
     }
 }
 
@@ -231,16 +229,36 @@ trait FloatSpecials {
     const NAN: Self;
     const INFINITY: Self;
     const NEG_INFINITY: Self;
+    const FORMAT: nearest_float::Format;
+    fn from_parts(negative: bool, bits: u64) -> Self;
 }
 impl FloatSpecials for f32 {
     const NAN: f32 = f32::NAN;
     const INFINITY: f32 = f32::INFINITY;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    const FORMAT: nearest_float::Format = nearest_float::F32;
+    fn from_parts(negative: bool, bits: u64) -> f32 {
+        let v = f32::from_bits(bits as u32);
+        if negative {
+            -v
+        } else {
+            v
+        }
+    }
 }
 impl FloatSpecials for f64 {
     const NAN: f64 = f64::NAN;
     const INFINITY: f64 = f64::INFINITY;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    const FORMAT: nearest_float::Format = nearest_float::F64;
+    fn from_parts(negative: bool, bits: u64) -> f64 {
+        let v = f64::from_bits(bits);
+        if negative {
+            -v
+        } else {
+            v
+        }
+    }
 }
 
 /// numeric_out's text: `-?digits(.digits)?`, `NaN`, `Infinity`, `-Infinity`. Kept verbatim.

@@ -1,11 +1,13 @@
-//! float8/float4 text → binary, exactly as `str::parse` rounds, faster for the form PostgreSQL
-//! prints most: a plain decimal (`-?digits(.digits)?`) of at most 19 digits with at most 22
-//! after the point (`float8out` gives the shortest round-trip digits, e.g. `0.14285714285714285`).
+//! float8 text → binary, exactly as `str::parse` rounds, fast for the forms PostgreSQL prints
+//! most: a decimal (`-?digits(.digits)?(e[+-]digits)?`) of at most 19 digits, scaled by at most
+//! 10^-22 or 10^27 in all (`float8out` gives the shortest round-trip digits, e.g.
+//! `0.14285714285714285` or `1.2345678901234567e+20`).
 //!
 //! The result is the correctly rounded (ties-to-even) double, bit for bit what `str::parse::<f64>`
-//! gives: either both operands of one IEEE operation are exact (Clinger's fast path), or an
-//! approximation is checked against the halfway points around it in exact integer arithmetic and
-//! moved by an ulp when needed. Anything else returns `None` and the caller uses `str::parse`.
+//! gives: either both operands of one IEEE operation are exact (Clinger's fast path), or the
+//! exact value is an integer of at most 127 bits (rounded once, to f64), or an approximation is
+//! checked against the halfway points around it in exact integer arithmetic and moved by an ulp
+//! when needed. Anything else returns `None`, for the general parser (`value::nearest_float`).
 
 /// Powers of ten that are exact in an f64 (10^22 < 2^53 · 2^22, all with ≤ 53 significant bits).
 const POW10: [f64; 23] = [
@@ -34,11 +36,12 @@ const POW5: [u64; 23] = {
 struct Decimal {
     negative: bool,
     mantissa: u64,
-    scale: u32,
+    scale: i32,
 }
 
-/// `-?[0-9]+(\.[0-9]+)?` with at most 19 digits in all (so the mantissa fits a u64) and at most
-/// 22 after the point; `None` for anything else.
+/// `-?[0-9]+(\.[0-9]+)?(e[+-]?[0-9]{1,3})?` with at most 19 digits in all (so the mantissa fits
+/// a u64), and a scale (digits after the point, less the exponent) in −27..=22; `None` for
+/// anything else.
 #[inline]
 fn plain_decimal(raw: &[u8]) -> Option<Decimal> {
     let (negative, body) = match raw.split_first()? {
@@ -48,6 +51,7 @@ fn plain_decimal(raw: &[u8]) -> Option<Decimal> {
     let mut mantissa = 0u64;
     let mut digits = 0u32;
     let mut point = None;
+    let mut exponent = 0;
     for (i, &b) in body.iter().enumerate() {
         let d = b.wrapping_sub(b'0');
         if d < 10 {
@@ -55,16 +59,23 @@ fn plain_decimal(raw: &[u8]) -> Option<Decimal> {
             digits += 1;
         } else if b == b'.' && point.is_none() && i > 0 {
             point = Some(digits);
+        } else if b == b'e' && i > 0 {
+            exponent = short_exponent(&body[i + 1..])?;
+            break;
         } else {
             return None;
         }
     }
-    let scale = match point {
+    let after_point = match point {
         Some(p) => digits - p,
         None => 0,
     };
     // 19 digits cannot overflow a u64 (< 10^19 < 2^64), so the wrapping arithmetic was exact.
-    if digits == 0 || digits > 19 || scale > 22 || (point.is_some() && scale == 0) {
+    if digits == 0 || digits > 19 || (point.is_some() && after_point == 0) {
+        return None;
+    }
+    let scale = after_point as i32 - exponent;
+    if !(-27..=22).contains(&scale) {
         return None;
     }
     Some(Decimal {
@@ -85,13 +96,43 @@ pub(super) fn parse_plain_f64(raw: &[u8]) -> Option<f64> {
     let magnitude = if scale == 0 {
         // Integer to float conversion rounds to nearest, ties to even.
         mantissa as f64
+    } else if scale < 0 {
+        times_pow10(mantissa, scale.unsigned_abs())
     } else if mantissa <= 1 << 53 {
         // Clinger: both operands exact, so the one rounding of the division is the only one.
         mantissa as f64 / POW10[scale as usize]
     } else {
-        corrected_quotient(mantissa, scale)?
+        corrected_quotient(mantissa, scale as u32)?
     };
     Some(if negative { -magnitude } else { magnitude })
+}
+
+/// An exponent of at most three digits, `[+-]?[0-9]{1,3}`.
+fn short_exponent(raw: &[u8]) -> Option<i32> {
+    let (negative, digits) = match raw.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, raw),
+    };
+    if digits.is_empty() || digits.len() > 3 {
+        return None;
+    }
+    let mut e = 0;
+    for &b in digits {
+        let d = b.wrapping_sub(b'0');
+        if d >= 10 {
+            return None;
+        }
+        e = e * 10 + i32::from(d);
+    }
+    Some(if negative { -e } else { e })
+}
+
+/// mantissa · 10^k for 1 ≤ k ≤ 27, correctly rounded: mantissa · 5^k is exact in a u128
+/// (< 2^64 · 2^63), its conversion to f64 is the one rounding, and scaling by 2^k is exact.
+fn times_pow10(mantissa: u64, k: u32) -> f64 {
+    let exact = u128::from(mantissa) * u128::from(5u64.pow(k));
+    exact as f64 * f64::from_bits(u64::from(1023 + k) << 52)
 }
 
 /// mantissa / 10^scale for 2^53 < mantissa < 2^64, 1 ≤ scale ≤ 22, correctly rounded.
@@ -220,6 +261,12 @@ mod tests {
             "9999999999999999999",
             "1.7976931348623157",
             "2.2250738585072014",
+            "1e5",
+            "1.2345678901234567e+20",
+            "1.2345678901234567e-05",
+            "9999999999999999999e+8",
+            "1.5e-07",
+            "-1e+27",
         ] {
             check(s);
             assert!(
@@ -232,7 +279,14 @@ mod tests {
             "-",
             ".5",
             "5.",
-            "1e5",
+            "1e",
+            "1e+",
+            "1e+1000",
+            "1.e5",
+            "e5",
+            "1E5",
+            "1e28",
+            "1e-23",
             "1.2.3",
             "--1",
             "+1",
@@ -270,11 +324,13 @@ mod tests {
             let f = f64::from_bits(bits);
             if f.is_finite() {
                 check(&f.to_string());
+                // float8out's exponent form, for values below 10^-4 or from 10^15 on.
+                check(&format!("{f:e}"));
             }
         }
 
         #[test]
-        fn random_plain_decimals(s in "-?[0-9]{1,19}(\\.[0-9]{1,22})?") {
+        fn random_plain_decimals(s in "-?[0-9]{1,19}(\\.[0-9]{1,22})?(e[+-]?[0-9]{1,2})?") {
             check(&s);
         }
 
