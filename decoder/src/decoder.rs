@@ -8,8 +8,6 @@
 
 pub mod streamed;
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::pgoutput::{
@@ -197,36 +195,15 @@ impl StreamAbortEvent {
 struct StreamState {
     /// Subtransaction xids in the order their first change arrived.
     subxids: Vec<u32>,
-    seen: IdSet,
+    /// Subtransaction xids, as a set.
+    seen: IdMap<()>,
     /// Relations described inside this transaction's stream blocks. They may describe a schema
     /// that only exists if the transaction commits, so they stay out of the session cache until then.
     relations: IdMap<Arc<RelationInfo>>,
 }
 
-/// Hasher for u32 ids (relation OIDs, xids): one multiply instead of SipHash, since the relation
-/// lookup runs once per row. Ids come from the server, and a map of a few hundred relations
-/// gains nothing from DoS-resistant hashing.
-#[derive(Default, Clone, Copy)]
-#[doc(hidden)] // public for walcast-wasm's maps (one hashbrown instance, no SipHash in the .wasm)
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (u64::from(v) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 #[doc(hidden)]
-pub type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
-pub(crate) type IdSet = HashSet<u32, BuildHasherDefault<IdHasher>>;
+pub use crate::id_map::IdMap;
 
 /// Stateful pgoutput decoder. One per walsender session (or one per replayed log).
 #[derive(Debug, Default, Clone)]
@@ -375,7 +352,7 @@ impl Decoder {
             Message::StreamStart(s) => {
                 self.require_outside_stream("Stream Start inside a stream block")?;
                 self.current_stream = Some(s.xid);
-                self.streams.entry(s.xid).or_default();
+                self.streams.get_or_default(s.xid);
                 Event::StreamStart(s)
             }
             Message::StreamStop => {
@@ -487,7 +464,7 @@ impl Decoder {
             columns,
         };
         let cache = match self.current_stream {
-            Some(x) => &mut self.streams.entry(x).or_default().relations,
+            Some(x) => &mut self.streams.get_or_default(x).relations,
             None => &mut self.relations,
         };
         // Keep the same Arc when nothing changed, so consumers can compare cheaply.
@@ -512,8 +489,8 @@ impl Decoder {
         if xid == top {
             return;
         }
-        let state = self.streams.entry(top).or_default();
-        if state.subxids.last() != Some(&xid) && state.seen.insert(xid) {
+        let state = self.streams.get_or_default(top);
+        if state.subxids.last() != Some(&xid) && state.seen.insert(xid, ()).is_none() {
             state.subxids.push(xid);
         }
     }

@@ -14,6 +14,7 @@
 //! - [`output`]: the JSON lines contract and the MessagePack form, see `docs/output.md`.
 
 mod error;
+mod id_map;
 mod lsn;
 
 pub mod decoder;

@@ -50,7 +50,7 @@ impl<T> StreamedTransactions<T> {
 
     /// Buffers `item`, made by (sub)transaction `xid` of the streamed transaction `top_xid`.
     pub fn push(&mut self, top_xid: u32, xid: u32, item: T) {
-        self.txns.entry(top_xid).or_default().push((xid, item));
+        self.txns.get_or_default(top_xid).push((xid, item));
         self.items += 1;
     }
 
