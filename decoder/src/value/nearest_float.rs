@@ -135,6 +135,9 @@ pub(crate) fn parse(raw: &[u8], format: Format) -> Option<(bool, u64)> {
 
 /// The bits of the nearest `format` value to `digits · 10^scale`.
 pub(crate) fn nearest_of(digits: u64, scale: i32, format: Format) -> u64 {
+    if let Some(bits) = clinger(digits, i64::from(scale), format) {
+        return bits;
+    }
     let exact = Decimal::new(Big::from_u64(digits), scale, false);
     nearest(&exact, guess(digits, scale), format)
 }
