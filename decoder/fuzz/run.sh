@@ -16,6 +16,10 @@ for path in glob.glob("../tests/fixtures/pg15/*.hex"):
     for i, m in enumerate(msgs[:200]):
         open(f"corpus/decode/{base}-{i}", "wb").write(m)
     open(f"corpus/decode/{base}-seq", "wb").write(b"\xa5".join(msgs[:200]))
+# Float texts, for the float reader checked against str::parse (fuzzing.rs).
+floats = [b"1.2345678901234567e-300", b"16777217", b"2.4703282292062327e-324", b"0.1", b"-1.5e+20",
+          b"3.4028235e38", b"9007199254740993.0000000001"]
+open("corpus/decode/floats", "wb").write(b"\xa5".join(floats))
 PY
 fi
 # 600,000 runs took 167-210 s under CI here (2026-12-07).

@@ -68,6 +68,9 @@ pub fn decode_everything(data: &[u8]) {
             .expect("a transcoded stream decodes");
         assert!(back == v1, "version {version} did not round-trip");
     }
+    for chunk in data.split(|&b| b == 0xA5) {
+        floats_read_as_std_reads_them(chunk);
+    }
     // A sequence: split on a separator byte so the fuzzer can build Relation-then-row
     // sequences, stream blocks and aborts. Messages wrapped in XLogData are unwrapped first.
     let mut decoder = Decoder::new();
@@ -93,4 +96,37 @@ pub fn decode_everything(data: &[u8]) {
             Err(e) => assert!(e.offset <= msg.len()),
         }
     }
+}
+
+/// The float reader (`value::nearest_float`, used instead of core's parser) against
+/// `str::parse`: the same bits for anything either accepts, apart from the spellings of
+/// infinity and NaN, which the reader leaves to its caller.
+fn floats_read_as_std_reads_them(text: &[u8]) {
+    use crate::value::nearest_float::{parse, F32, F64};
+    let Ok(s) = std::str::from_utf8(text) else {
+        return;
+    };
+    if s.bytes()
+        .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+    {
+        return;
+    }
+    let ours = parse(text, F64).map(|(neg, bits)| {
+        if neg {
+            -f64::from_bits(bits)
+        } else {
+            f64::from_bits(bits)
+        }
+    });
+    let std = s.parse::<f64>().ok();
+    assert_eq!(ours.map(f64::to_bits), std.map(f64::to_bits), "f64 {s:?}");
+    let ours = parse(text, F32).map(|(neg, bits)| {
+        if neg {
+            -f32::from_bits(bits as u32)
+        } else {
+            f32::from_bits(bits as u32)
+        }
+    });
+    let std = s.parse::<f32>().ok();
+    assert_eq!(ours.map(f32::to_bits), std.map(f32::to_bits), "f32 {s:?}");
 }

@@ -102,7 +102,7 @@ mod datetime;
 mod fmt;
 pub mod json;
 pub(crate) mod json_syntax;
-mod nearest_float;
+pub(crate) mod nearest_float;
 mod serde_impl;
 pub use serde_impl::VALUES_FORMAT_VERSION;
 mod text;
