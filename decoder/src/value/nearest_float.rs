@@ -62,9 +62,23 @@ impl Format {
 }
 
 /// `[+-]?digits[.digits][(e|E)[+-]?digits]` (at least one mantissa digit, either side of the
-/// point), as `str::parse` reads it, to its sign and the IEEE bits of its magnitude in `format`.
-/// `None` if the text is not of that form (the specials, `NaN` and `Infinity`, are the caller's).
-pub(crate) fn parse(raw: &[u8], format: Format) -> Option<(bool, u64)> {
+/// point) as `str::parse::<f64>` reads it; `None` if the text is not of that form (the
+/// specials, `NaN` and `Infinity`, are the caller's).
+pub(crate) fn parse_f64(raw: &[u8]) -> Option<f64> {
+    let (negative, bits) = parse(raw, F64)?;
+    let v = f64::from_bits(bits);
+    Some(if negative { -v } else { v })
+}
+
+/// The same for f32, as `str::parse::<f32>` reads it.
+pub(crate) fn parse_f32(raw: &[u8]) -> Option<f32> {
+    let (negative, bits) = parse(raw, F32)?;
+    let v = f32::from_bits(bits as u32);
+    Some(if negative { -v } else { v })
+}
+
+/// The text's sign and the IEEE bits of its magnitude in `format`.
+fn parse(raw: &[u8], format: Format) -> Option<(bool, u64)> {
     let (negative, rest) = match raw.split_first()? {
         (b'-', rest) => (true, rest),
         (b'+', rest) => (false, rest),
@@ -470,34 +484,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(s: &str) {
-        let std64: Result<f64, _> = s.parse();
-        let ours64 = parse(s.as_bytes(), F64).map(|(neg, bits)| {
-            let v = f64::from_bits(bits);
-            if neg {
-                -v
-            } else {
-                v
-            }
-        });
-        assert_eq!(
-            ours64.map(f64::to_bits),
-            std64.ok().map(f64::to_bits),
-            "f64 {s}"
-        );
-        let std32: Result<f32, _> = s.parse();
-        let ours32 = parse(s.as_bytes(), F32).map(|(neg, bits)| {
-            let v = f32::from_bits(bits as u32);
-            if neg {
-                -v
-            } else {
-                v
-            }
-        });
-        assert_eq!(
-            ours32.map(f32::to_bits),
-            std32.ok().map(f32::to_bits),
-            "f32 {s}"
-        );
+        let std64 = s.parse::<f64>().ok().map(f64::to_bits);
+        assert_eq!(parse_f64(s.as_bytes()).map(f64::to_bits), std64, "f64 {s}");
+        let std32 = s.parse::<f32>().ok().map(f32::to_bits);
+        assert_eq!(parse_f32(s.as_bytes()).map(f32::to_bits), std32, "f32 {s}");
     }
 
     #[test]

@@ -207,10 +207,7 @@ fn parse_float<T: FloatSpecials>(raw: &[u8], ctx: &'static str) -> Result<T> {
         b"NaN" => Ok(T::NAN),
         b"Infinity" => Ok(T::INFINITY),
         b"-Infinity" => Ok(T::NEG_INFINITY),
-        _ => match nearest_float::parse(raw, T::FORMAT) {
-            Some((negative, bits)) => Ok(T::from_parts(negative, bits)),
-            None => Err(invalid(ctx, "not a float")),
-        },
+        _ => (T::READ)(raw).ok_or_else(|| invalid(ctx, "not a float")),
     }
 }
 
@@ -225,40 +222,24 @@ fn parse_f64(raw: &[u8]) -> Result<f64> {
     }
 }
 
-trait FloatSpecials {
+trait FloatSpecials: Sized {
     const NAN: Self;
     const INFINITY: Self;
     const NEG_INFINITY: Self;
-    const FORMAT: nearest_float::Format;
-    fn from_parts(negative: bool, bits: u64) -> Self;
+    /// The text of a finite float (`value::nearest_float`).
+    const READ: fn(&[u8]) -> Option<Self>;
 }
 impl FloatSpecials for f32 {
     const NAN: f32 = f32::NAN;
     const INFINITY: f32 = f32::INFINITY;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
-    const FORMAT: nearest_float::Format = nearest_float::F32;
-    fn from_parts(negative: bool, bits: u64) -> f32 {
-        let v = f32::from_bits(bits as u32);
-        if negative {
-            -v
-        } else {
-            v
-        }
-    }
+    const READ: fn(&[u8]) -> Option<f32> = nearest_float::parse_f32;
 }
 impl FloatSpecials for f64 {
     const NAN: f64 = f64::NAN;
     const INFINITY: f64 = f64::INFINITY;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
-    const FORMAT: nearest_float::Format = nearest_float::F64;
-    fn from_parts(negative: bool, bits: u64) -> f64 {
-        let v = f64::from_bits(bits);
-        if negative {
-            -v
-        } else {
-            v
-        }
-    }
+    const READ: fn(&[u8]) -> Option<f64> = nearest_float::parse_f64;
 }
 
 /// numeric_out's text: `-?digits(.digits)?`, `NaN`, `Infinity`, `-Infinity`. Kept verbatim.
