@@ -479,7 +479,7 @@ impl Big {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -551,16 +551,23 @@ mod tests {
         check(&zeros);
     }
 
-    /// The exact decimal of (2m + 1) · 2^(e - 1), a halfway point, for −30 ≤ e − 1 ≤ 10.
-    fn halfway(m: u64, e: i32) -> String {
+    /// The exact decimal of (2m + 1) · 2^(e - 1), a halfway point between two doubles, for
+    /// −30 ≤ e − 1 ≤ 10; and the same digits with the last one set to `last`, just above or
+    /// below it.
+    pub(crate) fn halfway_and_near(m: u64, e: i32, last: u8) -> [String; 2] {
         let n = u128::from(2 * m + 1);
-        if e > 0 {
-            return (n << (e - 1)).to_string();
-        }
-        let k = (1 - e) as u32;
-        let s = format!("{:0>w$}", n * 5u128.pow(k), w = k as usize + 1);
-        let (int, frac) = s.split_at(s.len() - k as usize);
-        format!("{int}.{frac}")
+        let h = if e > 0 {
+            (n << (e - 1)).to_string()
+        } else {
+            let k = (1 - e) as u32;
+            let s = format!("{:0>w$}", n * 5u128.pow(k), w = k as usize + 1);
+            let (int, frac) = s.split_at(s.len() - k as usize);
+            format!("{int}.{frac}")
+        };
+        let mut near = h.clone().into_bytes();
+        let len = near.len();
+        near[len - 1] = b'0' + last;
+        [h, String::from_utf8(near).unwrap()]
     }
 
     /// Not a check: `cargo test --release -p walcast-decoder speed -- --ignored --nocapture`
@@ -639,12 +646,9 @@ mod tests {
 
         #[test]
         fn halfway_points_and_neighbours(m in (1u64 << 52)..(1 << 53), e in -29i32..=11, last in 0u8..10) {
-            let h = halfway(m, e);
-            check(&h);
-            let mut near = h.into_bytes();
-            let n = near.len();
-            near[n - 1] = b'0' + last;
-            check(std::str::from_utf8(&near).unwrap());
+            for s in halfway_and_near(m, e, last) {
+                check(&s);
+            }
         }
 
         #[test]

@@ -217,27 +217,13 @@ fn checked_shl(v: u128, s: u32) -> Option<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::nearest_float::tests::halfway_and_near;
     use proptest::prelude::*;
 
     fn check(s: &str) {
         let std: f64 = s.parse().expect("std parses every plain decimal");
         if let Some(fast) = parse_plain_f64(s.as_bytes()) {
             assert_eq!(fast.to_bits(), std.to_bits(), "{s}");
-        }
-    }
-
-    /// The exact decimal of (2m + 1) · 2^(e - 1), a halfway point between two doubles, for
-    /// e - 1 in -3..=0 (so it has at most 3 decimals).
-    fn halfway(m: u64, e: i32) -> String {
-        let n = u128::from(2 * m + 1);
-        let k = (1 - e) as u32;
-        let scaled = n * 5u128.pow(k);
-        let s = scaled.to_string();
-        let (int, frac) = s.split_at(s.len() - k as usize);
-        if k == 0 {
-            int.to_owned()
-        } else {
-            format!("{int}.{frac}")
         }
     }
 
@@ -309,7 +295,7 @@ mod tests {
                 (1 << 53) - 1,
                 (1 << 53) - 2,
             ] {
-                check(&halfway(m, e));
+                check(&halfway_and_near(m, e, 0)[0]);
             }
         }
     }
@@ -336,13 +322,9 @@ mod tests {
 
         #[test]
         fn halfway_points_and_neighbours(m in (1u64 << 52)..(1 << 53), e in -2i32..=1, last in 0u8..10) {
-            let h = halfway(m, e);
-            check(&h);
-            // The same digits with the last one changed: just above or below the halfway point.
-            let mut near = h.into_bytes();
-            let n = near.len();
-            near[n - 1] = b'0' + last;
-            check(std::str::from_utf8(&near).unwrap());
+            for s in halfway_and_near(m, e, last) {
+                check(&s);
+            }
         }
     }
 }
